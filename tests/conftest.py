@@ -1,0 +1,47 @@
+"""Shared fixtures: offline environment, the real tiny model, free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from src.offline import apply_offline_environment  # noqa: E402
+
+apply_offline_environment(os.environ)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from src.settings import build_settings
+
+    return build_settings({})
+
+
+@pytest.fixture(scope="session")
+def evaluator(settings) -> Iterator[object]:
+    """The real default model (SmolLM2-135M-Instruct) behind a real engine, shared per session."""
+    from src.app import build_evaluator
+
+    ev = build_evaluator(settings)
+    yield ev
+    ev.engine.shutdown()
+
+
+@pytest.fixture(scope="session")
+def engine(evaluator):
+    return evaluator.engine

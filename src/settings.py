@@ -107,14 +107,16 @@ class Settings(BaseModel):
     langchain_mode: str = Field(
         "LLM",
         description="Default collection: 'LLM' (no documents), 'UserData', 'MyData', "
-        "'Disabled' or a collection name. Document Q&A arrives with its own issue.",
+        "'Disabled' or a collection name.",
     )
     langchain_modes: list[str] = Field(
         default_factory=lambda: ["UserData", "MyData", "LLM", "Disabled"],
         description="Collections offered to users.",
     )
     langchain_mode_paths: dict[str, str] = Field(
-        default_factory=dict, description="Folder to ingest for each collection, by name."
+        default_factory=dict,
+        description="Folder to ingest at start for each shared collection, by name "
+        "(--user_path is the one of UserData).",
     )
     user_path: str | None = Field(
         None, description="Folder whose files are ingested into UserData at start."
@@ -129,6 +131,23 @@ class Settings(BaseModel):
     chunk_size: int = Field(512, ge=16, description="Chunk size in tokens when splitting documents.")
     allow_upload_to_user_data: bool = Field(True, description="Let users add files to UserData.")
     allow_upload_to_my_data: bool = Field(True, description="Let users add files to MyData.")
+    langchain_mode_types: dict[str, str] = Field(
+        default_factory=dict,
+        description="Scope of collections by name: 'shared' (everyone) or 'personal' (each user "
+        "their own); UserData is shared and MyData personal unless set here.",
+    )
+    db_root: str = Field(
+        ".",
+        description="Folder of the collections' databases: db_dir_<name> for shared ones, "
+        "users/<user>/db_dir_<name> for personal ones.",
+    )
+    docs_distance_cutoff: float = Field(
+        0.8,
+        ge=0.0,
+        le=2.0,
+        description="Retrieved chunks farther than this cosine distance from the question are "
+        "dropped (0 = identical, 1 = unrelated).",
+    )
 
     # --- Servers ------------------------------------------------------------------
     gradio: bool = Field(True, description="Serve the Gradio UI and its API.")
@@ -299,4 +318,4 @@ def _coerce_text(name: str, value: Any) -> Any:
     return value
 
 
-_STRUCTURED_FLAGS = {"langchain_modes", "langchain_mode_paths", "h2ogpt_api_keys", "auth"}
+_STRUCTURED_FLAGS = {"langchain_modes", "langchain_mode_paths", "langchain_mode_types", "h2ogpt_api_keys", "auth"}

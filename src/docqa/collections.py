@@ -1,0 +1,155 @@
+"""Which collections exist, who may see them, and where their databases live.
+
+- ``UserData`` (and any collection of scope ``shared``) lives in ``<db_root>/db_dir_<name>``
+  and is seen by everyone.
+- ``MyData`` (and any ``personal`` collection) lives in ``<db_root>/users/<user>/db_dir_<name>``
+  and is seen by its owner only. A scratch user (an anonymous session) gets its personal
+  collections under a temporary folder that is removed when the server stops.
+- ``LLM`` (no documents) and ``Disabled`` are modes, not collections.
+
+Collections beyond the built-in ones are discovered from their folders, so a collection
+made by ``make_db`` or by another server run is found without a registry file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Scope = Literal["shared", "personal"]
+NO_COLLECTION_MODES = ("LLM", "Disabled")
+BUILTIN_SCOPES: dict[str, Scope] = {"UserData": "shared", "MyData": "personal"}
+DB_PREFIX = "db_dir_"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,61}[A-Za-z0-9]")
+_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class DocQAError(Exception):
+    """Base of document Q&A errors; messages are safe to show to users."""
+
+
+class UnknownCollectionError(DocQAError):
+    """No collection of that name is visible to the user."""
+
+
+class CollectionExistsError(DocQAError):
+    """A collection of that name already exists."""
+
+
+class InvalidCollectionNameError(DocQAError):
+    """The name is not a valid collection name."""
+
+
+class PermissionDeniedError(DocQAError):
+    """The user may not change this collection (e.g. --allow_upload_to_user_data=False)."""
+
+
+class DocumentsDisabledError(DocQAError):
+    """Document Q&A is turned off on this server."""
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks: a user name, and whether their personal data is scratch (temporary).
+
+    The UI passes the logged-in user (or a per-session scratch name for visitors); the
+    API passes the user its key or login maps to. ``None`` stands for the server itself
+    (start-up sync, make_db), which sees shared collections only.
+    """
+
+    name: str
+    scratch: bool = False
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection as users see it."""
+
+    name: str
+    scope: Scope
+    path: Path
+    builtin: bool = False
+
+
+def validate_name(name: str) -> str:
+    if name in NO_COLLECTION_MODES or not _NAME.fullmatch(name):
+        raise InvalidCollectionNameError(
+            f"invalid collection name {name!r}: use 3 to 63 letters, digits, '_' or '-', "
+            f"starting and ending with a letter or digit (not {' or '.join(NO_COLLECTION_MODES)})"
+        )
+    return name
+
+
+def user_folder(name: str) -> str:
+    """A folder name for a user: the name itself when it is safe, else a stable hash of it."""
+    if _USER.fullmatch(name) and name not in (".", ".."):
+        return name
+    return "u-" + hashlib.sha256(name.encode()).hexdigest()[:24]
+
+
+class CollectionLayout:
+    """Maps (collection, user) to a database folder and lists what a user can see."""
+
+    def __init__(self, db_root: Path, scratch_root: Path, modes: list[str],
+                 mode_types: dict[str, str] | None = None) -> None:
+        self.db_root = Path(db_root)
+        self.scratch_root = Path(scratch_root)
+        self.modes = list(modes)
+        self.mode_types: dict[str, Scope] = dict(BUILTIN_SCOPES)
+        for name, scope in (mode_types or {}).items():
+            self.mode_types[name] = "personal" if scope == "personal" else "shared"
+
+    def user_root(self, user: Requester) -> Path:
+        base = self.scratch_root if user.scratch else self.db_root / "users"
+        return base / user_folder(user.name)
+
+    def path(self, name: str, scope: Scope, user: Requester | None) -> Path:
+        if scope == "shared":
+            return self.db_root / f"{DB_PREFIX}{name}"
+        if user is None:
+            raise PermissionDeniedError(f"collection {name!r} is personal: it needs a user")
+        return self.user_root(user) / f"{DB_PREFIX}{name}"
+
+    def _builtin(self, user: Requester | None) -> list[CollectionInfo]:
+        found = []
+        for name in self.modes:
+            if name in NO_COLLECTION_MODES:
+                continue
+            scope = self.mode_types.get(name, "shared")
+            if scope == "personal" and user is None:
+                continue
+            found.append(CollectionInfo(name, scope, self.path(name, scope, user), builtin=True))
+        return found
+
+    @staticmethod
+    def _discover(folder: Path) -> list[str]:
+        if not folder.is_dir():
+            return []
+        return sorted(
+            p.name[len(DB_PREFIX):] for p in folder.iterdir()
+            if p.is_dir() and p.name.startswith(DB_PREFIX) and (p / "chroma.sqlite3").exists()
+        )
+
+    def visible(self, user: Requester | None) -> list[CollectionInfo]:
+        """Built-in collections first, then shared and personal ones found on disk."""
+        found = self._builtin(user)
+        seen = {c.name for c in found}
+        for name in self._discover(self.db_root):
+            if name not in seen:
+                found.append(CollectionInfo(name, "shared", self.path(name, "shared", user)))
+                seen.add(name)
+        if user is not None:
+            for name in self._discover(self.user_root(user)):
+                if name not in seen:
+                    found.append(CollectionInfo(name, "personal", self.path(name, "personal", user)))
+                    seen.add(name)
+        return found
+
+    def resolve(self, name: str, user: Requester | None) -> CollectionInfo:
+        for info in self.visible(user):
+            if info.name == name:
+                return info
+        raise UnknownCollectionError(f"unknown collection {name!r}")

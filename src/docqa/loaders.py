@@ -1,0 +1,205 @@
+"""File loaders: one LangChain document loader per extension.
+
+LangChain community's own loaders are used where they need only light dependencies
+(pdf via pypdf, text, html via BeautifulSoup, csv, json via jq, docx via docx2txt).
+Its pptx, xlsx, epub and eml loaders all go through ``unstructured`` (hundreds of MB of
+dependencies, pandoc for epub), so those four are small :class:`BaseLoader` subclasses
+over the format's own library (python-pptx, openpyxl, ebooklib, the stdlib ``email``).
+No format is parsed by hand here.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from langchain_core.document_loaders import BaseLoader
+from langchain_core.documents import Document
+
+with warnings.catch_warnings():  # "langchain-community is being sunset" on import
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from langchain_community.document_loaders import (
+        BSHTMLLoader,
+        CSVLoader,
+        Docx2txtLoader,
+        JSONLoader,
+        PyPDFLoader,
+        TextLoader,
+    )
+
+
+class LoadError(ValueError):
+    """A file could not be turned into documents; the message says why (no internals)."""
+
+
+CODE_EXTENSIONS = frozenset(
+    ".py .js .ts .tsx .jsx .java .c .h .cc .cpp .hpp .cs .go .rs .rb .php .swift .kt .scala "
+    ".sh .bash .sql .r .m .lua .pl .yaml .yml .toml .ini .cfg .xml .css .ipynb .tex .log".split()
+)
+TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown", ".rst", ".text"}) | CODE_EXTENSIONS
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+
+
+def _html(path: str) -> BaseLoader:
+    return BSHTMLLoader(path, open_encoding="utf-8", bs_kwargs={"features": "html.parser"},
+                        get_text_separator="\n")
+
+
+def _json(path: str) -> BaseLoader:
+    return JSONLoader(path, jq_schema=".", text_content=False)
+
+
+def _jsonl(path: str) -> BaseLoader:
+    return JSONLoader(path, jq_schema=".", text_content=False, json_lines=True)
+
+
+def _text(path: str) -> BaseLoader:
+    return TextLoader(path, encoding="utf-8", autodetect_encoding=True)
+
+
+def _csv(path: str) -> BaseLoader:
+    return CSVLoader(path, encoding="utf-8", autodetect_encoding=True)
+
+
+class PptxLoader(BaseLoader):
+    """One document per slide (``page`` is the 1-based slide number), via python-pptx."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def lazy_load(self) -> Iterator[Document]:
+        from pptx import Presentation
+
+        for number, slide in enumerate(Presentation(self.path).slides, start=1):
+            texts = [
+                shape.text_frame.text
+                for shape in slide.shapes
+                if shape.has_text_frame and shape.text_frame.text.strip()
+            ]
+            if texts:
+                yield Document("\n".join(texts), metadata={"source": self.path, "page": number})
+
+
+class XlsxLoader(BaseLoader):
+    """One document per worksheet, rows as tab-separated lines, via openpyxl (read-only)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def lazy_load(self) -> Iterator[Document]:
+        from openpyxl import load_workbook
+
+        book = load_workbook(self.path, read_only=True, data_only=True)
+        try:
+            for number, sheet in enumerate(book.worksheets, start=1):
+                rows = [
+                    "\t".join("" if value is None else str(value) for value in row)
+                    for row in sheet.iter_rows(values_only=True)
+                ]
+                text = "\n".join(row for row in rows if row.strip())
+                if text:
+                    yield Document(f"{sheet.title}\n{text}",
+                                   metadata={"source": self.path, "page": number})
+        finally:
+            book.close()
+
+
+class EpubLoader(BaseLoader):
+    """One document per chapter of the reading order, via ebooklib and BeautifulSoup."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def lazy_load(self) -> Iterator[Document]:
+        import ebooklib
+        from bs4 import BeautifulSoup
+        from ebooklib import epub
+
+        book = epub.read_epub(self.path, options={"ignore_ncx": True})
+        number = 0
+        for item in book.get_items_of_type(ebooklib.ITEM_DOCUMENT):
+            text = BeautifulSoup(item.get_content(), "html.parser").get_text("\n").strip()
+            if text:
+                number += 1
+                yield Document(text, metadata={"source": self.path, "page": number})
+
+
+class EmailLoader(BaseLoader):
+    """An .eml message: headers and the plain-text (else HTML-as-text) body, via stdlib email."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def lazy_load(self) -> Iterator[Document]:
+        from bs4 import BeautifulSoup
+
+        with open(self.path, "rb") as handle:
+            message: Any = email.message_from_binary_file(handle, policy=email.policy.default)
+        body_part = message.get_body(preferencelist=("plain", "html"))
+        body = body_part.get_content() if body_part is not None else ""
+        if body_part is not None and body_part.get_content_subtype() == "html":
+            body = BeautifulSoup(body, "html.parser").get_text("\n")
+        headers = "\n".join(
+            f"{name}: {message[name]}" for name in ("From", "To", "Date", "Subject") if message[name]
+        )
+        yield Document(f"{headers}\n\n{body}".strip(), metadata={"source": self.path})
+
+
+LOADERS: dict[str, Callable[[str], BaseLoader]] = {
+    ".pdf": PyPDFLoader,
+    ".html": _html,
+    ".htm": _html,
+    ".csv": _csv,
+    ".json": _json,
+    ".jsonl": _jsonl,
+    ".docx": Docx2txtLoader,
+    ".pptx": PptxLoader,
+    ".xlsx": XlsxLoader,
+    ".epub": EpubLoader,
+    ".eml": EmailLoader,
+    **{ext: _text for ext in TEXT_EXTENSIONS},
+}
+
+
+def is_archive(name: str) -> bool:
+    return name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def is_supported(name: str) -> bool:
+    """True when ``name``'s extension has a loader or names an archive."""
+    return is_archive(name) or Path(name).suffix.lower() in LOADERS
+
+
+def supported_extensions() -> list[str]:
+    return sorted({*LOADERS, *ARCHIVE_SUFFIXES})
+
+
+def load_file(path: str | Path, name: str | None = None) -> list[Document]:
+    """Load one (non-archive) file into documents, each with ``page`` (0 when not paged).
+
+    ``name`` is the name to pick the loader by (an upload's original name); it defaults to
+    the path. Raises :class:`LoadError` for an unsupported extension or a file the loader
+    cannot read.
+    """
+    suffix = Path(name or str(path)).suffix.lower()
+    factory = LOADERS.get(suffix)
+    if factory is None:
+        raise LoadError(f"unsupported file type {suffix or '(no extension)'!r}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            documents = factory(str(path)).load()
+    except LoadError:
+        raise
+    except Exception as exc:  # each library raises its own types for a corrupt file
+        raise LoadError(f"cannot read {suffix} file: {type(exc).__name__}: {exc}"[:300]) from exc
+    for document in documents:
+        page = document.metadata.get("page")
+        if suffix == ".pdf" and isinstance(page, int):
+            page += 1  # pypdf counts pages from 0; people count from 1
+        document.metadata = {"page": page if isinstance(page, int) else 0}
+    return [d for d in documents if d.page_content.strip()]

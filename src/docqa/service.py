@@ -1,0 +1,262 @@
+"""DocumentService: the one object the UI, the API and evaluate() use for documents.
+
+All methods are thread-safe and run in the engine process (the embedding model lives
+here). ``user`` is a :class:`Requester` (``None`` = the server itself, which sees shared
+collections only). Errors are :class:`DocQAError` subclasses whose messages can be shown
+to users as they are.
+
+Example::
+
+    docs = DocumentService.from_settings(settings)
+    me = Requester("alice")
+    report = docs.add_files("MyData", [("/tmp/upload123", "notes.pdf")], me)
+    print(report.summary())
+    docs.list_sources("MyData", me)          # [SourceInfo(source='notes.pdf', ...)]
+    hits = docs.retrieve("MyData", "What is due in March?", k=3, user=me)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from src.docqa.collections import (
+    CollectionExistsError,
+    CollectionInfo,
+    CollectionLayout,
+    DocQAError,
+    PermissionDeniedError,
+    Requester,
+    Scope,
+    UnknownCollectionError,
+    validate_name,
+)
+from src.docqa.embeddings import Embedder
+from src.docqa.ingest import Ingestor, IngestReport
+from src.docqa.loaders import is_supported
+from src.docqa.store import ChromaStore, Hit, Where
+from src.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_DISTANCE = 0.8
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """One ingested file (or text) of a collection."""
+
+    source: str
+    chunks: int
+    hash: str
+    ingested_at: str
+
+
+def choice_filter(document_choice: Iterable[str]) -> Where | None:
+    """A Chroma filter keeping chunks whose origin or source is one of ``document_choice``."""
+    names = [n for n in document_choice if n]
+    if not names:
+        return None
+    return {"$or": [{"origin": {"$in": names}}, {"source": {"$in": names}}]}
+
+
+class DocumentService:
+    """Collections, ingestion and retrieval over Chroma with one embedding model."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        db_root: str | Path = ".",
+        modes: list[str] | None = None,
+        mode_types: dict[str, str] | None = None,
+        chunk_size: int = 512,
+        allow_upload_to_user_data: bool = True,
+        allow_upload_to_my_data: bool = True,
+        max_distance: float = DEFAULT_MAX_DISTANCE,
+    ) -> None:
+        self.embedder = embedder
+        self._scratch = Path(tempfile.mkdtemp(prefix="h2ogpt-scratch-"))
+        self.layout = CollectionLayout(
+            Path(db_root), self._scratch, modes or ["UserData", "MyData", "LLM", "Disabled"], mode_types
+        )
+        self.ingestor = Ingestor(embedder, chunk_size)
+        self.allow_upload_to_user_data = allow_upload_to_user_data
+        self.allow_upload_to_my_data = allow_upload_to_my_data
+        self.max_distance = max_distance
+        self._stores: dict[Path, ChromaStore] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, embedder: Embedder | None = None) -> DocumentService:
+        """The service the flags describe; loads the embedding model when --pre_load_embedding_model."""
+        embedder = embedder or Embedder(settings.hf_embedding_model)
+        if settings.pre_load_embedding_model:
+            embedder.load()
+        return cls(
+            embedder,
+            db_root=settings.db_root,
+            modes=list(settings.langchain_modes),
+            mode_types=dict(settings.langchain_mode_types),
+            chunk_size=settings.chunk_size,
+            allow_upload_to_user_data=settings.allow_upload_to_user_data,
+            allow_upload_to_my_data=settings.allow_upload_to_my_data,
+            max_distance=settings.docs_distance_cutoff,
+        )
+
+    def close(self) -> None:
+        """Remove the scratch users' temporary collections."""
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+    # --- collections ------------------------------------------------------------------------
+    def _store(self, info: CollectionInfo) -> ChromaStore:
+        with self._lock:
+            store = self._stores.get(info.path)
+            if store is None:
+                store = self._stores[info.path] = ChromaStore(info.path, info.name, self.embedder.name)
+            return store
+
+    def collection(self, name: str, user: Requester | None) -> CollectionInfo:
+        """The collection ``name`` as ``user`` sees it; raises UnknownCollectionError."""
+        return self.layout.resolve(name, user)
+
+    def list_collections(self, user: Requester | None) -> list[CollectionInfo]:
+        """Collections ``user`` can use: the built-in ones, then shared and personal ones."""
+        return self.layout.visible(user)
+
+    def create_collection(self, name: str, scope: Scope, user: Requester | None) -> CollectionInfo:
+        """Create an empty collection, shared (everyone sees it) or personal to ``user``."""
+        validate_name(name)
+        if any(c.name == name for c in self.layout.visible(user)):
+            raise CollectionExistsError(f"collection {name!r} already exists")
+        info = CollectionInfo(name, scope, self.layout.path(name, scope, user))
+        self._store(info).open(create=True)
+        log.info("created %s collection %r", scope, name)
+        return info
+
+    def delete_collection(self, name: str, user: Requester | None) -> None:
+        """Delete a collection and its database. Built-in ones are emptied, not removed."""
+        info = self.collection(name, user)
+        self._check_write(info)
+        store = self._store(info)
+        store.drop()
+        with self._lock:
+            self._stores.pop(info.path, None)
+        log.info("deleted collection %r (%s)", name, info.scope)
+
+    def _check_write(self, info: CollectionInfo) -> None:
+        if info.name == "UserData" and not self.allow_upload_to_user_data:
+            raise PermissionDeniedError("changes to UserData are disabled (--allow_upload_to_user_data)")
+        if info.scope == "personal" and not self.allow_upload_to_my_data:
+            raise PermissionDeniedError("changes to personal collections are disabled "
+                                        "(--allow_upload_to_my_data)")
+
+    # --- documents --------------------------------------------------------------------------
+    def add_files(self, collection: str, files: Iterable[tuple[str | Path, str]],
+                  user: Requester | None, chunk: bool = True,
+                  chunk_size: int | None = None) -> IngestReport:
+        """Ingest ``(path on disk, source name)`` pairs into a collection.
+
+        Unchanged files are skipped, changed ones replaced; unsupported or unreadable files
+        are reported in the result (``report.failed``) and never stop the others.
+        """
+        info = self.collection(collection, user)
+        self._check_write(info)
+        return self.ingestor.ingest_files(self._store(info), files, chunk, chunk_size)
+
+    def add_text(self, collection: str, text: str, source: str, user: Requester | None,
+                 chunk: bool = True, chunk_size: int | None = None) -> IngestReport:
+        """Ingest raw text under the name ``source``."""
+        info = self.collection(collection, user)
+        self._check_write(info)
+        return self.ingestor.ingest_text(self._store(info), text, source, chunk, chunk_size)
+
+    def list_sources(self, collection: str, user: Requester | None) -> list[SourceInfo]:
+        """The files (or texts) in a collection, sorted by name."""
+        store = self._store(self.collection(collection, user))
+        if not store.exists():
+            return []
+        firsts = store.get({"chunk_id": 0})
+        return sorted(
+            (SourceInfo(str(h.metadata["origin"]), int(h.metadata.get("n_chunks", 0)),
+                        str(h.metadata.get("hash", "")), str(h.metadata.get("ingested_at", "")))
+             for h in firsts),
+            key=lambda s: s.source,
+        )
+
+    def delete_sources(self, collection: str, sources: Iterable[str], user: Requester | None) -> list[str]:
+        """Delete the named sources (an origin, or an archive member); returns those found."""
+        info = self.collection(collection, user)
+        self._check_write(info)
+        return self.ingestor.remove(self._store(info), sources)
+
+    def sync_user_path(self, user_path: str | Path, collection: str = "UserData",
+                       progress: bool = True) -> IngestReport:
+        """Ingest every supported file under ``user_path`` and remove the files deleted from it.
+
+        Unchanged files are skipped. Shows a tqdm progress bar when ``progress``; logs a
+        one-line summary.
+        """
+        from tqdm import tqdm
+
+        root = Path(user_path).expanduser().resolve()
+        info = self.collection(collection, None)
+        store = self._store(info)
+        files = sorted(p for p in root.rglob("*") if p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        with tqdm(total=len(files), desc=f"Ingesting {root} into {collection}", unit="file",
+                  disable=not progress) as bar:
+            report = self.ingestor.ingest_files(
+                store, ((p, str(p)) for p in files), progress=lambda _: bar.update(1)
+            )
+        present = {str(p) for p in files}
+        prefix = str(root) + os.sep
+        if store.exists():
+            gone = [s.source for s in self.list_sources(collection, None)
+                    if s.source.startswith(prefix) and s.source not in present]
+            report.removed = self.ingestor.remove(store, gone)
+        unsupported = sum(1 for p in files if not is_supported(p.name))
+        log.info("%s from %s: %s%s", collection, root, report.summary(),
+                 f" ({unsupported} unsupported)" if unsupported else "")
+        return report
+
+    # --- retrieval --------------------------------------------------------------------------
+    def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """Vectors for ``texts`` and the tokens the model read (for usage.prompt_tokens)."""
+        return self.embedder.embed(texts), self.embedder.count_tokens_batch(texts)
+
+    def retrieve(self, collection: str, query: str, k: int, user: Requester | None,
+                 document_choice: Iterable[str] = (), max_distance: float | None = None) -> list[Hit]:
+        """The ``k`` chunks most similar to ``query``, nearest first, beyond the cut-off dropped."""
+        store = self._store(self.collection(collection, user))
+        if not store.exists():
+            return []
+        cutoff = self.max_distance if max_distance is None else max_distance
+        hits = store.query(self.embedder.embed_query(query), k, choice_filter(document_choice))
+        return [h for h in hits if h.distance <= cutoff]
+
+    def chunks(self, collection: str, user: Requester | None, document_choice: Iterable[str] = (),
+               limit: int | None = None) -> list[Hit]:
+        """Chunks of the chosen sources (all when empty) in document order."""
+        store = self._store(self.collection(collection, user))
+        if not store.exists():
+            return []
+        hits = store.get(choice_filter(document_choice), include_documents=True)
+        hits.sort(key=lambda h: (str(h.metadata.get("origin")), int(h.metadata.get("chunk_id", 0))))
+        return hits[:limit] if limit is not None else hits
+
+
+__all__ = [
+    "DocQAError",
+    "DocumentService",
+    "Requester",
+    "SourceInfo",
+    "UnknownCollectionError",
+]

@@ -1,0 +1,179 @@
+"""One collection of chunks in an embedded Chroma ``PersistentClient`` folder.
+
+Every collection lives in its own folder (``db_dir_<name>``), as in h2oGPT. Chroma is
+always opened with ``embedding_function=None`` and given precomputed vectors: its default
+embedding function would download a model. The collection's metadata records the
+embedding model that built it, and opening it with another model raises
+:class:`EmbeddingModelMismatch` instead of returning meaningless neighbours.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Where = dict[str, Any]
+
+
+class StoreError(RuntimeError):
+    """Base of the vector store's errors."""
+
+
+class EmbeddingModelMismatch(StoreError):
+    """The collection was built with another embedding model than the one loaded."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk; ``distance`` is the cosine distance (0 = same direction)."""
+
+    id: str
+    content: str
+    metadata: dict[str, Any]
+    distance: float
+
+
+_clients_lock = threading.Lock()
+
+
+def _client(path: Path) -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    with _clients_lock:
+        return chromadb.PersistentClient(
+            path=str(path),
+            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+        )
+
+
+def _forget_client(path: Path) -> None:
+    """Drop Chroma's cached client of ``path`` so the folder can be removed and made anew."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    with _clients_lock:
+        system = SharedSystemClient._identifier_to_system.pop(str(path), None)
+        if system is not None:
+            try:
+                system.stop()
+            except Exception:  # stopping is best effort; the folder is removed next
+                log.debug("stopping chroma system of %s failed", path, exc_info=True)
+
+
+class ChromaStore:
+    """The chunks of one collection: upsert with vectors, query by vector, get and delete by metadata."""
+
+    def __init__(self, path: Path, name: str, embedding_model: str) -> None:
+        self.path = Path(path)
+        self.name = name
+        self.embedding_model = embedding_model
+        self._collection: Any = None
+        self._lock = threading.Lock()
+
+    # --- opening --------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return (self.path / "chroma.sqlite3").exists()
+
+    def open(self, create: bool = True) -> Any:
+        """The Chroma collection, created when missing (``create``), checked against the model."""
+        with self._lock:
+            if self._collection is not None:
+                return self._collection
+            if not create and not self.exists():
+                raise StoreError(f"collection {self.name!r} has no database at {self.path}")
+            self.path.mkdir(parents=True, exist_ok=True)
+            client = _client(self.path)
+            collection = client.get_or_create_collection(
+                self.name,
+                embedding_function=None,
+                metadata={"embedding_model": self.embedding_model},
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+            recorded = (collection.metadata or {}).get("embedding_model")
+            if recorded != self.embedding_model:
+                raise EmbeddingModelMismatch(
+                    f"collection {self.name!r} in {self.path} was built with embedding model "
+                    f"{recorded!r}, but this server uses {self.embedding_model!r}: start with "
+                    f"--hf_embedding_model={recorded} or delete the collection and ingest again"
+                )
+            self._collection = collection
+            return collection
+
+    def drop(self) -> None:
+        """Delete the collection and its folder."""
+        with self._lock:
+            if self.exists():
+                try:
+                    _client(self.path).delete_collection(self.name)
+                except Exception:  # a half-made folder: removing it is enough
+                    log.debug("delete_collection %s failed", self.name, exc_info=True)
+            self._collection = None
+            _forget_client(self.path)
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    # --- data -----------------------------------------------------------------------------
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[str],
+               metadatas: Sequence[dict[str, Any]]) -> None:
+        collection = self.open()
+        step = max(1, min(5000, int(collection._client.get_max_batch_size())))
+        for start in range(0, len(ids), step):
+            end = start + step
+            collection.upsert(
+                ids=list(ids[start:end]),
+                embeddings=vectors[start:end],
+                documents=list(documents[start:end]),
+                metadatas=list(metadatas[start:end]),
+            )
+
+    def query(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[Hit]:
+        collection = self.open()
+        count = collection.count()
+        if count == 0:
+            return []
+        result = collection.query(
+            query_embeddings=[vector],
+            n_results=min(k, count),
+            where=where or None,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            Hit(id_, doc or "", dict(meta or {}), float(dist))
+            for id_, doc, meta, dist in zip(
+                result["ids"][0], result["documents"][0], result["metadatas"][0],
+                result["distances"][0], strict=True,
+            )
+        ]
+
+    def get(self, where: Where | None = None, include_documents: bool = False,
+            limit: int | None = None) -> list[Hit]:
+        """Chunks matching ``where`` (all when None), with metadata and optionally text."""
+        include = ["metadatas", "documents"] if include_documents else ["metadatas"]
+        result = self.open().get(where=where or None, include=include, limit=limit)
+        documents = result.get("documents") or [""] * len(result["ids"])
+        return [
+            Hit(id_, doc or "", dict(meta or {}), 0.0)
+            for id_, doc, meta in zip(result["ids"], documents, result["metadatas"], strict=True)
+        ]
+
+    def count_where(self, where: Where) -> int:
+        return len(self.open().get(where=where, include=[])["ids"])
+
+    def delete(self, where: Where) -> int:
+        """Delete the chunks matching ``where``; returns how many there were."""
+        collection = self.open()
+        ids = collection.get(where=where, include=[])["ids"]
+        if ids:
+            collection.delete(ids=ids)
+        return len(ids)
+
+    def count(self) -> int:
+        return int(self.open().count()) if self.exists() else 0

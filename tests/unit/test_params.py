@@ -1,0 +1,69 @@
+"""EvalParams: defaults from Settings, validation, and how the prompt's messages are built."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from src.evaluate import build_messages, extract_json
+from src.params import EvalParams
+from src.settings import build_settings
+
+
+def test_none_fields_take_the_settings_defaults():
+    settings = build_settings({"temperature": 0.4, "max_new_tokens": 77})
+    params = EvalParams(instruction="hi", top_k=5).with_defaults(settings)
+    assert params.temperature == 0.4 and params.max_new_tokens == 77 and params.top_k == 5
+    assert params.langchain_mode == "LLM"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("temperature", 5), ("top_p", 0), ("max_new_tokens", 0), ("seed", -1), ("langchain_action", "Dance")],
+)
+def test_out_of_range_values_are_rejected(field, value):
+    with pytest.raises(ValidationError):
+        EvalParams(**{field: value})
+
+
+def test_unknown_fields_are_rejected():
+    with pytest.raises(ValidationError):
+        EvalParams(instructions="typo")
+
+
+def test_stop_accepts_a_string_or_a_list():
+    assert EvalParams(stop="END").stop == ["END"]
+    assert EvalParams(stop=["a", ""]).stop == ["a"]
+    assert EvalParams(stop=None).stop == []
+
+
+def test_messages_from_system_history_and_user():
+    params = EvalParams(
+        instruction="And now?",
+        system_prompt="Be brief.",
+        chat_conversation=[["Hi", "Hello!"], {"role": "user", "content": "Q2"}],
+    )
+    assert build_messages(params) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Q2"},
+        {"role": "user", "content": "And now?"},
+    ]
+
+
+def test_nochat_fields_context_and_input():
+    params = EvalParams(instruction_nochat="Translate", iinput_nochat="bonjour", context="French:")
+    assert build_messages(params)[-1]["content"] == "French:\nTranslate\nbonjour"
+
+
+def test_text_context_list_goes_into_the_user_message():
+    params = EvalParams(instruction="Who won?", text_context_list=["Team A won 3-1.", "It rained."])
+    content = build_messages(params)[-1]["content"]
+    assert "Team A won 3-1." in content and "It rained." in content and content.endswith("Who won?")
+
+
+def test_extract_json():
+    assert extract_json('Sure! {"a": 1} done') == '{"a": 1}'
+    assert extract_json("no json here") == "{}"
+    assert extract_json('x [1, 2]', as_code=True) == "```json\n[1, 2]\n```"

@@ -1,0 +1,128 @@
+"""Settings: defaults, validation messages, H2OGPT_ overrides, h2oGPT's string forms."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from src.settings import Settings, SettingsError, build_settings
+from tests.conftest import ROOT
+
+
+def test_defaults_match_h2ogpt():
+    s = build_settings({})
+    assert s.openai_port == 5000 and s.server_port == 7860
+    assert s.langchain_modes == ["UserData", "MyData", "LLM", "Disabled"]
+    assert s.chunk_size == 512 and s.openai_workers == 1 and s.gradio and s.openai_server
+    assert s.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+@pytest.mark.parametrize(
+    "flags, flag, words",
+    [
+        ({"openai_port": "abc"}, "--openai_port", "valid integer"),
+        ({"temperature": -1}, "--temperature", "greater than or equal to 0"),
+        ({"base_model": "/no/such/model"}, "--base_model", "does not exist"),
+        ({"base_model": "./missing.gguf"}, "--base_model", "does not exist"),
+        ({"nonsense": 1}, "--nonsense", "unknown flag"),
+        ({"share": True}, "--share", "offline"),
+        ({"auth_access": "maybe"}, "--auth_access", "open"),
+        ({"langchain_mode": "Nope"}, "--langchain_mode", "not in --langchain_modes"),
+        ({"min_new_tokens": 10, "max_new_tokens": 5}, "--min_new_tokens", "exceed"),
+        ({"prompt_type": "llama2"}, "--prompt_type", "plain"),
+        ({"inference_server": "http://x"}, "--inference_server", "not available"),
+    ],
+)
+def test_bad_values_name_the_flag(flags, flag, words):
+    with pytest.raises(SettingsError) as info:
+        build_settings(flags)
+    assert info.value.flag == flag
+    assert words in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_settings_are_frozen():
+    s = build_settings({})
+    with pytest.raises(ValidationError):
+        s.temperature = 1.0  # type: ignore[misc]
+
+
+def test_environment_overrides_and_command_line_wins():
+    env = {"H2OGPT_TEMPERATURE": "0.5", "H2OGPT_OPENAI_PORT": "6001", "H2OGPT_gradio": "False"}
+    s = build_settings({}, env)
+    assert s.temperature == 0.5 and s.openai_port == 6001 and s.gradio is False
+    assert build_settings({"temperature": 0.2}, env).temperature == 0.2
+
+
+def test_environment_error_names_the_variable():
+    with pytest.raises(SettingsError) as info:
+        build_settings({}, {"H2OGPT_OPENAI_PORT": "abc"})
+    assert info.value.flag == "H2OGPT_OPENAI_PORT"
+
+
+def test_gradio_server_port_variable():
+    assert build_settings({}, {"GRADIO_SERVER_PORT": "7999"}).server_port == 7999
+    env = {"GRADIO_SERVER_PORT": "7999", "H2OGPT_SERVER_PORT": "7001"}
+    assert build_settings({}, env).server_port == 7001
+    assert build_settings({"server_port": 7002}, env).server_port == 7002
+
+
+def test_h2ogpt_string_forms_for_lists_and_dicts():
+    s = build_settings(
+        {
+            "langchain_modes": "['UserData','LLM']",
+            "langchain_mode": "UserData",
+            "langchain_mode_paths": "{'UserData': 'docs'}",
+            "h2ogpt_api_keys": "['k1','k2']",
+            "auth": "[('alice', 'pw')]",
+        }
+    )
+    assert s.langchain_modes == ["UserData", "LLM"]
+    assert s.langchain_mode_paths == {"UserData": "docs"}
+    assert s.h2ogpt_api_keys == ["k1", "k2"]
+    assert s.auth == [("alice", "pw")]
+    assert build_settings({"h2ogpt_api_keys": "keys.json"}).h2ogpt_api_keys == "keys.json"
+    env = {"H2OGPT_LANGCHAIN_MODES": "['LLM','MyData']"}
+    assert build_settings({}, env).langchain_modes == ["LLM", "MyData"]
+
+
+def test_every_flag_has_a_description():
+    for name, info in Settings.model_fields.items():
+        assert info.description, name
+
+
+def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "generate.py", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=120, env=env,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["--openai_port=abc"], "--openai_port"),
+        (["--temperature=-1"], "--temperature"),
+        (["--base_model=/does/not/exist"], "--base_model"),
+        (["--no_such_flag=1"], "--no_such_flag"),
+        (["positional"], "positional"),
+    ],
+)
+def test_generate_py_rejects_bad_flags_in_one_line(args, flag):
+    result = _run(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert flag in lines[0] and "Traceback" not in result.stderr
+    assert "loaded" not in result.stderr  # refused before any model loads
+
+
+def test_help_lists_every_flag_with_its_description():
+    result = _run("--help")
+    assert result.returncode == 0
+    for name, info in Settings.model_fields.items():
+        assert f"--{name}" in result.stdout
+        assert (info.description or "")[:40] in result.stdout

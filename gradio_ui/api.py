@@ -1,0 +1,111 @@
+"""The named endpoints of the gradio_client API (stable names; docs/gradio_client.md).
+
+Every endpoint is a typed function registered with ``gr.api`` in the UI's Blocks. Calls
+that use the engine or the documents need the API key when ``--enforce_h2ogpt_ui_key``
+is on: inside the parameter dict (``h2ogpt_key``) for the submit endpoints, as the last
+argument elsewhere. Bad input and bad keys raise ``gr.Error``: ``gradio_client`` raises
+``AppError`` with the message. Results that h2oGPT clients parse with
+``ast.literal_eval`` (submit, model_names) are ``str(dict)`` / ``str(list)``, as in h2oGPT.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+
+import gradio as gr
+
+from gradio_ui.context import BadRequest, UIContext, gradio_errors, parse_param_dict
+from src.evaluate import EvalChunk
+from src.params import EvalParams
+
+log = logging.getLogger(__name__)
+
+KEY_FIELD = "h2ogpt_key"
+
+
+def result_dict(chunk: EvalChunk | None) -> dict[str, Any]:
+    """What the submit endpoints return for one step of an answer."""
+    if chunk is None:
+        return {"response": "", "sources": [], "prompt_tokens": 0, "completion_tokens": 0,
+                "finish_reason": None}
+    return {
+        "response": chunk.response,
+        "sources": chunk.sources,
+        "prompt_tokens": chunk.prompt_tokens,
+        "completion_tokens": chunk.completion_tokens,
+        "finish_reason": chunk.finish_reason,
+    }
+
+
+class Endpoints:
+    """The endpoint functions, bound to the services of this process."""
+
+    def __init__(self, ctx: UIContext) -> None:
+        self.ctx = ctx
+
+    def _params(self, payload: str) -> EvalParams:
+        values = parse_param_dict(payload)
+        self.ctx.access.check_key(values.pop(KEY_FIELD, None))
+        return EvalParams.model_validate(values)
+
+    def submit_nochat_api(self, params: str, request: gr.Request) -> Iterator[str]:
+        """Answer a dict of EvalParams (JSON or h2oGPT's str(dict) text, with h2ogpt_key
+        when keys are enforced). Streams str(dict) results with the answer so far; the last
+        one has the full `response`, its `sources`, token counts and `finish_reason`."""
+        with gradio_errors():
+            eval_params = self._params(params)
+            last: EvalChunk | None = None
+            with closing(self.ctx.evaluator.evaluate(eval_params)) as chunks:
+                for chunk in chunks:
+                    last = chunk
+                    yield str(result_dict(chunk))
+            if last is None:
+                yield str(result_dict(None))
+
+    def submit_nochat_plain_api(self, params: str, request: gr.Request) -> str:
+        """Like /submit_nochat_api, without streaming: one str(dict) with `response` and `sources`."""
+        with gradio_errors():
+            eval_params = self._params(params).model_copy(update={"stream_output": False})
+            last: EvalChunk | None = None
+            with closing(self.ctx.evaluator.evaluate(eval_params)) as chunks:
+                for chunk in chunks:
+                    last = chunk
+            return str(result_dict(last))
+
+    def model_names(self) -> str:
+        """The served models as str(list of dicts) with `base_model`, `prompt_type`,
+        `max_seq_len` and `inference_server`."""
+        s = self.ctx.settings
+        loaded = self.ctx.evaluator.engine.loaded
+        return str([{
+            "base_model": self.ctx.model_name,
+            "prompt_type": s.prompt_type,
+            "max_seq_len": getattr(loaded, "max_seq_len", None),
+            "inference_server": s.inference_server,
+        }])
+
+    def system_hash(self) -> str:
+        """The git commit (or version) of the running code."""
+        return self.ctx.system_hash
+
+    def count_tokens(self, text: str, h2ogpt_key: str = "") -> int:
+        """Tokens `text` takes in the served model's tokenizer."""
+        with gradio_errors():
+            self.ctx.access.check_key(h2ogpt_key)
+            if not isinstance(text, str):
+                raise BadRequest("text must be a string")
+            return self.ctx.evaluator.engine.count_tokens(text)
+
+
+def register(ctx: UIContext) -> Endpoints:
+    """Register the named endpoints in the current Blocks context."""
+    endpoints = Endpoints(ctx)
+    gr.api(endpoints.submit_nochat_api, api_name="submit_nochat_api", concurrency_limit=None)
+    gr.api(endpoints.submit_nochat_plain_api, api_name="submit_nochat_plain_api", concurrency_limit=None)
+    gr.api(endpoints.model_names, api_name="model_names", queue=False)
+    gr.api(endpoints.system_hash, api_name="system_hash", queue=False)
+    gr.api(endpoints.count_tokens, api_name="count_tokens", queue=False)
+    return endpoints

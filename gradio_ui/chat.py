@@ -1,0 +1,122 @@
+"""Chat state of one browser session, its rendering, and the EvalParams of the next answer.
+
+The session keeps clean turns (question, answer, sources) in a ``gr.State``; the Chatbot
+only shows them. So the model's history never contains rendered sources, and undo and
+regenerate are list operations.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+from src.params import EvalParams
+
+
+@dataclass
+class Turn:
+    """One exchange: the user's question, the answer so far, and the answer's sources."""
+
+    question: str
+    answer: str = ""
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
+def conversation(turns: list[Turn]) -> list[list[str]]:
+    """Earlier turns as h2oGPT's [human, bot] pairs (every turn but the last)."""
+    return [[t.question, t.answer] for t in turns[:-1]]
+
+
+def source_name(source: dict[str, Any]) -> str:
+    """The file a source chunk came from, as short as it stays unambiguous."""
+    for key in ("source", "file", "filename", "name"):
+        value = source.get(key)
+        if value:
+            return str(value).rsplit("/", 1)[-1]
+    meta = source.get("metadata")
+    if isinstance(meta, dict):
+        return source_name(meta)
+    return "document"
+
+
+def _field(source: dict[str, Any], *keys: str) -> Any:
+    meta = source.get("metadata") if isinstance(source.get("metadata"), dict) else {}
+    for key in keys:
+        if source.get(key) is not None:
+            return source[key]
+        if meta and meta.get(key) is not None:
+            return meta[key]
+    return None
+
+
+def render_sources(sources: list[dict[str, Any]]) -> str:
+    """Sources as HTML: one expandable entry per chunk with its file, page and score."""
+    items = []
+    for i, source in enumerate(sources, 1):
+        label = [f"{i}. {html.escape(source_name(source))}"]
+        page = _field(source, "page")
+        if page not in (None, ""):
+            label.append(f"page {html.escape(str(page))}")
+        score = _field(source, "score")
+        if isinstance(score, (int, float)):
+            label.append(f"score {score:.3f}")
+        text = _field(source, "content", "text", "page_content") or ""
+        items.append(
+            f"<details class='h2ogpt-source'><summary>{' · '.join(label)}</summary>"
+            f"<pre style='white-space: pre-wrap'>{html.escape(str(text))}</pre></details>"
+        )
+    return "\n".join(items)
+
+
+def render(turns: list[Turn], pending: bool = False) -> list[dict[str, Any]]:
+    """Chatbot messages for ``turns``; sources follow their answer as a collapsed block."""
+    messages: list[dict[str, Any]] = []
+    for i, turn in enumerate(turns):
+        messages.append({"role": "user", "content": turn.question})
+        last = i == len(turns) - 1
+        if turn.answer or not (pending and last):
+            messages.append({"role": "assistant", "content": turn.answer})
+        if turn.sources:
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": render_sources(turn.sources),
+                    "metadata": {"title": f"Sources ({len(turn.sources)})", "status": "done"},
+                }
+            )
+    return messages
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    """The settings panel and the document pickers of the UI, as the user left them."""
+
+    langchain_mode: str
+    langchain_action: str
+    top_k_docs: int
+    temperature: float
+    top_p: float
+    top_k: int
+    max_new_tokens: int
+    repetition_penalty: float
+    system_prompt: str
+    document_choice: list[str] = field(default_factory=list)
+
+    def params(self, turns: list[Turn]) -> EvalParams:
+        """EvalParams for answering the last turn (validated; raises ValidationError)."""
+        return EvalParams(
+            instruction=turns[-1].question,
+            chat_conversation=conversation(turns),
+            system_prompt=self.system_prompt,
+            langchain_mode=self.langchain_mode,
+            langchain_action=self.langchain_action,  # type: ignore[arg-type]
+            top_k_docs=int(self.top_k_docs),
+            temperature=float(self.temperature),
+            top_p=float(self.top_p),
+            top_k=int(self.top_k),
+            max_new_tokens=int(self.max_new_tokens),
+            repetition_penalty=float(self.repetition_penalty),
+            document_choice=list(self.document_choice),
+            stream_output=True,
+        )

@@ -1,0 +1,172 @@
+"""GradioClient: ask a running h2oGPT from a script (docs/gradio_client.md).
+
+    from gradio_ui.client import GradioClient
+
+    client = GradioClient("http://localhost:7860", h2ogpt_key="my-key")
+    print(client.question("Who are you?"))
+    for piece in client.question_stream("Tell me a story"):
+        print(piece, end="", flush=True)
+    print(client.query("What does it say about tides?", text=["The tide rises twice a day."]))
+
+It wraps the named endpoints (``/submit_nochat_api``, ``/upload_api``, ``/add_file_api`` ...)
+of :mod:`gradio_ui.api` with ``gradio_client``. With ``persist=True`` the client keeps the
+conversation, so that each question sees the earlier answers. Errors the server reports
+(a bad key, a bad parameter) raise ``gradio_client.exceptions.AppError``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from gradio_client import Client, handle_file
+
+
+class GradioClient:
+    """A small, typed front to the gradio_client API of this product."""
+
+    def __init__(
+        self,
+        src: str = "http://localhost:7860",
+        *,
+        h2ogpt_key: str | None = None,
+        auth: tuple[str, str] | None = None,
+        persist: bool = False,
+        langchain_mode: str = "MyData",
+        verbose: bool = False,
+    ) -> None:
+        self.src = src
+        self.h2ogpt_key = h2ogpt_key
+        self.persist = persist
+        self.langchain_mode = langchain_mode
+        self.client = Client(src, auth=auth, verbose=verbose, download_files=False)
+        self.chat_conversation: list[list[str]] = []
+        self.last_result: dict[str, Any] = {}
+
+    # --- plain questions ----------------------------------------------------------------
+    def question(self, instruction: str, **params: Any) -> str:
+        """The model's answer to ``instruction`` (no documents); EvalParams as keywords."""
+        return self._answer({"instruction": instruction, "langchain_mode": "LLM", **params})
+
+    def question_stream(self, instruction: str, **params: Any) -> Iterator[str]:
+        """Yield the answer to ``instruction`` piece by piece as it is generated."""
+        yield from self._stream({"instruction": instruction, "langchain_mode": "LLM", **params})
+
+    # --- documents --------------------------------------------------------------------
+    def query(self, query: str, *, text: Sequence[str] | str | None = None,
+              file: Sequence[str | Path] | str | Path | None = None, **params: Any) -> str:
+        """Answer ``query`` from documents: ``text`` is given with the question, ``file``
+        is added to the collection (``langchain_mode``, default MyData) first."""
+        return self._answer(self._doc_params(query, "Query", text, file, params))
+
+    def query_stream(self, query: str, *, text: Sequence[str] | str | None = None,
+                     file: Sequence[str | Path] | str | Path | None = None,
+                     **params: Any) -> Iterator[str]:
+        """:meth:`query`, streamed piece by piece."""
+        yield from self._stream(self._doc_params(query, "Query", text, file, params))
+
+    def summarize(self, query: str = "", *, text: Sequence[str] | str | None = None,
+                  file: Sequence[str | Path] | str | Path | None = None, **params: Any) -> str:
+        """A summary of the documents (``query`` focuses it)."""
+        return self._answer(self._doc_params(query, "Summarize", text, file, params))
+
+    def extract(self, query: str = "", *, text: Sequence[str] | str | None = None,
+                file: Sequence[str | Path] | str | Path | None = None, **params: Any) -> str:
+        """What ``query`` asks to extract from the documents."""
+        return self._answer(self._doc_params(query, "Extract", text, file, params))
+
+    def add_file(self, path: str | Path, langchain_mode: str | None = None) -> dict[str, Any]:
+        """Upload a file and add it to a collection; returns the server's per-file result."""
+        _, server_path = self.client.predict(handle_file(str(path)), api_name="/upload_api")
+        result: Any = self.client.predict(
+            server_path, langchain_mode or self.langchain_mode, self.h2ogpt_key or "",
+            api_name="/add_file_api",
+        )
+        return dict(result)
+
+    def add_text(self, text: str, langchain_mode: str | None = None, name: str = "") -> dict[str, Any]:
+        """Add ``text`` as a document to a collection."""
+        result: Any = self.client.predict(
+            text, langchain_mode or self.langchain_mode, name, self.h2ogpt_key or "",
+            api_name="/add_text",
+        )
+        return dict(result)
+
+    def get_sources(self, langchain_mode: str | None = None) -> list[str]:
+        """The sources (file names) in a collection."""
+        result: Any = self.client.predict(
+            langchain_mode or self.langchain_mode, self.h2ogpt_key or "", api_name="/get_sources_api"
+        )
+        return list(result)
+
+    def delete_sources(self, sources: Sequence[str], langchain_mode: str | None = None) -> list[str]:
+        """Delete sources from a collection; returns the sources that remain."""
+        result: Any = self.client.predict(
+            list(sources), langchain_mode or self.langchain_mode, self.h2ogpt_key or "",
+            api_name="/delete_sources",
+        )
+        return list(result)
+
+    # --- models -----------------------------------------------------------------------
+    def list_models(self) -> list[str]:
+        """Names of the models this server answers with."""
+        models = ast.literal_eval(self.client.predict(api_name="/model_names"))
+        return [str(m["base_model"]) for m in models]
+
+    def count_tokens(self, text: str) -> int:
+        return int(self.client.predict(text, self.h2ogpt_key or "", api_name="/count_tokens"))
+
+    # --- internals --------------------------------------------------------------------
+    def _doc_params(self, query: str, action: str, text: Sequence[str] | str | None,
+                    file: Sequence[str | Path] | str | Path | None,
+                    params: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {"instruction": query, "langchain_action": action, **params}
+        if text:
+            values["text_context_list"] = [text] if isinstance(text, str) else list(text)
+            values.setdefault("langchain_mode", "LLM")
+        if file:
+            mode = values.setdefault("langchain_mode", self.langchain_mode)
+            files = [file] if isinstance(file, (str, Path)) else list(file)
+            names = []
+            for path in files:
+                names.extend(self.add_file(path, mode).get("sources", []))
+            values.setdefault("document_choice", names)
+        values.setdefault("langchain_mode", self.langchain_mode)
+        return values
+
+    def _payload(self, values: dict[str, Any]) -> str:
+        if self.persist:
+            values.setdefault("chat_conversation", list(self.chat_conversation))
+        if self.h2ogpt_key:
+            values["h2ogpt_key"] = self.h2ogpt_key
+        return json.dumps(values)
+
+    def _remember(self, values: dict[str, Any], result: dict[str, Any]) -> None:
+        self.last_result = result
+        if self.persist:
+            self.chat_conversation.append([str(values.get("instruction", "")), result["response"]])
+
+    def _answer(self, values: dict[str, Any]) -> str:
+        values = {**values, "stream_output": False}
+        text = self.client.predict(self._payload(values), api_name="/submit_nochat_plain_api")
+        result = ast.literal_eval(text)
+        self._remember(values, result)
+        return str(result["response"])
+
+    def _stream(self, values: dict[str, Any]) -> Iterator[str]:
+        job = self.client.submit(self._payload(values), api_name="/submit_nochat_api")
+        sent = ""
+        result: dict[str, Any] = {}
+        for text in job:
+            result = ast.literal_eval(text)
+            response = str(result["response"])
+            if response.startswith(sent) and len(response) > len(sent):
+                yield response[len(sent):]
+                sent = response
+        final = ast.literal_eval(job.result()) if not result.get("finish_reason") else result
+        if str(final["response"]) != sent and str(final["response"]).startswith(sent):
+            yield str(final["response"])[len(sent):]
+        self._remember(values, final)

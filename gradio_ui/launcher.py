@@ -1,0 +1,65 @@
+"""Start the Gradio UI and its API inside the engine process; ``start()`` returns a Service.
+
+Offline by construction: analytics off (``GRADIO_ANALYTICS_ENABLED=False`` is set by
+``src.offline`` before Gradio is imported, and again on the Blocks), the default theme's
+fonts are served locally, no share link, no server-side rendering (which would need Node).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gradio as gr
+
+from gradio_ui.access import Access
+from gradio_ui.app import create_ui
+from gradio_ui.context import UIContext
+from src.evaluate import Evaluator
+from src.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONCURRENCY = 16
+"""Events that may run at once per handler; the engine queues the generations itself."""
+
+
+class GradioService:
+    """The running UI; ``stop()`` closes its server."""
+
+    def __init__(self, blocks: gr.Blocks, url: str) -> None:
+        self.blocks = blocks
+        self.url = url
+
+    def stop(self) -> None:
+        self.blocks.close(verbose=False)
+
+
+def _documents(evaluator: Evaluator) -> Any | None:
+    """The document service of this process, when document Q&A is on."""
+    return getattr(evaluator, "documents", None)
+
+
+def start(settings: Settings, evaluator: Evaluator, documents: Any | None = None) -> GradioService:
+    """Build the UI over ``evaluator`` and serve it on --server_name:--server_port."""
+    access = Access(settings)
+    ctx = UIContext(settings, evaluator, access, documents or _documents(evaluator))
+    blocks = create_ui(ctx)
+    blocks.queue(default_concurrency_limit=CONCURRENCY)
+    _, url, _ = blocks.launch(
+        server_name=settings.server_name,
+        server_port=settings.server_port,
+        prevent_thread_lock=True,
+        share=False,
+        auth=access.login if access.login_required else None,
+        auth_message="Log in to h2oGPT" if access.login_required else None,
+        ssr_mode=False,
+        quiet=True,
+        show_error=True,
+        footer_links=["api"],
+        enable_monitoring=False,
+        mcp_server=False,
+        pwa=False,
+    )
+    log.info("Gradio UI on %s", url)
+    return GradioService(blocks, url)

@@ -1,0 +1,112 @@
+"""The UI in real headless Chromium: streaming chat, stop, regenerate, undo, clear; no CDN."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.browser import browser_context, open_page
+from tests.e2e.gradio_server import GradioApp
+
+BOT = "#chatbot [data-testid='bot']"
+USER = "#chatbot [data-testid='user']"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GradioApp]:
+    server = GradioApp(tmp_path_factory.mktemp("gradio_ui"), "--max_new_tokens=48", "--temperature=0").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with browser_context(tmp_path_factory.mktemp("chromium")) as ctx:
+        yield ctx
+
+
+@pytest.fixture
+def page(context: Any, app: GradioApp) -> Iterator[Any]:
+    page = open_page(context, app.url)
+    page.locator("#prompt textarea").wait_for()
+    yield page
+    assert page.outside == [], f"the UI fetched from outside: {page.outside}"
+    page.close()
+
+
+def send(page: Any, text: str) -> None:
+    page.locator("#prompt textarea").fill(text)
+    page.locator("#submit").click()
+
+
+def wait_answer_done(page: Any, timeout: float = 90.0) -> str:
+    """The last answer once it has stopped changing for a while."""
+    deadline = time.monotonic() + timeout
+    last, stable_since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        bots = page.locator(BOT)
+        text = bots.last.inner_text() if bots.count() else ""
+        if text != last:
+            last, stable_since = text, time.monotonic()
+        elif text and time.monotonic() - stable_since > 2.0:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"the answer did not settle: {last!r}")
+
+
+def test_answer_streams_into_the_chat(page: Any):
+    send(page, "Count from one to twenty, in words.")
+    page.locator(USER).last.wait_for()
+    seen: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        bots = page.locator(BOT)
+        text = bots.last.inner_text() if bots.count() else ""
+        if text and (not seen or text != seen[-1]):
+            seen.append(text)
+        if len(seen) >= 3:
+            break
+        time.sleep(0.05)
+    final = wait_answer_done(page)
+    assert len(seen) >= 3, f"expected the answer to grow in steps, saw {seen}"
+    assert all(final.startswith(s.strip()[:10]) for s in seen)
+    assert page.locator(USER).last.inner_text().startswith("Count from one")
+
+
+def test_stop_regenerate_undo_clear(page: Any):
+    page.locator("#settings_panel").click()
+    page.locator("#max_new_tokens input[type=number]").fill("400")
+    page.locator("#max_new_tokens input[type=number]").press("Enter")
+    send(page, "Write a long story about a dragon.")
+    page.locator(BOT).last.wait_for()
+    page.locator("#stop").click()
+    stopped = wait_answer_done(page)
+    assert stopped and len(stopped.split()) < 300, "stop should end the answer early"
+
+    page.locator("#max_new_tokens input[type=number]").fill("16")
+    page.locator("#max_new_tokens input[type=number]").press("Enter")
+    page.locator("#regenerate").click()
+    regenerated = wait_answer_done(page)
+    assert regenerated and regenerated != stopped
+    assert page.locator(USER).count() == 1 and page.locator(BOT).count() == 1
+
+    send(page, "And a second question?")
+    wait_answer_done(page)
+    assert page.locator(USER).count() == 2
+    page.locator("#undo").click()
+    page.wait_for_function("document.querySelectorAll(\"#chatbot [data-testid='user']\").length == 1")
+    assert page.locator("#prompt textarea").input_value() == "And a second question?"
+
+    page.locator("#clear").click()
+    page.wait_for_function("document.querySelectorAll(\"#chatbot [data-testid='user']\").length == 0")
+    assert page.locator(BOT).count() == 0
+
+
+def test_settings_panel_shows_the_flag_defaults(page: Any):
+    page.locator("#settings_panel").click()
+    assert page.locator("#max_new_tokens input[type=number]").input_value() == "48"
+    assert page.locator("#temperature input[type=number]").input_value() == "0"
+    assert page.locator("#repetition_penalty input[type=number]").input_value() == "1.07"

@@ -8,9 +8,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from src.docgen import flags_markdown  # noqa: E402
+from src.docgen import flags_markdown, parameters_markdown  # noqa: E402
 
-GENERATED = {ROOT / "docs" / "flags.md": flags_markdown}
+GENERATED = {
+    ROOT / "docs" / "flags.md": flags_markdown,
+    ROOT / "docs" / "parameters.md": parameters_markdown,
+}
 
 
 def main() -> None:

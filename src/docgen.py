@@ -63,6 +63,24 @@ def params_markdown() -> str:
     return markdown_table(EvalParams)
 
 
+PARAMETERS_DOC_HEADER = """# evaluate() parameters
+
+Every answer, from the UI, `gradio_client`, the OpenAI API or the terminal chat, goes
+through `evaluate(EvalParams)`. These are its parameters. The OpenAI API accepts each of
+them at the top level of the request body (`extra_body` in the openai SDK); the Gradio
+API takes them as a dict. A parameter left unset (`None`) takes the server's default: the
+flag of the same name (see [flags.md](flags.md)).
+
+This page is generated from `src/params.py` by `python scripts/gen_docs.py`; a test fails
+when it is stale.
+
+"""
+
+
+def parameters_markdown() -> str:
+    return PARAMETERS_DOC_HEADER + params_markdown()
+
+
 def help_text() -> str:
     """What `python generate.py --help` prints."""
     lines = [

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from src.engine.loader import load_model
 from src.engine.scheduler import Engine
 from src.evaluate import Evaluator
+
+if TYPE_CHECKING:
+    from src.docqa.service import DocumentService
 from src.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,11 +27,30 @@ def configure_logging(settings: Settings) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def build_documents(settings: Settings) -> DocumentService | None:
+    """The document service (None when no collection is offered), with user_path ingested."""
+    from src.docqa.collections import NO_COLLECTION_MODES
+    from src.docqa.service import DocumentService
+
+    if all(mode in NO_COLLECTION_MODES for mode in settings.langchain_modes):
+        return None
+    docs = DocumentService.from_settings(settings)
+    paths = dict(settings.langchain_mode_paths)
+    if settings.user_path:
+        paths["UserData"] = settings.user_path
+    for collection, path in paths.items():
+        if collection in settings.langchain_modes:
+            docs.sync_user_path(path, collection)
+        else:
+            log.warning("not ingesting %s: %r is not in --langchain_modes", path, collection)
+    return docs
+
+
 def build_evaluator(settings: Settings) -> Evaluator:
-    """Load the model and start the engine's generation thread."""
+    """Load the model, start the engine's generation thread, and open the document store."""
     loaded = load_model(settings)
     engine = Engine(loaded, max_queue_time=settings.max_queue_time or None)
-    return Evaluator(settings, engine)
+    return Evaluator(settings, engine, build_documents(settings))
 
 
 def main(settings: Settings) -> int:

@@ -13,13 +13,18 @@ import json
 import logging
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from src.docqa.answer import DocPlan, DocumentAnswerer
 from src.engine.prompting import Message, render_prompt
 from src.engine.scheduler import Engine
 from src.engine.types import GenerationRequest, SamplingOptions
 from src.params import EvalParams
 from src.settings import Settings
+
+if TYPE_CHECKING:
+    from src.docqa.collections import Requester
+    from src.docqa.service import DocumentService
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +118,36 @@ def extract_json(text: str, as_code: bool = False) -> str:
 class Evaluator:
     """Binds evaluate() to the settings (defaults) and the engine of this process."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, engine: Engine, docs: DocumentService | None = None) -> None:
         self.settings = settings
         self.engine = engine
+        self.docs = docs
+        self.answerer = DocumentAnswerer(
+            docs, self.complete, engine.count_tokens, engine.loaded.max_seq_len
+        )
+
+    def complete(self, params: EvalParams) -> tuple[str, int, int]:
+        """Run one generation to its end: (text, prompt tokens, completion tokens)."""
+        params, request = self.prepare(params)
+        text, prompt_tokens, completion_tokens = "", len(request.prompt_ids), 0
+        for event in self.engine.submit(request):
+            text += event.delta
+            completion_tokens = event.completion_tokens
+        return text, prompt_tokens, completion_tokens
+
+    def _document_steps(self, plan: DocPlan) -> Generator[EvalChunk, None, None]:
+        assert plan.steps is not None
+        response, prompt_tokens, completion_tokens = "", 0, 0
+        for step in plan.steps:
+            response += step.delta
+            prompt_tokens += step.prompt_tokens
+            completion_tokens += step.completion_tokens
+            yield EvalChunk(step.delta, response, [], prompt_tokens, completion_tokens)
+        yield EvalChunk("", response, plan.sources, prompt_tokens, completion_tokens, "stop")
 
     def prepare(self, params: EvalParams) -> tuple[EvalParams, GenerationRequest]:
         """Fill defaults and render the prompt; raises before anything is queued."""
         params = params.with_defaults(self.settings)
-        if params.langchain_mode not in NO_DOCUMENT_MODES and not params.text_context_list:
-            log.debug("document Q&A is not available; answering %r as LLM", params.langchain_mode)
         prompt_ids = render_prompt(
             self.engine.tokenizer,
             build_messages(params),
@@ -130,8 +156,21 @@ class Evaluator:
         )
         return params, GenerationRequest(tuple(prompt_ids), sampling_options(params))
 
-    def evaluate(self, params: EvalParams) -> Generator[EvalChunk, None, None]:
-        """Answer ``params``; closing the iterator cancels the generation."""
+    def evaluate(
+        self, params: EvalParams, user: Requester | None = None
+    ) -> Generator[EvalChunk, None, None]:
+        """Answer ``params``; closing the iterator cancels the generation.
+
+        ``user`` is who asks (their personal collections are searched); None is anonymous.
+        """
+        sources: list[dict[str, Any]] = []
+        filled = params.with_defaults(self.settings)
+        if self.answerer.wants(filled):
+            plan = self.answerer.plan(filled, user)
+            if plan.params is None:
+                yield from self._document_steps(plan)
+                return
+            params, sources = plan.params, plan.sources
         params, request = self.prepare(params)
         handle = self.engine.submit(request)
         response = ""
@@ -139,7 +178,8 @@ class Evaluator:
             for event in handle:
                 response += event.delta
                 chunk = EvalChunk(
-                    event.delta, response, [], event.prompt_tokens, event.completion_tokens,
+                    event.delta, response, sources if event.finish_reason else [],
+                    event.prompt_tokens, event.completion_tokens,
                     event.finish_reason,
                 )
                 if event.finish_reason is not None:

@@ -97,6 +97,11 @@ class EvalParams(BaseModel):
     document_choice: list[str] = Field(
         default_factory=list, description="Restrict retrieval to these sources; empty means all."
     )
+    use_llm_if_no_docs: bool = Field(
+        True,
+        description="When no document matches, answer as a plain LLM (True) or say that "
+        "nothing was found (False).",
+    )
 
     @field_validator("stop", mode="before")
     @classmethod

@@ -152,4 +152,6 @@ class CollectionLayout:
         for info in self.visible(user):
             if info.name == name:
                 return info
+        if user is None and self.mode_types.get(name) == "personal" and name in self.modes:
+            raise PermissionDeniedError(f"collection {name!r} is personal: it needs a user")
         raise UnknownCollectionError(f"unknown collection {name!r}")

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -84,6 +85,7 @@ class DocumentService:
     ) -> None:
         self.embedder = embedder
         self._scratch = Path(tempfile.mkdtemp(prefix="h2ogpt-scratch-"))
+        atexit.register(self.close)
         self.layout = CollectionLayout(
             Path(db_root), self._scratch, modes or ["UserData", "MyData", "LLM", "Disabled"], mode_types
         )

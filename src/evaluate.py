@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from src.docqa.answer import DocPlan, DocumentAnswerer
 from src.engine.prompting import Message, render_prompt
 from src.engine.scheduler import Engine
-from src.engine.types import GenerationRequest, SamplingOptions
+from src.engine.types import GenerationRequest, SamplingOptions, TokenLogprob
 from src.params import EvalParams
 from src.settings import Settings
 
@@ -47,6 +48,7 @@ class EvalChunk:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def build_messages(params: EvalParams) -> list[Message]:
@@ -94,10 +96,21 @@ def sampling_options(params: EvalParams) -> SamplingOptions:
         presence_penalty=params.presence_penalty,
         frequency_penalty=params.frequency_penalty,
         seed=params.seed or 0,
+        logit_bias=tuple(sorted(params.logit_bias.items())),
+        logprobs=params.top_logprobs if params.logprobs else None,
         do_sample=params.do_sample,
         stop=tuple(params.stop),
         max_time=params.max_time,
     )
+
+
+def logprob_dict(logprob: TokenLogprob) -> dict[str, Any]:
+    """A token's log prob as plain data: {token, logprob, top: [[token, logprob], ...]}."""
+    return {
+        "token": logprob.token,
+        "logprob": logprob.logprob,
+        "top": [[token, value] for token, value in logprob.top],
+    }
 
 
 def extract_json(text: str, as_code: bool = False) -> str:
@@ -157,9 +170,12 @@ class Evaluator:
         return params, GenerationRequest(tuple(prompt_ids), sampling_options(params))
 
     def evaluate(
-        self, params: EvalParams, user: Requester | None = None
+        self,
+        params: EvalParams,
+        cancel: threading.Event | None = None,
+        user: Requester | None = None,
     ) -> Generator[EvalChunk, None, None]:
-        """Answer ``params``; closing the iterator cancels the generation.
+        """Answer ``params``; closing the iterator, or setting ``cancel``, cancels the generation.
 
         ``user`` is who asks (their personal collections are searched); None is anonymous.
         """
@@ -172,16 +188,22 @@ class Evaluator:
                 return
             params, sources = plan.params, plan.sources
         params, request = self.prepare(params)
-        handle = self.engine.submit(request)
+        handle = self.engine.submit(request, cancel)
         response = ""
+        pending: list[dict[str, Any]] = []  # log probs of tokens not yet yielded
         try:
             for event in handle:
                 response += event.delta
+                pending.extend(logprob_dict(lp) for lp in event.logprobs)
                 chunk = EvalChunk(
                     event.delta, response, sources if event.finish_reason else [],
                     event.prompt_tokens, event.completion_tokens,
                     event.finish_reason,
                 )
+                if event.finish_reason is not None or (
+                    params.stream_output and params.response_format == "text"
+                ):
+                    chunk.logprobs, pending = pending, []
                 if event.finish_reason is not None:
                     yield self._final(params, chunk)
                 elif params.stream_output and params.response_format == "text":

@@ -65,6 +65,15 @@ class EvalParams(BaseModel):
     frequency_penalty: float = Field(
         0.0, ge=-2.0, le=2.0, description="Subtracted per occurrence of a token already generated."
     )
+    logit_bias: dict[int, float] = Field(
+        default_factory=dict,
+        description="Token id -> bias from -100 to 100 added to its logit before sampling "
+        "(-100 bans the token, 100 forces it).",
+    )
+    logprobs: bool = Field(False, description="Return the log probability of each generated token.")
+    top_logprobs: int = Field(
+        0, ge=0, le=20, description="With logprobs: also the most likely tokens at each step."
+    )
     seed: int | None = Field(None, ge=0, description="Random seed; 0 picks a random one.")
     stop: list[str] = Field(
         default_factory=list, description="Strings that end the answer; they are not returned."
@@ -102,6 +111,14 @@ class EvalParams(BaseModel):
         description="When no document matches, answer as a plain LLM (True) or say that "
         "nothing was found (False).",
     )
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias_in_range(cls, value: dict[int, float]) -> dict[int, float]:
+        for token, bias in value.items():
+            if token < 0 or not -100.0 <= bias <= 100.0:
+                raise ValueError("logit_bias maps token ids >= 0 to biases from -100 to 100")
+        return value
 
     @field_validator("stop", mode="before")
     @classmethod

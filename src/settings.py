@@ -171,6 +171,11 @@ class Settings(BaseModel):
         description="OpenAI API port (5000; 5001 on macOS).",
     )
     openai_workers: int = Field(1, ge=1, le=64, description="OpenAI API worker processes.")
+    openai_max_request_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Largest OpenAI API request body in bytes; a bigger one is refused (413).",
+    )
 
     # --- Access -------------------------------------------------------------------
     enforce_h2ogpt_api_key: bool = Field(False, description="Require an API key on the OpenAI API.")

@@ -29,6 +29,34 @@ class PresenceFrequencyPenalty(LogitsProcessor):
         return scores - penalty  # type: ignore[return-value]
 
 
+class LogitBias(LogitsProcessor):
+    """OpenAI's logit_bias: a fixed bias added to the logits of chosen token ids."""
+
+    def __init__(self, bias: tuple[tuple[int, float], ...]) -> None:
+        self.ids = torch.tensor([token for token, _ in bias], dtype=torch.long)
+        self.values = torch.tensor([value for _, value in bias])
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        known = self.ids < scores.shape[-1]  # ids past the vocabulary are ignored
+        ids = self.ids[known].to(scores.device)
+        values = self.values[known].to(device=scores.device, dtype=scores.dtype)
+        scores = scores.clone()  # type: ignore[assignment]
+        scores[:, ids] += values
+        return scores
+
+
+class LogprobRecorder(LogitsProcessor):
+    """Keeps the log-softmax of the last step's scores (after penalties and bias, before
+    temperature and top-k/top-p), for the token the sampler then picks."""
+
+    def __init__(self) -> None:
+        self.last: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.last = torch.log_softmax(scores[0].float(), dim=-1)
+        return scores
+
+
 def generation_config(
     options: SamplingOptions, max_new_tokens: int, pad_token_id: int, eos_ids: list[int]
 ) -> GenerationConfig:
@@ -53,13 +81,19 @@ def generation_config(
     return GenerationConfig(**kwargs)
 
 
-def logits_processors(options: SamplingOptions, prompt_len: int) -> LogitsProcessorList:
-    """Processors that GenerationConfig has no field for."""
+def logits_processors(
+    options: SamplingOptions, prompt_len: int, recorder: LogprobRecorder | None = None
+) -> LogitsProcessorList:
+    """Processors that GenerationConfig has no field for; ``recorder`` goes last."""
     processors = LogitsProcessorList()
+    if options.logit_bias:
+        processors.append(LogitBias(options.logit_bias))
     if options.presence_penalty or options.frequency_penalty:
         processors.append(
             PresenceFrequencyPenalty(prompt_len, options.presence_penalty, options.frequency_penalty)
         )
+    if recorder is not None:
+        processors.append(recorder)
     return processors
 
 

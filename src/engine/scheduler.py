@@ -21,7 +21,12 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from src.engine.loader import LoadedModel
-from src.engine.sampling import generation_config, logits_processors, seed_generator
+from src.engine.sampling import (
+    LogprobRecorder,
+    generation_config,
+    logits_processors,
+    seed_generator,
+)
 from src.engine.textstream import TextStream
 from src.engine.types import (
     ContextLengthError,
@@ -31,6 +36,7 @@ from src.engine.types import (
     GenerationRequest,
     QueueTimeoutError,
     TokenEvent,
+    TokenLogprob,
 )
 
 log = logging.getLogger(__name__)
@@ -41,12 +47,18 @@ _DONE = object()
 class RequestHandle:
     """A submitted request: iterate it for events; ``cancel()`` or ``close()`` to stop it."""
 
-    def __init__(self, request_id: int, request: GenerationRequest, max_queue_time: float | None):
+    def __init__(
+        self,
+        request_id: int,
+        request: GenerationRequest,
+        max_queue_time: float | None,
+        cancelled: threading.Event | None = None,
+    ):
         self.id = request_id
         self.request = request
         self.submitted = time.monotonic()
         self.max_queue_time = max_queue_time
-        self.cancelled = threading.Event()
+        self.cancelled = cancelled if cancelled is not None else threading.Event()
         self.started = False
         self.lock = threading.Lock()
         self.events: queue.Queue[Any] = queue.Queue()
@@ -87,11 +99,15 @@ class RequestHandle:
 class _Streamer(BaseStreamer):
     """Receives token ids from generate() and forwards text deltas to the handle."""
 
-    def __init__(self, handle: RequestHandle, text: TextStream) -> None:
+    def __init__(
+        self, handle: RequestHandle, text: TextStream, recorder: LogprobRecorder | None = None
+    ) -> None:
         self.handle = handle
         self.text = text
         self.prompt_seen = False
         self.completion_tokens = 0
+        self.recorder = recorder
+        self.logprobs: list[TokenLogprob] = []  # not yet sent: their text may be held back
 
     def put(self, value: torch.Tensor) -> None:
         if not self.prompt_seen:
@@ -99,10 +115,28 @@ class _Streamer(BaseStreamer):
             return
         ids = value.reshape(-1).tolist()
         self.completion_tokens += len(ids)
+        if self.recorder is not None and self.recorder.last is not None:
+            self.logprobs.extend(self._logprob(i) for i in ids)
         delta = self.text.add(ids)
         if delta:
             prompt_tokens = len(self.handle.request.prompt_ids)
-            self.handle.events.put(TokenEvent(delta, prompt_tokens, self.completion_tokens))
+            self.handle.events.put(
+                TokenEvent(delta, prompt_tokens, self.completion_tokens, None, self.take_logprobs())
+            )
+
+    def take_logprobs(self) -> tuple[TokenLogprob, ...]:
+        taken, self.logprobs = tuple(self.logprobs), []
+        return taken
+
+    def _logprob(self, token_id: int) -> TokenLogprob:
+        assert self.recorder is not None and self.recorder.last is not None
+        last, k = self.recorder.last, self.handle.request.options.logprobs or 0
+        decode = self.text.tokenizer.decode
+        top: tuple[tuple[str, float], ...] = ()
+        if k:
+            values, ids = torch.topk(last, k)
+            top = tuple((decode([i]), float(v)) for v, i in zip(values.tolist(), ids.tolist(), strict=True))
+        return TokenLogprob(decode([token_id]), float(last[token_id]), top)
 
     def end(self) -> None:
         pass
@@ -150,8 +184,15 @@ class Engine:
     def count_tokens(self, text: str) -> int:
         return len(self.loaded.tokenizer.encode(text, add_special_tokens=False))
 
-    def submit(self, request: GenerationRequest) -> RequestHandle:
-        """Queue a request; iterate the returned handle for its events."""
+    def submit(
+        self, request: GenerationRequest, cancel: threading.Event | None = None
+    ) -> RequestHandle:
+        """Queue a request; iterate the returned handle for its events.
+
+        ``cancel``, when given, becomes the handle's cancellation event: another thread
+        can set it to stop the generation within one token step, even while a consumer
+        is blocked waiting for the next event.
+        """
         if not self._running:
             raise EngineUnavailableError("the engine is stopped")
         prompt_len = len(request.prompt_ids)
@@ -162,7 +203,7 @@ class Engine:
                 f"the prompt has {prompt_len} tokens; the model's context window is "
                 f"{self.loaded.max_seq_len}"
             )
-        handle = RequestHandle(next(self._ids), request, self.max_queue_time)
+        handle = RequestHandle(next(self._ids), request, self.max_queue_time, cancel)
         with self._active_lock:
             self._active += 1
         self._queue.put(handle)
@@ -206,7 +247,8 @@ class Engine:
         prompt_len = len(request.prompt_ids)
         max_new = min(options.max_new_tokens, loaded.max_seq_len - prompt_len)
         text = TextStream(loaded.tokenizer, options.stop)
-        streamer = _Streamer(handle, text)
+        recorder = LogprobRecorder() if options.logprobs is not None else None
+        streamer = _Streamer(handle, text, recorder)
         input_ids = torch.tensor([request.prompt_ids], device=loaded.device)
         pad = loaded.tokenizer.pad_token_id
         config = generation_config(
@@ -217,14 +259,16 @@ class Engine:
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
             generation_config=config,
-            logits_processor=logits_processors(options, prompt_len),
+            logits_processor=logits_processors(options, prompt_len, recorder),
             stopping_criteria=StoppingCriteriaList([_StopWhen(handle, text)]),
             streamer=streamer,
         )
         generated = output[0, prompt_len:].tolist()
         reason = self._finish_reason(handle, text, generated, max_new)
         tail = text.flush()
-        handle.events.put(TokenEvent(tail, prompt_len, streamer.completion_tokens, reason))
+        handle.events.put(
+            TokenEvent(tail, prompt_len, streamer.completion_tokens, reason, streamer.take_logprobs())
+        )
 
     def _finish_reason(
         self, handle: RequestHandle, text: TextStream, generated: list[int], max_new: int

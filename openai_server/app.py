@@ -1,0 +1,108 @@
+"""The FastAPI app factory of the OpenAI-compatible API (one app per worker process).
+
+``create_app(settings, engine_client)`` wires the pieces: error envelope handlers, the
+request body limit, API key checks on /v1 (ApiKeyMiddleware), and the routers of ``openai_server.routers``.
+The engine client is the worker's IPC client (src.ipc.client.EngineClient) or, in unit
+tests, a scripted fake with the same two methods.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from openai_server.auth import ApiKeyMiddleware, Authenticator
+from openai_server.errors import RequestTooLargeError, error_response, install_error_handlers
+from openai_server.routers import OPEN_ROUTERS, V1_ROUTERS
+from openai_server.serving import CompletionService, EngineClient
+from src.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def product_version() -> str:
+    try:
+        data = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+        return str(data["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "0.0.0"
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over ``max_bytes`` with 413, whether or not it is chunked."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(send)
+            return
+        if length is not None:
+            await self.app(scope, receive, send)
+            return
+        # No length given (chunked): read the body here, up to the limit, then replay it.
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await self._refuse(send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send) -> None:
+        error = RequestTooLargeError(
+            f"the request body is larger than {self.max_bytes} bytes "
+            "(see --openai_max_request_bytes)", code="request_too_large",
+        )
+        response = error_response(error)
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def create_app(settings: Settings, engine_client: EngineClient) -> FastAPI:
+    """The API app over ``engine_client``; nothing global, one app per call."""
+    app = FastAPI(
+        title="h2oGPT OpenAI-compatible API",
+        version=product_version(),
+        description="OpenAI-compatible chat and text completions over the local engine.",
+    )
+    auth = Authenticator(settings)
+    app.state.settings = settings
+    app.state.engine_client = engine_client
+    app.state.auth = auth
+    app.state.completions = CompletionService(engine_client, auth.check_user)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.openai_max_request_bytes)
+    app.add_middleware(ApiKeyMiddleware, authenticator=auth)  # outermost: before the body is read
+    for router in OPEN_ROUTERS:
+        app.include_router(router)
+    for router in V1_ROUTERS:
+        app.include_router(router, prefix="/v1")
+    return app

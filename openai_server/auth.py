@@ -1,0 +1,155 @@
+"""API keys for the OpenAI API: a list, or a JSON file re-read when it changes.
+
+With ``--enforce_h2ogpt_api_key=True`` every /v1 route needs a key, sent as
+``Authorization: Bearer <key>`` or ``x-api-key: <key>``. Keys are kept as SHA-256
+digests and compared with ``secrets.compare_digest``. A keys file (a JSON list, see
+h2ogpt_api_keys.json.example) is checked for a new modification time at most every
+``reload_seconds``, never read per request. /health and /version stay open.
+
+With ``--auth`` and ``--auth_access=closed``, the request's ``user`` field must be
+``username:password`` of a known user (src.users.UserStore).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from openai_server.errors import AuthenticationError, error_response
+from src.settings import Settings
+from src.users import UserStore
+
+log = logging.getLogger(__name__)
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+class ApiKeys:
+    """The accepted keys; ``check(key)`` is constant-time per stored key."""
+
+    def __init__(self, keys: list[str] | str, reload_seconds: float = 2.0) -> None:
+        self.reload_seconds = reload_seconds
+        self._lock = threading.Lock()
+        self._file: Path | None = None
+        self._mtime: float | None = None
+        self._checked = 0.0
+        self._digests: list[bytes] = []
+        if isinstance(keys, str):
+            self._file = Path(keys).expanduser()
+            self._load()
+        else:
+            self._digests = [_digest(k) for k in keys if k]
+
+    def check(self, key: str | None) -> bool:
+        if not key:
+            return False
+        self._maybe_reload()
+        given = _digest(key)
+        found = False
+        for known in self._digests:  # no early exit: the time does not depend on which key
+            found |= secrets.compare_digest(given, known)
+        return found
+
+    def _maybe_reload(self) -> None:
+        if self._file is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if now - self._checked < self.reload_seconds:
+                return
+            self._checked = now
+        try:
+            mtime = self._file.stat().st_mtime
+        except FileNotFoundError:
+            mtime = None
+        if mtime != self._mtime:
+            self._load()
+
+    def _load(self) -> None:
+        assert self._file is not None
+        try:
+            raw = json.loads(self._file.read_text())
+            mtime = self._file.stat().st_mtime
+        except FileNotFoundError:
+            log.error("API keys file %s does not exist; no key is accepted", self._file)
+            self._digests, self._mtime = [], None
+            return
+        except json.JSONDecodeError as exc:
+            log.error("API keys file %s is not valid JSON (%s); keeping the previous keys",
+                      self._file, exc)
+            return
+        keys = raw if isinstance(raw, list) else list(raw.values()) if isinstance(raw, dict) else []
+        self._digests = [_digest(str(k)) for k in keys if k]
+        self._mtime = mtime
+        log.info("loaded %d API keys from %s", len(self._digests), self._file)
+
+
+def request_key(headers: Mapping[str, str]) -> str | None:
+    """The key of a request: ``Authorization: Bearer <key>`` or ``x-api-key``."""
+    header = headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return headers.get("x-api-key") or None
+
+
+class Authenticator:
+    """What the routes ask: is this key accepted, is this ``user`` allowed."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.enforce_key = settings.enforce_h2ogpt_api_key
+        self.keys = ApiKeys(settings.h2ogpt_api_keys) if self.enforce_key else None
+        users = UserStore(settings.auth, settings.auth_access)
+        self.users = users if users.enabled and settings.auth_access == "closed" else None
+
+    def check_key(self, headers: Mapping[str, str]) -> None:
+        """Raise AuthenticationError unless the headers carry an accepted key (when enforced)."""
+        if self.keys is None:
+            return
+        key = request_key(headers)
+        if key is None:
+            raise AuthenticationError(
+                "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+                code="missing_api_key",
+            )
+        if not self.keys.check(key):
+            raise AuthenticationError("invalid API key", code="invalid_api_key")
+
+    def check_user(self, user: str | None) -> None:
+        if self.users is None:
+            return
+        if not self.users.check_pair(user):
+            raise AuthenticationError(
+                "this server needs user='username:password' of a known user",
+                param="user", code="invalid_user",
+            )
+
+
+class ApiKeyMiddleware:
+    """Checks the API key of every request under /v1 before anything else is read."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, prefix: str = "/v1") -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            try:
+                self.authenticator.check_key(Headers(scope=scope))
+            except AuthenticationError as exc:
+                await error_response(exc)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

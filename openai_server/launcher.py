@@ -1,0 +1,61 @@
+"""Start the OpenAI API from the engine process: ``start(settings, evaluator) -> Service``.
+
+The engine process (generate.py) runs the IPC server over its evaluator and binds the
+API port; ``--openai_workers`` worker processes (openai_server.worker) serve HTTP on it
+and reach the engine over IPC. ``Service.stop()`` stops the workers, then the IPC server.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from openai_server.workers import WorkerPool, bind_socket
+from src.ipc.server import IpcServer
+from src.ipc.services import register_engine_methods
+from src.settings import Settings
+
+if TYPE_CHECKING:
+    from src.evaluate import Evaluator
+
+log = logging.getLogger(__name__)
+
+
+class OpenAIService:
+    """The running API: the engine's IPC server and the worker pool."""
+
+    def __init__(self, ipc: IpcServer, pool: WorkerPool, ipc_dir: Path) -> None:
+        self.ipc = ipc
+        self.pool = pool
+        self.ipc_dir = ipc_dir
+
+    def stop(self) -> None:
+        self.pool.stop()
+        self.pool.sock.close()
+        self.ipc.stop()
+        shutil.rmtree(self.ipc_dir, ignore_errors=True)
+
+
+def start(settings: Settings, evaluator: Evaluator) -> OpenAIService:
+    """Serve the engine over IPC and start the API workers on --server_name:--openai_port."""
+    ipc_dir = Path(tempfile.mkdtemp(prefix="h2ogpt-ipc-"))
+    ipc = IpcServer(f"ipc://{ipc_dir / 'engine.sock'}")
+    register_engine_methods(ipc, evaluator)
+    ipc.start()
+    try:
+        sock = bind_socket(settings.server_name, settings.openai_port)
+    except OSError as exc:
+        ipc.stop()
+        shutil.rmtree(ipc_dir, ignore_errors=True)
+        raise RuntimeError(
+            f"cannot listen on {settings.server_name}:{settings.openai_port} ({exc}); "
+            "choose another --openai_port"
+        ) from exc
+    pool = WorkerPool(settings, ipc.address, sock, settings.openai_workers)
+    pool.start()
+    log.info("OpenAI API on http://%s:%d/v1 with %d worker(s)", settings.server_name,
+             settings.openai_port, settings.openai_workers)
+    return OpenAIService(ipc, pool, ipc_dir)

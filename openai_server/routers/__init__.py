@@ -1,0 +1,17 @@
+"""Routers, one per endpoint family. A route handler is a few lines: HTTP only.
+
+``OPEN_ROUTERS`` need no API key (/health, /version); ``V1_ROUTERS`` are mounted under
+/v1 behind the API key check. To add an endpoint family (for example /v1/embeddings):
+write ``routers/embeddings.py`` with an ``APIRouter`` whose handlers call the engine
+through ``engine_client(request)`` (``await client.call("embed", {...})``), register the
+engine-side method in src/ipc/services.py, and append the router to ``V1_ROUTERS``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from openai_server.routers import chat, completions, health, models
+
+OPEN_ROUTERS: list[APIRouter] = [health.router]
+V1_ROUTERS: list[APIRouter] = [models.router, chat.router, completions.router]

@@ -1,0 +1,273 @@
+"""Serving: run translated requests on the engine and shape OpenAI responses.
+
+Routers hand a validated request to :class:`CompletionService`; it translates it
+(openai_server.translate), streams each choice from the engine over IPC (the engine's
+``evaluate`` stream method), and builds a ``chat.completion`` / ``text_completion``
+response or a stream of chunks. Choices of one request run concurrently, so their
+chunks interleave by ``index`` as OpenAI's do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+from openai_server import translate
+from openai_server.errors import NotFoundError
+from openai_server.protocol import (
+    AssistantMessage,
+    ChatChoice,
+    ChatChunkChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionFields,
+    ChoiceLogprobs,
+    Completion,
+    CompletionChoice,
+    CompletionFields,
+    CompletionLogprobs,
+    Delta,
+    Model,
+    TokenLogprob,
+    TopLogprob,
+    Usage,
+    new_id,
+    now,
+)
+from src.params import EvalParams
+
+log = logging.getLogger(__name__)
+
+Chunk = dict[str, Any]  # an EvalChunk as plain data (src.evaluate.EvalChunk fields)
+
+
+class EngineClient(Protocol):
+    """What the API needs of the engine (src.ipc.client.EngineClient, or a test fake)."""
+
+    async def call(self, method: str, args: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> Any: ...
+
+    def stream(self, method: str, args: dict[str, Any] | None = None) -> AsyncIterator[Any]: ...
+
+
+def _args(params: EvalParams) -> dict[str, Any]:
+    return params.model_dump(exclude_unset=True)
+
+
+async def _merged(client: EngineClient, choices: list[EvalParams]) -> AsyncIterator[tuple[int, Chunk]]:
+    """(choice index, chunk) from all choices as they come; cancels the rest when left."""
+    queue: asyncio.Queue[tuple[int, Chunk | None, BaseException | None]] = asyncio.Queue()
+
+    async def pump(index: int, params: EvalParams) -> None:
+        try:
+            async for chunk in client.stream("evaluate", _args(params)):
+                await queue.put((index, chunk, None))
+            await queue.put((index, None, None))
+        except Exception as exc:
+            await queue.put((index, None, exc))
+
+    tasks = [asyncio.create_task(pump(i, p)) for i, p in enumerate(choices)]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            index, chunk, error = await queue.get()
+            if error is not None:
+                raise error
+            if chunk is None:
+                remaining -= 1
+                continue
+            yield index, chunk
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def _primed(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Wait for the first item before the response starts, so early errors get a status."""
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        first = None
+
+    async def rest() -> AsyncIterator[Any]:
+        try:
+            if first is None:
+                return
+            yield first
+            async for item in stream:
+                yield item
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    return rest()
+
+
+def _chat_logprobs(chunk: Chunk) -> ChoiceLogprobs | None:
+    entries = chunk.get("logprobs") or []
+    if not entries:
+        return None
+    return ChoiceLogprobs(content=[
+        TokenLogprob(
+            token=e["token"], logprob=e["logprob"], bytes=list(e["token"].encode()),
+            top_logprobs=[TopLogprob(token=t, logprob=v, bytes=list(t.encode())) for t, v in e["top"]],
+        )
+        for e in entries
+    ])
+
+
+def _completion_logprobs(chunks: list[Chunk], offset: int = 0) -> CompletionLogprobs | None:
+    entries = [e for c in chunks for e in c.get("logprobs") or []]
+    if not entries:
+        return None
+    out = CompletionLogprobs()
+    for e in entries:
+        out.text_offset.append(offset)
+        out.tokens.append(e["token"])
+        out.token_logprobs.append(e["logprob"])
+        out.top_logprobs.append({t: v for t, v in e["top"]})
+        offset += len(e["token"])
+    return out
+
+
+def _usage(finals: dict[int, Chunk], prompts: int = 1, per_prompt: int = 1) -> Usage:
+    prompt = sum(finals[i * per_prompt].get("prompt_tokens", 0) for i in range(prompts) if i * per_prompt in finals)
+    completion = sum(c.get("completion_tokens", 0) for c in finals.values())
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+class CompletionService:
+    """Chat and text completions over an engine client."""
+
+    def __init__(self, client: EngineClient, check_user: Callable[[str | None], None]) -> None:
+        self.client = client
+        self.check_user = check_user
+        self._models: list[Model] | None = None
+
+    async def models(self) -> list[Model]:
+        """The served models (asked of the engine once, then remembered)."""
+        if self._models is None:
+            raw = await self.client.call("models", timeout=10)
+            self._models = [Model(**m) for m in raw]
+        return self._models
+
+    async def model_id(self, requested: str | None) -> str:
+        """The id to answer with; an unknown model is a 404."""
+        models = await self.models()
+        if not requested:
+            return models[0].id
+        for model in models:
+            if model.id == requested:
+                return model.id
+        raise NotFoundError(f"the model {requested!r} does not exist", param="model",
+                            code="model_not_found")
+
+    # --- chat ------------------------------------------------------------------------------
+    async def chat(self, request: ChatCompletionFields) -> ChatCompletion | AsyncIterator[Any]:
+        self.check_user(request.user)
+        model = await self.model_id(request.model)
+        choices = translate.chat_params(request)
+        if request.stream:
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            return await _primed(self._chat_stream(choices, model, include_usage))
+        finals = await self._collect(choices)
+        return ChatCompletion(
+            id=new_id("chatcmpl"), created=now(), model=model, usage=_usage(finals),
+            choices=[
+                ChatChoice(
+                    index=i, message=AssistantMessage(content=c["response"]),
+                    logprobs=_chat_logprobs(c), finish_reason=translate.finish_reason(c["finish_reason"]),
+                    sources=c.get("sources") or None,
+                )
+                for i, c in sorted(finals.items())
+            ],
+        )
+
+    async def _chat_stream(self, choices: list[EvalParams], model: str,
+                           include_usage: bool) -> AsyncIterator[ChatCompletionChunk]:
+        rid, created = new_id("chatcmpl"), now()
+        usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
+
+        def chunk(choice: ChatChunkChoice) -> ChatCompletionChunk:
+            return ChatCompletionChunk(id=rid, created=created, model=model, choices=[choice], **usage_field)
+
+        started: set[int] = set()
+        finals: dict[int, Chunk] = {}
+        async for index, item in _merged(self.client, choices):
+            if index not in started:
+                started.add(index)
+                yield chunk(ChatChunkChoice(index=index, delta=Delta(role="assistant", content="")))
+            if item["delta"] or item.get("logprobs"):
+                yield chunk(ChatChunkChoice(index=index, delta=Delta(content=item["delta"]),
+                                            logprobs=_chat_logprobs(item)))
+            if item["finish_reason"] is not None:
+                finals[index] = item
+                yield chunk(ChatChunkChoice(
+                    index=index, delta=Delta(), finish_reason=translate.finish_reason(item["finish_reason"]),
+                    sources=item.get("sources") or None,
+                ))
+        if include_usage:
+            yield ChatCompletionChunk(id=rid, created=created, model=model, choices=[], usage=_usage(finals))
+
+    # --- text completions ------------------------------------------------------------------
+    async def completion(self, request: CompletionFields) -> Completion | AsyncIterator[Any]:
+        self.check_user(request.user)
+        model = await self.model_id(request.model)
+        prompts = translate.completion_prompts(request)
+        choices = translate.completion_params(request)
+        if request.stream:
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            return await _primed(self._completion_stream(request, prompts, choices, model, include_usage))
+        finals = await self._collect(choices)
+        out = []
+        for i, c in sorted(finals.items()):
+            prefix = prompts[i // request.n] if request.echo else ""
+            out.append(CompletionChoice(
+                index=i, text=prefix + c["response"], logprobs=_completion_logprobs([c], len(prefix)),
+                finish_reason=translate.finish_reason(c["finish_reason"]), sources=c.get("sources") or None,
+            ))
+        return Completion(id=new_id("cmpl"), created=now(), model=model, choices=out,
+                          usage=_usage(finals, len(prompts), request.n))
+
+    async def _completion_stream(self, request: CompletionFields, prompts: list[str],
+                                 choices: list[EvalParams], model: str,
+                                 include_usage: bool) -> AsyncIterator[Completion]:
+        rid, created = new_id("cmpl"), now()
+        usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
+        finals: dict[int, Chunk] = {}
+        started: set[int] = set()
+        async for index, item in _merged(self.client, choices):
+            text = item["delta"]
+            if request.echo and index not in started:
+                text = prompts[index // request.n] + text
+            started.add(index)
+            reason = item["finish_reason"]
+            if reason is not None:
+                finals[index] = item
+            if text or reason is not None or item.get("logprobs"):
+                yield Completion(id=rid, created=created, model=model, **usage_field, choices=[
+                    CompletionChoice(
+                        index=index, text=text, logprobs=_completion_logprobs([item]),
+                        finish_reason=translate.finish_reason(reason) if reason is not None else None,
+                        sources=item.get("sources") or None,
+                    )
+                ])
+        if include_usage:
+            yield Completion(id=rid, created=created, model=model, choices=[],
+                             usage=_usage(finals, len(prompts), request.n))
+
+    async def _collect(self, choices: list[EvalParams]) -> dict[int, Chunk]:
+        """Run every choice to its final chunk (stream_output is off: one chunk each)."""
+        finals: dict[int, Chunk] = {}
+        logprobs: dict[int, list[dict[str, Any]]] = {}
+        async for index, item in _merged(self.client, choices):
+            logprobs.setdefault(index, []).extend(item.get("logprobs") or [])
+            if item["finish_reason"] is not None:
+                finals[index] = {**item, "logprobs": logprobs[index]}
+        return finals
+

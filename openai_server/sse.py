@@ -1,0 +1,33 @@
+"""The one SSE helper: ``data: <json>\\n\\n`` events, then ``data: [DONE]``.
+
+An error raised by the event source after the response has started (status 200 is
+already sent) goes out as one ``{"error": {...}}`` event, then ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse
+
+from openai_server.errors import from_exception
+from openai_server.protocol import wire
+
+DONE = "[DONE]"
+
+
+async def _events(source: AsyncIterator[BaseModel | dict[str, Any]]) -> AsyncIterator[dict[str, str]]:
+    try:
+        async for item in source:
+            yield {"data": json.dumps(wire(item) if isinstance(item, BaseModel) else item)}
+    except Exception as exc:  # the status line is gone: report in-band
+        yield {"data": json.dumps(from_exception(exc).body())}
+    yield {"data": DONE}
+
+
+def sse_response(source: AsyncIterator[BaseModel | dict[str, Any]]) -> EventSourceResponse:
+    """Stream ``source`` (response chunks) as OpenAI-style server-sent events."""
+    return EventSourceResponse(_events(source), sep="\n", ping=15)

@@ -1,0 +1,155 @@
+"""OpenAI requests -> EvalParams: the one place that maps OpenAI's fields onto evaluate().
+
+- ``messages``: system (and developer) messages become ``system_prompt``; the last user
+  (or tool) message becomes ``instruction``; the turns between become
+  ``chat_conversation`` as {role, content} messages.
+- ``max_completion_tokens`` (else ``max_tokens``, else 256) -> ``max_new_tokens``.
+- ``temperature`` 0 -> greedy decoding (``do_sample=False``).
+- ``stop`` (string or list), ``seed``, ``top_p``, penalties, ``logit_bias`` (token ids as
+  strings) map one to one; ``logprobs``/``top_logprobs`` ask the engine for log probs.
+- ``n`` choices are ``n`` evaluate() calls; with a fixed seed choice ``i`` uses ``seed + i``
+  so that choices differ but a request is still reproducible.
+- ``response_format.type`` json_object / json_code / json_schema -> ``response_format``.
+- h2oGPT fields (``extra_body``) set explicitly win over values derived from OpenAI
+  fields; an explicit ``chat_conversation`` goes before the turns from ``messages``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from openai_server.errors import InvalidRequestError
+from openai_server.protocol import (
+    ChatCompletionFields,
+    ChatMessage,
+    CompletionFields,
+    ImagePart,
+    h2ogpt_values,
+)
+from src.params import EvalParams
+
+DEFAULT_MAX_TOKENS = 256
+SYSTEM_ROLES = ("system", "developer")
+
+
+def message_text(message: ChatMessage) -> str:
+    """The text of a message; image parts are refused (the served model reads text only)."""
+    if message.content is None or isinstance(message.content, str):
+        return message.content or ""
+    texts = []
+    for part in message.content:
+        if isinstance(part, ImagePart):
+            raise InvalidRequestError(
+                "image inputs are not supported by the served model", param="messages",
+                code="unsupported_content",
+            )
+        texts.append(part.text)
+    return "\n".join(texts)
+
+
+def split_messages(messages: list[ChatMessage]) -> tuple[str | None, list[dict[str, str]], str]:
+    """(system_prompt or None, earlier turns, instruction) of an OpenAI messages array."""
+    system = [message_text(m) for m in messages if m.role in SYSTEM_ROLES]
+    turns = [m for m in messages if m.role not in SYSTEM_ROLES]
+    if not turns or turns[-1].role not in ("user", "tool"):
+        raise InvalidRequestError(
+            "messages must end with a user (or tool) message", param="messages"
+        )
+    history = [
+        {"role": "user" if m.role == "tool" else m.role, "content": message_text(m)}
+        for m in turns[:-1]
+    ]
+    system_prompt = "\n".join(s for s in system if s) if system else None
+    return system_prompt, history, message_text(turns[-1])
+
+
+def _logit_bias(bias: dict[str, float] | None) -> dict[int, float]:
+    if not bias:
+        return {}
+    try:
+        return {int(token): float(value) for token, value in bias.items()}
+    except ValueError:
+        raise InvalidRequestError("logit_bias keys must be token ids", param="logit_bias") from None
+
+
+def _sampling_values(request: ChatCompletionFields | CompletionFields, max_tokens: int | None) -> dict[str, Any]:
+    stop = request.stop
+    values: dict[str, Any] = {
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "seed": request.seed or 0,
+        "stop": [stop] if isinstance(stop, str) else list(stop or []),
+        "presence_penalty": request.presence_penalty,
+        "frequency_penalty": request.frequency_penalty,
+        "logit_bias": _logit_bias(request.logit_bias),
+        "max_new_tokens": max_tokens or DEFAULT_MAX_TOKENS,
+        "stream_output": request.stream,
+    }
+    if request.temperature == 0:
+        values["do_sample"] = False
+    return values
+
+
+def _build(values: dict[str, Any], n: int) -> list[EvalParams]:
+    """One EvalParams per choice; a parameter error becomes a 400."""
+    out = []
+    for i in range(n):
+        choice = dict(values)
+        if n > 1 and choice.get("seed"):
+            choice["seed"] = choice["seed"] + i
+        try:
+            out.append(EvalParams.model_validate(choice))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            param = ".".join(str(p) for p in first.get("loc", ())) or None
+            message = str(first.get("msg", "invalid parameters")).removeprefix("Value error, ")
+            raise InvalidRequestError(f"{param}: {message}" if param else message, param=param) from None
+    return out
+
+
+def _merge_h2ogpt(values: dict[str, Any], explicit: dict[str, Any]) -> dict[str, Any]:
+    explicit = dict(explicit)
+    if "chat_conversation" in explicit:
+        explicit["chat_conversation"] = list(explicit["chat_conversation"]) + list(
+            values.get("chat_conversation", [])
+        )
+    return {**values, **explicit}
+
+
+def chat_params(request: ChatCompletionFields) -> list[EvalParams]:
+    """The evaluate() parameters of each of the ``n`` choices of a chat request."""
+    system_prompt, history, instruction = split_messages(request.messages)
+    values = _sampling_values(request, request.max_completion_tokens or request.max_tokens)
+    values.update(instruction=instruction, chat_conversation=history)
+    if system_prompt is not None:
+        values["system_prompt"] = system_prompt
+    if request.logprobs:
+        values.update(logprobs=True, top_logprobs=request.top_logprobs or 0)
+    fmt = request.response_format
+    if fmt is not None and fmt.type != "text":
+        values["response_format"] = "json_code" if fmt.type == "json_code" else "json_object"
+    return _build(_merge_h2ogpt(values, h2ogpt_values(request)), request.n)
+
+
+def completion_prompts(request: CompletionFields) -> list[str]:
+    return [request.prompt] if isinstance(request.prompt, str) else list(request.prompt)
+
+
+def completion_params(request: CompletionFields) -> list[EvalParams]:
+    """The evaluate() parameters of each choice: prompt ``p``'s choice ``j`` is at ``p * n + j``."""
+    explicit = h2ogpt_values(request)
+    out: list[EvalParams] = []
+    for prompt in completion_prompts(request):
+        values = _sampling_values(request, request.max_tokens)
+        values["instruction"] = prompt
+        if request.logprobs is not None:
+            values.update(logprobs=True, top_logprobs=request.logprobs)
+        out.extend(_build(_merge_h2ogpt(values, explicit), request.n))
+    return out
+
+
+def finish_reason(reason: str | None) -> str:
+    """OpenAI's finish_reason for the engine's ('cancelled' never reaches a client)."""
+    return "length" if reason == "length" else "stop"

@@ -1,0 +1,332 @@
+"""The OpenAI API end to end: generate.py with 2 workers, the real tiny model, real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import openai
+import psutil
+import pytest
+
+from tests.conftest import ROOT
+from tests.server import RemoteServer
+
+HELLO = [{"role": "user", "content": "Say hello."}]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with RemoteServer(tmp_path_factory.mktemp("openai"), "--openai_workers=2") as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return server.client()
+
+
+@pytest.fixture(scope="module")
+def model(server):
+    return server.model()
+
+
+def sse_events(response: httpx.Response) -> list[str]:
+    return [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]
+
+
+# --- endpoints ---------------------------------------------------------------------------
+def test_health_version_and_models(server, client, model):
+    health = server.health()
+    assert health["status"] == "ok" and health["model"] == model
+    assert httpx.get(server.url + "/version").json()["version"]
+    models = client.models.list()
+    assert [m.id for m in models.data] == [model]
+    assert client.models.retrieve(model).id == model
+    with pytest.raises(openai.NotFoundError) as info:
+        client.models.retrieve("no-such-model")
+    assert info.value.body["type"] == "invalid_request_error"
+
+
+def test_chat_non_streaming_shape_and_usage(client, model):
+    response = client.chat.completions.create(model=model, messages=HELLO, max_tokens=8, temperature=0)
+    assert response.object == "chat.completion"
+    assert response.model == model
+    choice = response.choices[0]
+    assert choice.message.role == "assistant" and choice.message.content
+    assert choice.finish_reason in ("stop", "length")
+    usage = response.usage
+    assert usage.prompt_tokens > 0 and 0 < usage.completion_tokens <= 8
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_model_is_optional(server):
+    body = {"messages": HELLO, "max_tokens": 2}
+    response = httpx.post(server.base_url + "/chat/completions", json=body, timeout=60)
+    assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"]
+
+
+def test_streaming_shape_matches_openai(server, model):
+    body = {"model": model, "messages": HELLO, "max_tokens": 8, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}}
+    with httpx.stream("POST", server.base_url + "/chat/completions", json=body, timeout=60) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(response)
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert len({c["id"] for c in chunks}) == 1
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    with_choices = [c for c in chunks if c["choices"]]
+    reasons = [c["choices"][0]["finish_reason"] for c in with_choices]
+    assert reasons[-1] in ("stop", "length") and all(r is None for r in reasons[:-1])
+    assert all("role" not in c["choices"][0]["delta"] for c in with_choices[1:])
+    usage_chunk = chunks[-1]
+    assert usage_chunk["choices"] == [] and usage_chunk["usage"]["completion_tokens"] > 0
+    assert all(c["usage"] is None for c in chunks[:-1])
+
+
+def test_streamed_text_equals_non_streamed_at_temperature_0(client, model):
+    kwargs = dict(model=model, messages=HELLO, max_tokens=24, temperature=0)
+    full = client.chat.completions.create(**kwargs).choices[0].message.content
+    streamed = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(stream=True, **kwargs) if c.choices
+    )
+    assert streamed == full
+
+
+def test_seed_reproduces_sampling(client, model):
+    kwargs = dict(model=model, messages=[{"role": "user", "content": "Tell me a story."}],
+                  max_tokens=16, temperature=1.0, seed=1234)
+    first = client.chat.completions.create(**kwargs).choices[0].message.content
+    second = client.chat.completions.create(**kwargs).choices[0].message.content
+    assert first == second
+
+
+def test_n_choices_streaming_and_not(client, model):
+    kwargs = dict(model=model, messages=HELLO, max_tokens=6, temperature=0.8, seed=7, n=2)
+    response = client.chat.completions.create(**kwargs)
+    assert [c.index for c in response.choices] == [0, 1]
+    assert all(c.message.content for c in response.choices)
+    texts = {0: "", 1: ""}
+    finished = set()
+    for chunk in client.chat.completions.create(stream=True, **kwargs):
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finished.add(choice.index)
+    assert finished == {0, 1} and all(texts.values())
+    assert texts == {c.index: c.message.content for c in response.choices}
+
+
+def test_stop_sequence(client, model):
+    messages = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]
+    free = client.chat.completions.create(model=model, messages=messages, max_tokens=30, temperature=0)
+    text = free.choices[0].message.content
+    assert "5" in text
+    stopped = client.chat.completions.create(
+        model=model, messages=messages, max_tokens=30, temperature=0, stop=["5"]
+    )
+    assert stopped.choices[0].message.content == text[: text.index("5")]
+    assert stopped.choices[0].finish_reason == "stop"
+
+
+def test_logprobs_and_logit_bias(client, model):
+    response = client.chat.completions.create(
+        model=model, messages=HELLO, max_tokens=4, temperature=0, logprobs=True, top_logprobs=2
+    )
+    content = response.choices[0].logprobs.content
+    assert content and all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in content)
+    assert "".join(t.token for t in content) == response.choices[0].message.content
+    forced = client.chat.completions.create(
+        model=model, messages=HELLO, max_tokens=4, temperature=0, logprobs=True,
+        logit_bias={"1001": 100},
+    )
+    tokens = [t.token for t in forced.choices[0].logprobs.content]
+    assert len(tokens) == 4 and len(set(tokens)) == 1 and tokens != [t.token for t in content]
+
+
+def test_completions_prompt_string_list_and_stream(client, model):
+    one = client.completions.create(model=model, prompt="The capital of France is", max_tokens=5,
+                                    temperature=0)
+    assert one.object == "text_completion" and one.choices[0].text
+    assert one.usage.completion_tokens > 0
+    many = client.completions.create(model=model, prompt=["Hello", "Goodbye"], max_tokens=3,
+                                     temperature=0)
+    assert [c.index for c in many.choices] == [0, 1]
+    streamed = "".join(
+        c.choices[0].text for c in client.completions.create(
+            model=model, prompt="The capital of France is", max_tokens=5, temperature=0, stream=True
+        ) if c.choices
+    )
+    assert streamed == one.choices[0].text
+
+
+def test_extra_body_reaches_evaluate(client, model):
+    response = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "What is the code word?"}],
+        max_tokens=12, temperature=0,
+        extra_body={"text_context_list": ["The code word is PINEAPPLE."], "top_k": 1,
+                    "repetition_penalty": 1.0, "min_new_tokens": 2, "langchain_mode": "LLM",
+                    "no_such_field": 1},
+    )
+    assert "PINEAPPLE" in response.choices[0].message.content.upper()
+
+
+def test_async_client_chat_and_stream(server, model):
+    async def run() -> tuple[str, str]:
+        client = server.async_client()
+        kwargs = dict(model=model, messages=HELLO, max_tokens=8, temperature=0)
+        full = (await client.chat.completions.create(**kwargs)).choices[0].message.content
+        text = ""
+        async for chunk in await client.chat.completions.create(stream=True, **kwargs):
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+        await client.close()
+        return full, text
+
+    full, streamed = asyncio.run(run())
+    assert full and streamed == full
+
+
+def test_langchain_chat_openai_invoke_and_stream(server, model):
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(base_url=server.base_url, api_key="EMPTY", model=model, max_tokens=8,
+                     temperature=0, max_retries=0)
+    answer = llm.invoke("Say hello.")
+    assert answer.content
+    streamed = "".join(chunk.content for chunk in llm.stream("Say hello."))
+    assert streamed == answer.content
+
+
+# --- errors ------------------------------------------------------------------------------
+@pytest.mark.parametrize("body, param", [
+    ({"messages": HELLO, "temperature": 5}, "temperature"),
+    ({"messages": HELLO, "max_tokens": 0}, "max_tokens"),
+    ({"messages": HELLO, "n": 0}, "n"),
+    ({"messages": []}, "messages"),
+    ({"messages": HELLO, "stream_options": {"include_usage": True}}, None),
+    ({"messages": "hello"}, "messages"),
+    ({"messages": HELLO, "top_k": "many"}, "top_k"),
+])
+def test_bad_requests_are_400_envelopes(server, body, param):
+    response = httpx.post(server.base_url + "/chat/completions", json=body, timeout=30)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error" and "detail" not in response.json()
+    if param:
+        assert error["param"].startswith(param)
+
+
+def test_malformed_json_and_unknown_model_and_route(server):
+    response = httpx.post(server.base_url + "/chat/completions", content=b"{not json",
+                          headers={"content-type": "application/json"}, timeout=30)
+    assert response.status_code == 400 and "JSON" in response.json()["error"]["message"]
+    response = httpx.post(server.base_url + "/chat/completions",
+                          json={"model": "gpt-4", "messages": HELLO}, timeout=30)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "model_not_found"
+    response = httpx.get(server.base_url + "/nothing-here", timeout=30)
+    assert response.status_code == 404 and "error" in response.json()
+
+
+def test_body_over_the_limit_is_413(server):
+    big = "x" * (17 * 1024 * 1024)
+    response = httpx.post(server.base_url + "/chat/completions", timeout=60,
+                          json={"messages": [{"role": "user", "content": big}]})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+
+
+def test_context_overflow_mid_request_is_400(server, model):
+    long = "word " * 9000
+    response = httpx.post(server.base_url + "/chat/completions", timeout=60,
+                          json={"model": model, "messages": [{"role": "user", "content": long}]})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "context_length_exceeded"
+
+
+# --- cancellation, concurrency, workers --------------------------------------------------
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_client_disconnect_cancels_generation(server, model):
+    body = {"model": model, "messages": HELLO, "max_tokens": 4000, "min_new_tokens": 4000, "stream": True}
+    with httpx.stream("POST", server.base_url + "/chat/completions", json=body, timeout=60) as response:
+        lines = response.iter_lines()
+        seen = 0
+        for line in lines:
+            seen += line.startswith("data: ")
+            if seen >= 3:
+                break
+        assert server.health()["active_requests"] == 1
+    # 4000 tokens take minutes; a cancelled request leaves the engine at once.
+    assert wait_for(lambda: server.health()["active_requests"] == 0, timeout=30)
+
+
+def test_concurrent_requests_through_both_workers_are_fifo(server, model):
+    order: list[int] = []
+    lock = threading.Lock()
+
+    def ask(i: int) -> None:
+        body = {"model": model, "messages": HELLO, "max_tokens": 3, "stream": True}
+        with httpx.stream("POST", server.base_url + "/chat/completions", json=body, timeout=120) as r:
+            lines = r.iter_lines()
+            for line in lines:
+                if '"content"' in line and '"content": ""' not in line:
+                    with lock:
+                        order.append(i)
+                    break
+            for _ in lines:
+                pass
+
+    blocker_body = {"model": model, "messages": HELLO, "max_tokens": 150, "min_new_tokens": 150,
+                    "stream": True}
+    with httpx.stream("POST", server.base_url + "/chat/completions", json=blocker_body,
+                      timeout=120) as blocker:
+        blocker_lines = blocker.iter_lines()
+        next(blocker_lines)  # the engine is busy with the blocker now
+        threads = []
+        for i in range(4):
+            thread = threading.Thread(target=ask, args=(i,))
+            thread.start()
+            threads.append(thread)
+            assert wait_for(lambda n=i + 2: server.health()["active_requests"] >= n, timeout=30)
+        for _ in blocker_lines:
+            pass
+    for thread in threads:
+        thread.join(timeout=120)
+    assert order == [0, 1, 2, 3]
+
+
+def test_killed_worker_is_replaced(server, client, model):
+    pids = server.worker_pids()
+    assert len(pids) == 2
+    os.kill(pids[0], signal.SIGKILL)
+    assert wait_for(lambda: len(server.worker_pids()) == 2 and pids[0] not in server.worker_pids())
+    for _ in range(4):  # both workers answer
+        assert client.models.list().data[0].id == model
+
+
+def test_workers_do_not_import_torch(server):
+    for pid in server.worker_pids():
+        mapped = " ".join(m.path for m in psutil.Process(pid).memory_maps())
+        assert "libtorch" not in mapped and "torch/lib" not in mapped
+    code = ("import sys, openai_server.worker, openai_server.app;"
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -1,0 +1,123 @@
+"""A real `python generate.py` serving the OpenAI API on a free port, for end-to-end tests.
+
+Like vLLM's RemoteOpenAIServer: the app runs as a subprocess with the network guard
+(tests/offline_guard.py), in its own working directory, with the Gradio UI off unless
+asked. Share one per test module (``scope="module"`` fixture): start-up loads the model.
+
+    with RemoteServer(tmp_path, "--openai_workers=2") as server:
+        client = server.client()          # openai.OpenAI on server.base_url
+        server.health()["active_requests"]
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import ROOT, free_port
+
+GUARDED_RUN = (
+    "import sys, runpy; sys.path.insert(0, {root!r}); import tests.offline_guard;"
+    "sys.argv = ['generate.py'] + sys.argv[1:]; runpy.run_path({script!r}, run_name='__main__')"
+)
+
+
+class RemoteServer:
+    """generate.py with the OpenAI API (and by default no UI) on 127.0.0.1:<free port>."""
+
+    def __init__(self, workdir: Path, *flags: str, gradio: bool = False) -> None:
+        self.workdir = Path(workdir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = self.url + "/v1"
+        self.flags = [
+            f"--gradio={gradio}", "--server_name=127.0.0.1", f"--openai_port={self.port}", *flags,
+        ]
+        if gradio:
+            self.flags.append(f"--server_port={free_port()}")
+        self.log_path = self.workdir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    # --- life cycle --------------------------------------------------------------------
+    def start(self, timeout: float = 240.0) -> RemoteServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        code = GUARDED_RUN.format(root=str(ROOT), script=str(ROOT / "generate.py"))
+        env = dict(os.environ, GRADIO_TEMP_DIR=str(self.workdir / "gradio_tmp"))
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", code, *self.flags], cwd=self.workdir, env=env,
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"generate.py exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"the API did not come up in {timeout:.0f} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def __enter__(self) -> RemoteServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- helpers -----------------------------------------------------------------------
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def health(self) -> dict[str, Any]:
+        response = httpx.get(self.url + "/health", timeout=10)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the API worker processes (children of the engine process)."""
+        import psutil
+
+        assert self.proc is not None
+        pids = []
+        for child in psutil.Process(self.proc.pid).children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE and "openai_server.worker" in " ".join(
+                    child.cmdline()
+                ):
+                    pids.append(child.pid)
+            except psutil.Error:  # it just exited
+                continue
+        return sorted(pids)
+
+    def client(self, api_key: str = "EMPTY", **kwargs: Any) -> Any:
+        import openai
+
+        return openai.OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, **kwargs)
+
+    def async_client(self, api_key: str = "EMPTY", **kwargs: Any) -> Any:
+        import openai
+
+        return openai.AsyncOpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, **kwargs)
+
+    def model(self) -> str:
+        return str(httpx.get(self.base_url + "/models", timeout=10).json()["data"][0]["id"])

@@ -18,6 +18,7 @@ from typing import Any
 import gradio as gr
 
 from gradio_ui.context import BadRequest, UIContext, gradio_errors, parse_param_dict
+from gradio_ui.documents import Documents, requester
 from src.evaluate import EvalChunk
 from src.params import EvalParams
 
@@ -45,6 +46,7 @@ class Endpoints:
 
     def __init__(self, ctx: UIContext) -> None:
         self.ctx = ctx
+        self.docs = Documents(ctx)
 
     def _params(self, payload: str) -> EvalParams:
         values = parse_param_dict(payload)
@@ -58,7 +60,8 @@ class Endpoints:
         with gradio_errors():
             eval_params = self._params(params)
             last: EvalChunk | None = None
-            with closing(self.ctx.evaluator.evaluate(eval_params)) as chunks:
+            user = requester(self.ctx, request)
+            with closing(self.ctx.evaluator.evaluate(eval_params, user=user)) as chunks:
                 for chunk in chunks:
                     last = chunk
                     yield str(result_dict(chunk))
@@ -70,7 +73,8 @@ class Endpoints:
         with gradio_errors():
             eval_params = self._params(params).model_copy(update={"stream_output": False})
             last: EvalChunk | None = None
-            with closing(self.ctx.evaluator.evaluate(eval_params)) as chunks:
+            user = requester(self.ctx, request)
+            with closing(self.ctx.evaluator.evaluate(eval_params, user=user)) as chunks:
                 for chunk in chunks:
                     last = chunk
             return str(result_dict(last))
@@ -100,6 +104,57 @@ class Endpoints:
             return self.ctx.evaluator.engine.count_tokens(text)
 
 
+    # --- documents ------------------------------------------------------------------------
+    def upload_api(self, file: str | None) -> tuple[str, str]:
+        """Upload one file (gradio_client: handle_file(path)); returns (file name, server path)
+        to pass to /add_file_api."""
+        if not file:
+            raise gr.Error("no file uploaded")
+        path = str(file)
+        return path.rsplit("/", 1)[-1], path
+
+    def add_file_api(self, file: str, langchain_mode: str = "MyData", chunk: bool = True,
+                     chunk_size: int = 0, h2ogpt_key: str = "", request: gr.Request | None = None) -> dict:
+        """Add a file uploaded with /upload_api to a collection. Returns {files: [{source,
+        status, chunks, reason}], sources, summary}; a file that cannot be read is reported
+        with status 'failed' and its reason."""
+        with gradio_errors():
+            self.ctx.access.check_key(h2ogpt_key)
+            return self.docs.add_file(file, "", langchain_mode, requester(self.ctx, request),
+                                      chunk, chunk_size)
+
+    def add_text(self, text: str, langchain_mode: str = "MyData", source: str = "", chunk: bool = True,
+                 chunk_size: int = 0, h2ogpt_key: str = "", request: gr.Request | None = None) -> dict:
+        """Add text as a document named `source` to a collection (same result as /add_file_api)."""
+        with gradio_errors():
+            self.ctx.access.check_key(h2ogpt_key)
+            return self.docs.add_text(text, source, langchain_mode, requester(self.ctx, request),
+                                      chunk, chunk_size)
+
+    def get_sources_api(self, langchain_mode: str = "MyData", h2ogpt_key: str = "",
+                        request: gr.Request | None = None) -> list[str]:
+        """The sources (file names) of a collection, sorted."""
+        with gradio_errors():
+            self.ctx.access.check_key(h2ogpt_key)
+            return self.docs.sources(langchain_mode, requester(self.ctx, request))
+
+    def delete_sources(self, sources: list[str], langchain_mode: str = "MyData", h2ogpt_key: str = "",
+                       request: gr.Request | None = None) -> list[str]:
+        """Delete sources from a collection; returns the ones that were found and deleted."""
+        with gradio_errors():
+            self.ctx.access.check_key(h2ogpt_key)
+            if isinstance(sources, str):
+                sources = [sources]
+            return self.docs.delete_sources(list(sources), langchain_mode, requester(self.ctx, request))
+
+    def get_document_api(self, source: str, langchain_mode: str = "MyData", h2ogpt_key: str = "",
+                         request: gr.Request | None = None) -> dict:
+        """One source's text: {source, chunks: [{content, page, chunk_id}]} in document order."""
+        with gradio_errors():
+            self.ctx.access.check_key(h2ogpt_key)
+            return self.docs.document(source, langchain_mode, requester(self.ctx, request))
+
+
 def register(ctx: UIContext) -> Endpoints:
     """Register the named endpoints in the current Blocks context."""
     endpoints = Endpoints(ctx)
@@ -108,4 +163,13 @@ def register(ctx: UIContext) -> Endpoints:
     gr.api(endpoints.model_names, api_name="model_names", queue=False)
     gr.api(endpoints.system_hash, api_name="system_hash", queue=False)
     gr.api(endpoints.count_tokens, api_name="count_tokens", queue=False)
+    with gr.Row(visible=False):
+        upload_file = gr.File(label="file", type="filepath")
+        upload_name, upload_path = gr.Textbox(label="name"), gr.Textbox(label="path")
+        upload_button = gr.Button("upload_api")
+    upload_button.click(endpoints.upload_api, [upload_file], [upload_name, upload_path],
+                        api_name="upload_api", queue=False)
+    for fn in (endpoints.add_file_api, endpoints.add_text, endpoints.get_sources_api,
+               endpoints.delete_sources, endpoints.get_document_api):
+        gr.api(fn, api_name=fn.__name__, concurrency_limit=4)
     return endpoints

@@ -17,6 +17,8 @@ import gradio as gr
 from gradio_ui import api
 from gradio_ui.chat import ChatOptions, Turn, render
 from gradio_ui.context import UIContext, gradio_errors
+from gradio_ui.doc_panel import DocumentPanel
+from gradio_ui.documents import requester
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +86,9 @@ class ChatHandlers:
                 int(max_new_tokens), repetition_penalty, system_prompt or "",
             )
             params = options.params(turns)
-            user = self.ctx.access.user_name(request.username if request else None)
-            log.debug("chat answer for %s in %s", user, langchain_mode)
+            user = requester(self.ctx, request)
             turn = turns[-1]
-            with closing(self.ctx.evaluator.evaluate(params)) as chunks:
+            with closing(self.ctx.evaluator.evaluate(params, user=user)) as chunks:
                 for chunk in chunks:
                     turn.answer = chunk.response
                     if chunk.sources:
@@ -145,6 +146,8 @@ def create_ui(ctx: UIContext) -> gr.Blocks:
                                             elem_id="langchain_action")
                 top_k_docs = gr.Slider(1, 20, s.top_k_docs, step=1, label="Sources to retrieve",
                                        elem_id="top_k_docs")
+                if ctx.documents is not None:
+                    DocumentPanel(ctx).build(langchain_mode, h2ogpt_key, blocks)
             with gr.Column(scale=4):
                 chatbot = gr.Chatbot(label="Chat", elem_id="chatbot", height=480, buttons=["copy"])
                 prompt = gr.Textbox(placeholder="Ask anything (Enter to send)", show_label=False,

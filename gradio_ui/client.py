@@ -82,33 +82,42 @@ class GradioClient:
         """Upload a file and add it to a collection; returns the server's per-file result."""
         _, server_path = self.client.predict(handle_file(str(path)), api_name="/upload_api")
         result: Any = self.client.predict(
-            server_path, langchain_mode or self.langchain_mode, self.h2ogpt_key or "",
-            api_name="/add_file_api",
+            file=server_path, langchain_mode=langchain_mode or self.langchain_mode,
+            h2ogpt_key=self.h2ogpt_key or "", api_name="/add_file_api",
         )
         return dict(result)
 
     def add_text(self, text: str, langchain_mode: str | None = None, name: str = "") -> dict[str, Any]:
         """Add ``text`` as a document to a collection."""
         result: Any = self.client.predict(
-            text, langchain_mode or self.langchain_mode, name, self.h2ogpt_key or "",
-            api_name="/add_text",
+            text=text, langchain_mode=langchain_mode or self.langchain_mode, source=name,
+            h2ogpt_key=self.h2ogpt_key or "", api_name="/add_text",
         )
         return dict(result)
 
     def get_sources(self, langchain_mode: str | None = None) -> list[str]:
         """The sources (file names) in a collection."""
         result: Any = self.client.predict(
-            langchain_mode or self.langchain_mode, self.h2ogpt_key or "", api_name="/get_sources_api"
+            langchain_mode=langchain_mode or self.langchain_mode, h2ogpt_key=self.h2ogpt_key or "",
+            api_name="/get_sources_api",
         )
         return list(result)
 
     def delete_sources(self, sources: Sequence[str], langchain_mode: str | None = None) -> list[str]:
-        """Delete sources from a collection; returns the sources that remain."""
+        """Delete sources from a collection; returns the ones that were deleted."""
         result: Any = self.client.predict(
-            list(sources), langchain_mode or self.langchain_mode, self.h2ogpt_key or "",
-            api_name="/delete_sources",
+            sources=list(sources), langchain_mode=langchain_mode or self.langchain_mode,
+            h2ogpt_key=self.h2ogpt_key or "", api_name="/delete_sources",
         )
         return list(result)
+
+    def get_document(self, source: str, langchain_mode: str | None = None) -> dict[str, Any]:
+        """One source's chunks: {source, chunks: [{content, page, chunk_id}]}."""
+        result: Any = self.client.predict(
+            source=source, langchain_mode=langchain_mode or self.langchain_mode,
+            h2ogpt_key=self.h2ogpt_key or "", api_name="/get_document_api",
+        )
+        return dict(result)
 
     # --- models -----------------------------------------------------------------------
     def list_models(self) -> list[str]:
@@ -117,7 +126,7 @@ class GradioClient:
         return [str(m["base_model"]) for m in models]
 
     def count_tokens(self, text: str) -> int:
-        return int(self.client.predict(text, self.h2ogpt_key or "", api_name="/count_tokens"))
+        return int(self.client.predict(text=text, h2ogpt_key=self.h2ogpt_key or "", api_name="/count_tokens"))
 
     # --- internals --------------------------------------------------------------------
     def _doc_params(self, query: str, action: str, text: Sequence[str] | str | None,

@@ -35,15 +35,10 @@ class GradioService:
         self.blocks.close(verbose=False)
 
 
-def _documents(evaluator: Evaluator) -> Any | None:
-    """The document service of this process, when document Q&A is on."""
-    return getattr(evaluator, "documents", None)
-
-
 def start(settings: Settings, evaluator: Evaluator, documents: Any | None = None) -> GradioService:
     """Build the UI over ``evaluator`` and serve it on --server_name:--server_port."""
     access = Access(settings)
-    ctx = UIContext(settings, evaluator, access, documents or _documents(evaluator))
+    ctx = UIContext(settings, evaluator, access, documents or evaluator.docs)
     blocks = create_ui(ctx)
     blocks.queue(default_concurrency_limit=CONCURRENCY)
     _, url, _ = blocks.launch(

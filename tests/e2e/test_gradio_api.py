@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from gradio_ui.client import GradioClient
@@ -18,7 +18,9 @@ from tests.e2e.gradio_server import GradioApp
 KEY = "sk-gradio-test-key"
 NAMED_ENDPOINTS = {
     "/submit_nochat_api", "/submit_nochat_plain_api", "/model_names", "/system_hash", "/count_tokens",
+    "/upload_api", "/add_file_api", "/add_text", "/get_sources_api", "/delete_sources", "/get_document_api",
 }
+ZEPHYR = "The Zephyr rocket report. The launch code of the Zephyr rocket is PURPLE-42.\n"
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +160,62 @@ def test_gradio_client_with_a_bad_key_raises(app: GradioApp):
         GradioClient(app.url, h2ogpt_key="wrong").question("hi")
     with pytest.raises(AppError, match="API key is required"):
         list(GradioClient(app.url).question_stream("hi"))
+
+
+# --- documents ---------------------------------------------------------------------------
+def test_document_endpoints_round_trip(client: Client, tmp_path):
+    doc = tmp_path / "zephyr.txt"
+    doc.write_text(ZEPHYR)
+    name, server_path = client.predict(handle_file(str(doc)), api_name="/upload_api")
+    assert name == "zephyr.txt" and server_path.endswith("zephyr.txt")
+    added = client.predict(file=server_path, langchain_mode="MyData", h2ogpt_key=KEY, api_name="/add_file_api")
+    assert added["files"][0]["status"] == "added" and added["sources"] == ["zephyr.txt"]
+    text = client.predict(text="Bananas are yellow.", langchain_mode="MyData", source="fruit",
+                          h2ogpt_key=KEY, api_name="/add_text")
+    assert text["sources"] == ["fruit"]
+    assert client.predict(langchain_mode="MyData", h2ogpt_key=KEY, api_name="/get_sources_api") == [
+        "fruit", "zephyr.txt"]
+    document = client.predict(source="zephyr.txt", langchain_mode="MyData", h2ogpt_key=KEY,
+                              api_name="/get_document_api")
+    assert "PURPLE-42" in document["chunks"][0]["content"]
+
+    job = client.submit(params(instruction="What is the launch code of the Zephyr rocket?",
+                               langchain_mode="MyData", top_k_docs=1), api_name="/submit_nochat_api")
+    final = ast.literal_eval(job.result())
+    assert final["sources"] and final["sources"][0]["source"] == "zephyr.txt"
+    assert final["sources"][0]["score"] > 0 and "PURPLE-42" in final["sources"][0]["content"]
+
+    assert client.predict(sources=["fruit"], langchain_mode="MyData", h2ogpt_key=KEY,
+                          api_name="/delete_sources") == ["fruit"]
+    assert client.predict(langchain_mode="MyData", h2ogpt_key=KEY, api_name="/get_sources_api") == [
+        "zephyr.txt"]
+
+
+def test_my_data_is_private_to_each_client(app: GradioApp, client: Client):
+    client.predict(text="Private note.", langchain_mode="MyData", source="mine", h2ogpt_key=KEY,
+                   api_name="/add_text")
+    other = Client(app.url, verbose=False, download_files=False)
+    assert "mine" not in other.predict(langchain_mode="MyData", h2ogpt_key=KEY, api_name="/get_sources_api")
+
+
+def test_document_endpoints_refuse_bad_keys_and_foreign_paths(client: Client):
+    with pytest.raises(AppError, match="API key"):
+        client.predict(langchain_mode="MyData", api_name="/get_sources_api")
+    with pytest.raises(AppError, match="invalid API key"):
+        client.predict(text="x", h2ogpt_key="wrong", api_name="/add_text")
+    with pytest.raises(AppError, match="/upload_api"):
+        client.predict(file="/etc/passwd", langchain_mode="MyData", h2ogpt_key=KEY, api_name="/add_file_api")
+    with pytest.raises(AppError, match="unknown collection"):
+        client.predict(langchain_mode="NoSuchCollection", h2ogpt_key=KEY, api_name="/get_sources_api")
+
+
+def test_gradio_client_query_over_a_file(h2ogpt: GradioClient, tmp_path):
+    doc = tmp_path / "zephyr_notes.txt"
+    doc.write_text(ZEPHYR)
+    h2ogpt.query("What is the launch code of the Zephyr rocket?", file=doc, max_new_tokens=12)
+    sources = h2ogpt.last_result["sources"]
+    assert [s["source"] for s in sources] == ["zephyr_notes.txt"]
+    assert "zephyr_notes.txt" in h2ogpt.get_sources()
+    summary = h2ogpt.summarize(langchain_mode="MyData", document_choice=["zephyr_notes.txt"],
+                               max_new_tokens=24)
+    assert summary.strip()

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.e2e.browser import browser_context, open_page
 from tests.e2e.gradio_server import GradioApp
 
 BOT = "#chatbot [data-testid='bot']"
 USER = "#chatbot [data-testid='user']"
+SCREENSHOT = ROOT / "docs" / "images" / "ui-chat-with-sources.png"
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +112,28 @@ def test_settings_panel_shows_the_flag_defaults(page: Any):
     assert page.locator("#max_new_tokens input[type=number]").input_value() == "48"
     assert page.locator("#temperature input[type=number]").input_value() == "0"
     assert page.locator("#repetition_penalty input[type=number]").input_value() == "1.07"
+
+
+def test_upload_a_file_and_ask_about_it_with_sources(page: Any, tmp_path):
+    doc = tmp_path / "zephyr_report.txt"
+    doc.write_text("The Zephyr rocket report. The launch code of the Zephyr rocket is PURPLE-42. "
+                   "The rocket launches from Andøya in March 2027.\n")
+    page.locator("#upload input[type=file]").set_input_files(str(doc))
+    page.locator("#upload_status").get_by_text("added").wait_for()
+    assert "zephyr_report.txt" in page.locator("#upload_status").inner_text()
+    assert page.locator("#langchain_mode input").input_value() == "MyData"
+
+    send(page, "What is the launch code of the Zephyr rocket?")
+    wait_answer_done(page)
+    sources = page.locator("#chatbot").get_by_text("Sources (1)")
+    sources.wait_for()
+    sources.click()
+    page.locator("#chatbot .h2ogpt-source summary").first.click()
+    entry = page.locator("#chatbot .h2ogpt-source").first
+    assert "zephyr_report.txt" in entry.inner_text() and "score" in entry.inner_text()
+    assert "PURPLE-42" in entry.inner_text()
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+
+    page.locator("#documents_panel").click()
+    page.locator("#sources").get_by_text("zephyr_report.txt").wait_for()

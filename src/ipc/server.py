@@ -143,7 +143,10 @@ class IpcServer:
         """Queue a reply; safe from any thread."""
         assert self._loop is not None and self._outbox is not None
         frames = [peer, msgpack.packb(message)]
-        self._loop.call_soon_threadsafe(self._outbox.put_nowait, frames)
+        try:
+            self._loop.call_soon_threadsafe(self._outbox.put_nowait, frames)
+        except RuntimeError:  # the server stopped: nobody to tell
+            log.debug("IPC server stopped; dropping a reply")
 
     def _dispatch(self, peer: bytes, message: dict[str, Any]) -> None:
         op, rid = message.get("op"), message.get("id", 0)
@@ -190,10 +193,9 @@ class IpcServer:
                     break
                 self._post(peer, {"id": rid, "op": "chunk", "data": item})
             self._post(peer, {"id": rid, "op": "end"})
-        except Exception as exc:
-            if not cancel.is_set():
-                log.debug("IPC stream failed: %r", exc)
-                self._post(peer, {"id": rid, "op": "error", "error": error_payload(exc)})
+        except Exception as exc:  # sent even after a cancel: a client that left ignores it
+            log.debug("IPC stream failed: %r", exc)
+            self._post(peer, {"id": rid, "op": "error", "error": error_payload(exc)})
         finally:
             close = getattr(items, "close", None)
             if close is not None:

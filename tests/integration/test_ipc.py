@@ -1,0 +1,169 @@
+"""The engine IPC (ZeroMQ + msgpack): calls, streams, errors, cancellation, a gone engine."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from src.engine.types import ContextLengthError, EngineUnavailableError
+from src.ipc.client import EngineClient, InvalidParamsError, RemoteError
+from src.ipc.server import IpcServer
+from src.ipc.services import register_engine_methods
+
+
+@pytest.fixture()
+def address(tmp_path: Path) -> str:
+    return f"ipc://{tmp_path / 'engine.sock'}"
+
+
+@pytest.fixture()
+def server(address):
+    srv = IpcServer(address)
+    stopped = threading.Event()
+
+    def count(args, cancel):
+        for i in range(int(args["n"])):
+            if cancel.wait(args.get("delay", 0)):
+                stopped.set()
+                return
+            yield {"i": i, "bias": {7: 1.5}}
+
+    def fail(args):
+        raise ContextLengthError("too long")
+
+    def invalid(args):
+        raise ValueError("bad value")
+
+    srv.register("echo", lambda args: args)
+    srv.register("fail", fail)
+    srv.register("invalid", invalid)
+    srv.register_stream("count", count)
+    srv.stopped = stopped  # type: ignore[attr-defined]
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_calls_and_streams(server, address):
+    async def main():
+        client = EngineClient(address)
+        echoed = await client.call("echo", {"x": [1, "a", None]})
+        items = [item async for item in client.stream("count", {"n": 3})]
+        client.close()
+        return echoed, items
+
+    echoed, items = run(main())
+    assert echoed == {"x": [1, "a", None]}
+    assert [i["i"] for i in items] == [0, 1, 2] and items[0]["bias"] == {7: 1.5}
+
+
+def test_errors_come_back_typed(server, address):
+    async def main():
+        client = EngineClient(address)
+        errors = []
+        for method in ("fail", "invalid", "missing"):
+            try:
+                await client.call(method)
+            except Exception as exc:
+                errors.append(exc)
+        client.close()
+        return errors
+
+    too_long, invalid, missing = run(main())
+    assert isinstance(too_long, ContextLengthError)
+    assert isinstance(invalid, InvalidParamsError)
+    assert isinstance(missing, RemoteError) and missing.type == "UnknownMethodError"
+
+
+def test_leaving_a_stream_cancels_it_in_the_engine(server, address):
+    async def main():
+        client = EngineClient(address)
+        stream = client.stream("count", {"n": 1000, "delay": 0.01})
+        async for item in stream:
+            if item["i"] == 2:
+                break
+        await stream.aclose()
+        await asyncio.sleep(0)
+        client.close()
+
+    run(main())
+    assert server.stopped.wait(5)
+
+
+def test_gone_engine_fails_fast_instead_of_hanging(tmp_path):
+    async def main():
+        client = EngineClient(f"ipc://{tmp_path / 'nobody.sock'}", ack_timeout=0.5)
+        try:
+            with pytest.raises(EngineUnavailableError):
+                await client.call("health")
+            with pytest.raises(EngineUnavailableError):
+                async for _ in client.stream("evaluate", {}):
+                    pass
+        finally:
+            client.close()
+
+    run(main())
+
+
+def test_engine_dying_mid_stream_fails_the_request(address):
+    srv = IpcServer(address)
+
+    def slow(args, cancel):
+        yield {"i": 0}
+        cancel.wait(30)
+        yield {"i": 1}
+
+    srv.register_stream("slow", slow)
+    srv.start()
+
+    async def main():
+        client = EngineClient(address, dead_after=1.0)
+        got = []
+        with pytest.raises(EngineUnavailableError):
+            async for item in client.stream("slow"):
+                got.append(item)
+                srv.stop()  # the engine goes away after the first item
+        client.close()
+        return got
+
+    assert run(main()) == [{"i": 0}]
+
+
+def test_real_engine_cancellation_returns_active_requests_to_zero(evaluator, address):
+    srv = IpcServer(address)
+    register_engine_methods(srv, evaluator)
+    srv.start()
+    engine = evaluator.engine
+
+    async def main():
+        client = EngineClient(address)
+        models = await client.call("models")
+        stream = client.stream("evaluate", {"instruction": "Tell me a long story.",
+                                            "max_new_tokens": 2000, "min_new_tokens": 2000})
+        chunks = 0
+        async for _chunk in stream:
+            chunks += 1
+            if chunks == 3:
+                assert engine.active_requests == 1
+                break
+        await stream.aclose()
+        client.close()
+        return models
+
+    try:
+        models = run(main())
+        assert models[0]["id"] == engine.model_name
+        deadline = time.monotonic() + 20
+        while engine.active_requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert engine.active_requests == 0
+    finally:
+        srv.stop()

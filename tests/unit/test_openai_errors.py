@@ -1,0 +1,101 @@
+"""Every error is the OpenAI envelope with the right status; never FastAPI's {"detail": ...}."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from openai_server.app import create_app
+from openai_server.errors import from_exception
+from src.engine.types import ContextLengthError, EngineError, EngineUnavailableError, QueueTimeoutError
+from src.ipc.client import InvalidParamsError
+from src.settings import build_settings
+from tests.unit.fake_engine import FakeEngine
+
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture()
+def api():
+    return TestClient(create_app(build_settings({"openai_max_request_bytes": 4096}), FakeEngine()),
+                      raise_server_exceptions=False)
+
+
+def assert_envelope(response, status):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
+    return body["error"]
+
+
+@pytest.mark.parametrize("body", [
+    {"messages": HELLO, "temperature": 5},
+    {"messages": HELLO, "temperature": "hot"},
+    {"messages": HELLO, "max_tokens": 0},
+    {"messages": HELLO, "max_completion_tokens": -1},
+    {"messages": HELLO, "n": 0},
+    {"messages": HELLO, "top_p": 0},
+    {"messages": []},
+    {},
+    {"messages": HELLO, "stream_options": {"include_usage": True}},
+    {"messages": HELLO, "stop": ["a", "b", "c", "d", "e"]},
+    {"messages": HELLO, "top_logprobs": 2},
+    {"messages": [{"role": "wizard", "content": "x"}]},
+    {"messages": HELLO, "langchain_action": "Dance"},
+    {"messages": HELLO, "top_k_docs": 0},
+])
+def test_invalid_chat_requests_are_400(api, body):
+    error = assert_envelope(api.post("/v1/chat/completions", json=body), 400)
+    assert error["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("body", [{"prompt": []}, {"prompt": "x", "logprobs": 50}, {"prompt": 3}])
+def test_invalid_completion_requests_are_400(api, body):
+    assert_envelope(api.post("/v1/completions", json=body), 400)
+
+
+def test_malformed_json_and_non_object_bodies_are_400(api):
+    headers = {"content-type": "application/json"}
+    error = assert_envelope(api.post("/v1/chat/completions", content=b"{nope", headers=headers), 400)
+    assert "JSON" in error["message"]
+    assert_envelope(api.post("/v1/chat/completions", content=b"[1, 2]", headers=headers), 400)
+
+
+def test_not_found_and_wrong_method(api):
+    assert_envelope(api.get("/v1/nothing"), 404)
+    assert_envelope(api.get("/v1/chat/completions"), 405)
+
+
+def test_body_limit_with_and_without_content_length(api):
+    big = {"messages": [{"role": "user", "content": "x" * 5000}]}
+    error = assert_envelope(api.post("/v1/chat/completions", json=big), 413)
+    assert error["code"] == "request_too_large"
+
+    def chunks():
+        yield b'{"messages": [{"role": "user", "content": "'
+        yield b"x" * 5000
+        yield b'"}]}'
+
+    assert_envelope(api.post("/v1/chat/completions", content=chunks(),
+                             headers={"content-type": "application/json"}), 413)
+
+    def small():
+        yield b'{"messages": [{"role": "user", "content": "hi"}]}'
+
+    assert api.post("/v1/chat/completions", content=small(),
+                    headers={"content-type": "application/json"}).status_code == 200
+
+
+@pytest.mark.parametrize("exc, status, code", [
+    (QueueTimeoutError("slow"), 503, "queue_timeout"),
+    (EngineUnavailableError("gone"), 503, "engine_unavailable"),
+    (ContextLengthError("long"), 400, "context_length_exceeded"),
+    (InvalidParamsError("ValueError", "bad"), 400, None),
+    (EngineError("boom"), 500, "engine_error"),
+    (RuntimeError("secret internals"), 500, None),
+])
+def test_domain_errors_map_to_statuses(exc, status, code):
+    error = from_exception(exc)
+    assert error.status == status and error.code == code
+    if status == 500:
+        assert "secret" not in error.message

@@ -1,0 +1,229 @@
+"""OpenAI request -> EvalParams translation, and response shapes, over a scripted engine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from openai_server import translate
+from openai_server.app import create_app
+from openai_server.errors import InvalidRequestError
+from openai_server.protocol import (
+    H2OGPT_FIELDS,
+    ChatCompletionRequest,
+    CompletionRequest,
+    H2oGPTParams,
+)
+from src.engine.types import EngineUnavailableError, QueueTimeoutError
+from src.params import EvalParams
+from src.settings import build_settings
+from tests.unit.fake_engine import MODEL, FakeEngine
+
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+def chat_request(**body):
+    return ChatCompletionRequest.model_validate({"messages": HELLO, **body})
+
+
+# --- translation ---------------------------------------------------------------------------
+def test_defaults_follow_the_h2ogpt_docs():
+    params = translate.chat_params(chat_request())[0]
+    assert params.max_new_tokens == 256 and params.temperature == 0.3 and params.top_p == 1.0
+    assert params.seed == 0 and params.instruction == "hi" and params.system_prompt is None
+
+
+def test_messages_become_system_prompt_conversation_and_instruction():
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "two"},
+        {"role": "user", "content": [{"type": "text", "text": "three"}, {"type": "text", "text": "four"}]},
+    ]
+    params = translate.chat_params(chat_request(messages=messages))[0]
+    assert params.system_prompt == "Be brief."
+    assert params.chat_conversation == [{"role": "user", "content": "one"},
+                                        {"role": "assistant", "content": "two"}]
+    assert params.instruction == "three\nfour"
+
+
+def test_openai_fields_map_onto_evaluate():
+    params = translate.chat_params(chat_request(
+        max_tokens=10, max_completion_tokens=20, temperature=0, stop="END", seed=5,
+        presence_penalty=0.5, frequency_penalty=0.25, logit_bias={"42": -100}, logprobs=True,
+        top_logprobs=3, response_format={"type": "json_schema", "json_schema": {"name": "x"}},
+    ))[0]
+    assert params.max_new_tokens == 20  # max_completion_tokens wins
+    assert params.temperature == 0 and params.do_sample is False
+    assert params.stop == ["END"] and params.seed == 5
+    assert params.presence_penalty == 0.5 and params.frequency_penalty == 0.25
+    assert params.logit_bias == {42: -100.0}
+    assert params.logprobs is True and params.top_logprobs == 3
+    assert params.response_format == "json_object"
+
+
+def test_n_choices_get_consecutive_seeds():
+    choices = translate.chat_params(chat_request(n=3, seed=10))
+    assert [c.seed for c in choices] == [10, 11, 12]
+    assert [c.seed for c in translate.chat_params(chat_request(n=2))] == [0, 0]
+
+
+def test_h2ogpt_fields_are_generated_from_evalparams():
+    expected = set(EvalParams.model_fields) - {
+        "temperature", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty",
+        "logit_bias", "logprobs", "top_logprobs", "response_format", "stream_output",
+    }
+    assert set(H2OGPT_FIELDS) == expected
+    assert set(H2oGPTParams.model_fields) == expected
+    for name in ("langchain_mode", "langchain_action", "top_k_docs", "system_prompt",
+                 "chat_conversation", "text_context_list", "top_k", "repetition_penalty",
+                 "min_new_tokens"):
+        assert name in ChatCompletionRequest.model_fields and name in CompletionRequest.model_fields
+
+
+def test_explicit_h2ogpt_fields_win_and_conversation_goes_first():
+    messages = [{"role": "system", "content": "from messages"}, {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    params = translate.chat_params(chat_request(
+        messages=messages, system_prompt="explicit", chat_conversation=[["x", "y"]],
+        top_k=3, max_new_tokens=7, langchain_mode="LLM",
+    ))[0]
+    assert params.system_prompt == "explicit"
+    assert params.chat_conversation == [["x", "y"], {"role": "user", "content": "a"},
+                                        {"role": "assistant", "content": "b"}]
+    assert params.top_k == 3 and params.max_new_tokens == 7 and params.langchain_mode == "LLM"
+
+
+def test_unknown_fields_are_ignored_and_logged(caplog):
+    with caplog.at_level("WARNING"):
+        request = chat_request(frobnicate=1)
+    assert "frobnicate" in caplog.text
+    assert "frobnicate" not in translate.chat_params(request)[0].model_dump()
+
+
+@pytest.mark.parametrize("messages", [
+    [{"role": "system", "content": "only system"}],
+    [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+    [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}],
+])
+def test_bad_messages_are_invalid_requests(messages):
+    with pytest.raises(InvalidRequestError):
+        translate.chat_params(chat_request(messages=messages))
+
+
+def test_bad_logit_bias_and_bad_h2ogpt_values_are_invalid_requests():
+    with pytest.raises(InvalidRequestError):
+        translate.chat_params(chat_request(logit_bias={"token": 1}))
+    with pytest.raises(InvalidRequestError) as info:
+        translate.chat_params(chat_request(logit_bias={"1": 500}))
+    assert info.value.param == "logit_bias"
+    with pytest.raises(InvalidRequestError):
+        translate.chat_params(chat_request(min_new_tokens=50, max_tokens=10))
+
+
+def test_completion_prompts_and_choices():
+    request = CompletionRequest.model_validate({"prompt": ["a b", "c"], "n": 2, "max_tokens": 3,
+                                                "logprobs": 2})
+    params = translate.completion_params(request)
+    assert [p.instruction for p in params] == ["a b", "a b", "c", "c"]
+    assert all(p.max_new_tokens == 3 and p.top_logprobs == 2 and p.logprobs for p in params)
+
+
+# --- responses over the fake engine ---------------------------------------------------------
+@pytest.fixture()
+def engine():
+    return FakeEngine()
+
+
+@pytest.fixture()
+def api(engine):
+    return TestClient(create_app(build_settings({}), engine))
+
+
+def events(response) -> list:
+    lines = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    return [json.loads(line) for line in lines[:-1]]
+
+
+def test_chat_response_shape(api, engine):
+    body = api.post("/v1/chat/completions", json={"messages": HELLO, "n": 2}).json()
+    assert body["object"] == "chat.completion" and body["model"] == MODEL
+    assert [c["message"]["content"] for c in body["choices"]] == ["Hello there friend"] * 2
+    assert body["usage"] == {"prompt_tokens": 1, "completion_tokens": 6, "total_tokens": 7}
+    assert "sources" not in body["choices"][0]
+    assert all(call["stream_output"] is False for call in engine.calls)
+
+
+def test_sources_go_in_the_choice_extension_field(api, engine):
+    engine.sources = [{"source": "a.txt", "score": 0.9, "content": "x"}]
+    body = api.post("/v1/chat/completions", json={"messages": HELLO}).json()
+    assert body["choices"][0]["sources"] == engine.sources and "sources" not in body["usage"]
+    chunks = events(api.post("/v1/chat/completions", json={"messages": HELLO, "stream": True}))
+    assert chunks[-1]["choices"][0]["sources"] == engine.sources
+
+
+def test_chat_stream_shape(api):
+    chunks = events(api.post("/v1/chat/completions", json={
+        "messages": HELLO, "stream": True, "n": 2, "stream_options": {"include_usage": True},
+    }))
+    assert len({c["id"] for c in chunks}) == 1
+    for index in (0, 1):
+        mine = [c["choices"][0] for c in chunks if c["choices"] and c["choices"][0]["index"] == index]
+        assert mine[0]["delta"] == {"role": "assistant", "content": ""}
+        assert "".join(c["delta"].get("content", "") for c in mine) == "Hello there friend"
+        assert [c["finish_reason"] for c in mine][-1] == "stop"
+        assert all(c["finish_reason"] is None for c in mine[:-1])
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 6
+
+
+def test_chat_logprobs_shape(api):
+    body = api.post("/v1/chat/completions", json={"messages": HELLO, "logprobs": True,
+                                                   "top_logprobs": 1}).json()
+    content = body["choices"][0]["logprobs"]["content"]
+    assert [t["token"] for t in content] == ["Hello", " there", " friend"]
+    assert content[0]["bytes"] == list(b"Hello")
+
+
+def test_completions_echo_and_stream(api):
+    body = api.post("/v1/completions", json={"prompt": ["p1", "p2"], "echo": True}).json()
+    assert body["object"] == "text_completion"
+    assert [c["text"] for c in body["choices"]] == ["p1Hello there friend", "p2Hello there friend"]
+    assert body["usage"]["prompt_tokens"] == 2
+    chunks = events(api.post("/v1/completions", json={"prompt": "p", "stream": True, "max_tokens": 2}))
+    assert "".join(c["choices"][0]["text"] for c in chunks) == "Hello there"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert all(c["object"] == "text_completion" for c in chunks)
+
+
+def test_unknown_model_is_404_and_known_model_works(api):
+    response = api.post("/v1/chat/completions", json={"messages": HELLO, "model": "gpt-4"})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "model_not_found"
+    assert api.post("/v1/chat/completions", json={"messages": HELLO, "model": MODEL}).status_code == 200
+    assert api.get("/v1/models/nope").status_code == 404
+    assert api.get(f"/v1/models/{MODEL}").json()["id"] == MODEL
+
+
+def test_engine_errors_map_to_statuses(api, engine):
+    engine.fail_with = QueueTimeoutError("waited")
+    response = api.post("/v1/chat/completions", json={"messages": HELLO})
+    assert response.status_code == 503 and response.json()["error"]["code"] == "queue_timeout"
+    response = api.post("/v1/chat/completions", json={"messages": HELLO, "stream": True})
+    assert response.status_code == 503  # before the first chunk: a real status
+    gone = FakeEngine()
+    gone.fail_with = EngineUnavailableError("gone")
+    fresh = TestClient(create_app(build_settings({}), gone))
+    assert fresh.get("/health").status_code == 503
+    assert fresh.get("/v1/models").json()["error"]["code"] == "engine_unavailable"
+    assert fresh.post("/v1/chat/completions", json={"messages": HELLO}).status_code == 503
+
+
+def test_error_after_streaming_began_is_an_error_chunk(api, engine):
+    engine.fail_with, engine.fail_after = QueueTimeoutError("late"), 2
+    response = api.post("/v1/chat/completions", json={"messages": HELLO, "stream": True})
+    assert response.status_code == 200
+    chunks = events(response)
+    assert chunks[-1]["error"]["type"] == "server_error"
+    assert "Hello" in "".join(c["choices"][0]["delta"].get("content", "") for c in chunks[:-1])

@@ -16,7 +16,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import msgpack
@@ -91,7 +91,9 @@ class EngineClient:
         finally:
             self._pending.pop(rid, None)
 
-    async def stream(self, method: str, args: dict[str, Any] | None = None) -> AsyncIterator[Any]:
+    async def stream(
+        self, method: str, args: dict[str, Any] | None = None
+    ) -> AsyncGenerator[Any, None]:
         """Iterate the items of a registered stream method; leaving early cancels it."""
         rid, replies = self._open("stream", method, args)
         finished = False

@@ -6,7 +6,7 @@ words of a scripted answer as EvalChunk dicts and records the parameters it was 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from src.engine.types import EngineUnavailableError, QueueTimeoutError
@@ -32,7 +32,7 @@ class FakeEngine:
             return {"ready": True, "model": MODEL, "active_requests": 0}
         raise AssertionError(method)
 
-    async def stream(self, method: str, args: dict[str, Any] | None = None) -> AsyncIterator[Any]:
+    async def stream(self, method: str, args: dict[str, Any] | None = None) -> AsyncGenerator[Any, None]:
         assert method == "evaluate"
         args = dict(args or {})
         self.calls.append(args)

@@ -1,0 +1,137 @@
+"""The OpenAI API stack against evaluate() in-process, on the same model, in the same run.
+
+    python bench/openai_server.py [--tokens=64] [--runs=5] [--requests=600]
+
+Prints one table:
+- time to first token and tokens/s of a greedy streamed answer through the whole stack
+  (openai SDK -> worker -> IPC -> engine -> back) against evaluate() called in this
+  process, interleaved run by run so drift hits both alike;
+- requests/s of GET /v1/models with 1 and with 2 workers (16 concurrent clients);
+- RSS and USS (memory unique to the process) of each worker, and of the engine process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from src.offline import apply_offline_environment  # noqa: E402
+
+apply_offline_environment(os.environ)
+
+from tests.server import RemoteServer  # noqa: E402
+
+PROMPT = "Write a long story about a lighthouse keeper and a storm."
+
+
+def _stack(client, model: str, tokens: int) -> tuple[float, float]:
+    """(time to first token, tokens/s) of one streamed answer through the API."""
+    start = time.perf_counter()
+    first, count = None, 0
+    stream = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=tokens,
+        temperature=0, stream=True, stream_options={"include_usage": True},
+        extra_body={"min_new_tokens": tokens, "repetition_penalty": 1.0},
+    )
+    for chunk in stream:
+        if first is None and chunk.choices and chunk.choices[0].delta.content:
+            first = time.perf_counter() - start
+        if chunk.usage:
+            count = chunk.usage.completion_tokens
+    return first or 0.0, count / (time.perf_counter() - start)
+
+
+def _in_process(evaluator, tokens: int) -> tuple[float, float]:
+    from src.params import EvalParams
+
+    params = EvalParams(instruction=PROMPT, temperature=0, repetition_penalty=1.0,
+                        max_new_tokens=tokens, min_new_tokens=tokens)
+    start = time.perf_counter()
+    first, count = None, 0
+    for chunk in evaluator.evaluate(params):
+        if first is None and chunk.delta:
+            first = time.perf_counter() - start
+        count = chunk.completion_tokens
+    return first or 0.0, count / (time.perf_counter() - start)
+
+
+def _models_rps(url: str, requests: int, concurrency: int = 16) -> float:
+    import httpx
+
+    async def run() -> float:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            await client.get("/v1/models")
+            left = iter(range(requests))
+
+            async def worker() -> None:
+                for _ in left:
+                    (await client.get("/v1/models")).raise_for_status()
+
+            start = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return requests / (time.perf_counter() - start)
+
+    return asyncio.run(run())
+
+
+def _memory(server: RemoteServer) -> tuple[list[tuple[float, float]], float]:
+    import psutil
+
+    assert server.proc is not None
+    workers = []
+    for pid in server.worker_pids():
+        info = psutil.Process(pid).memory_full_info()
+        workers.append((info.rss / 2**20, info.uss / 2**20))
+    engine = psutil.Process(server.proc.pid).memory_info().rss / 2**20
+    return workers, engine
+
+
+def main(tokens: int = 64, runs: int = 5, requests: int = 600) -> None:
+    from src.app import build_evaluator
+    from src.settings import build_settings
+
+    med = statistics.median
+    with tempfile.TemporaryDirectory() as tmp:
+        with RemoteServer(Path(tmp) / "one", "--openai_workers=1") as one:
+            rps_one = _models_rps(one.url, requests)
+        with RemoteServer(Path(tmp) / "two", "--openai_workers=2") as two:
+            rps_two = _models_rps(two.url, requests)
+            client, model = two.client(), two.model()
+            evaluator = build_evaluator(build_settings({}))
+            _stack(client, model, 4)  # warm-up both sides
+            _in_process(evaluator, 4)
+            stack, local = [], []
+            for _ in range(runs):
+                stack.append(_stack(client, model, tokens))
+                local.append(_in_process(evaluator, tokens))
+            workers, engine_rss = _memory(two)
+            evaluator.engine.shutdown()
+
+    s_ttft, s_tps = med(t for t, _ in stack), med(r for _, r in stack)
+    l_ttft, l_tps = med(t for t, _ in local), med(r for _, r in local)
+    print(f"{tokens} greedy tokens, median of {runs} interleaved runs; "
+          f"GET /v1/models x{requests}, 16 concurrent\n")
+    print("| measure | evaluate() in-process (baseline) | through the API | ratio / overhead |")
+    print("|---|---|---|---|")
+    print(f"| time to first token | {l_ttft * 1000:.1f} ms | {s_ttft * 1000:.1f} ms | "
+          f"{(s_ttft - l_ttft) * 1000:+.1f} ms |")
+    print(f"| tokens/s | {l_tps:.1f} | {s_tps:.1f} | {s_tps / l_tps:.3f}x |")
+    print(f"| GET /v1/models, 1 worker | | {rps_one:.0f} req/s | |")
+    print(f"| GET /v1/models, 2 workers | | {rps_two:.0f} req/s | {rps_two / rps_one:.2f}x |")
+    for i, (rss, uss) in enumerate(workers):
+        print(f"| worker {i + 1} memory | | RSS {rss:.0f} MiB, USS {uss:.0f} MiB | |")
+    print(f"| engine process RSS | | {engine_rss:.0f} MiB | |")
+
+
+if __name__ == "__main__":
+    import fire
+
+    fire.Fire(main)

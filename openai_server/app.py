@@ -17,8 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openai_server.auth import ApiKeyMiddleware, Authenticator
 from openai_server.errors import RequestTooLargeError, error_response, install_error_handlers
+from openai_server.files import FileStore
 from openai_server.routers import OPEN_ROUTERS, V1_ROUTERS
 from openai_server.serving import CompletionService, EngineClient
+from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
 from src.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,18 +88,27 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
+def files_dir(settings: Settings) -> Path:
+    """Where /v1/files keeps its files: --openai_files_dir, else <db_root>/openai_files."""
+    return Path(settings.openai_files_dir or Path(settings.db_root) / "openai_files").expanduser()
+
+
 def create_app(settings: Settings, engine_client: EngineClient) -> FastAPI:
     """The API app over ``engine_client``; nothing global, one app per call."""
     app = FastAPI(
         title="h2oGPT OpenAI-compatible API",
         version=product_version(),
-        description="OpenAI-compatible chat and text completions over the local engine.",
+        description="OpenAI-compatible chat and text completions, embeddings and files over the "
+        "local engine, and document collections (/v1/collections).",
     )
     auth = Authenticator(settings)
     app.state.settings = settings
     app.state.engine_client = engine_client
     app.state.auth = auth
     app.state.completions = CompletionService(engine_client, auth.check_user)
+    app.state.embeddings = EmbeddingService(engine_client)
+    app.state.files = FileService(FileStore(files_dir(settings)))
+    app.state.collections = CollectionService(engine_client, app.state.files)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.openai_max_request_bytes)
     app.add_middleware(ApiKeyMiddleware, authenticator=auth)  # outermost: before the body is read

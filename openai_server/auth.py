@@ -111,6 +111,7 @@ class Authenticator:
         self.enforce_key = settings.enforce_h2ogpt_api_key
         self.keys = ApiKeys(settings.h2ogpt_api_keys) if self.enforce_key else None
         users = UserStore(settings.auth, settings.auth_access)
+        self.user_store = users if users.enabled else None  # --auth, open or closed
         self.users = users if users.enabled and settings.auth_access == "closed" else None
 
     def check_key(self, headers: Mapping[str, str]) -> None:

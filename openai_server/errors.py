@@ -15,13 +15,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from src.docqa.collections import (
+    CollectionExistsError,
+    DocumentsDisabledError,
+    InvalidCollectionNameError,
+    PermissionDeniedError,
+    UnknownCollectionError,
+)
 from src.engine.types import (
     ContextLengthError,
     EngineError,
     EngineUnavailableError,
     QueueTimeoutError,
 )
-from src.ipc.client import InvalidParamsError
+from src.ipc.client import InvalidParamsError, RemoteError
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,16 @@ class NotFoundError(APIError):
     type = "invalid_request_error"
 
 
+class PermissionDeniedAPIError(APIError):
+    status = 403
+    type = "permission_error"
+
+
+class ConflictError(APIError):
+    status = 409
+    type = "invalid_request_error"
+
+
 class RequestTooLargeError(APIError):
     status = 413
     type = "invalid_request_error"
@@ -66,6 +83,17 @@ class RequestTooLargeError(APIError):
 class ServiceUnavailableError(APIError):
     status = 503
     type = "server_error"
+
+
+#: Document Q&A errors (src.docqa), raised in the engine and named over IPC: (error, code).
+DOCQA_ERRORS: dict[str, tuple[type[APIError], str]] = {
+    UnknownCollectionError.__name__: (NotFoundError, "collection_not_found"),
+    CollectionExistsError.__name__: (ConflictError, "collection_exists"),
+    InvalidCollectionNameError.__name__: (InvalidRequestError, "invalid_collection_name"),
+    PermissionDeniedError.__name__: (PermissionDeniedAPIError, "upload_not_allowed"),
+    DocumentsDisabledError.__name__: (InvalidRequestError, "documents_disabled"),
+    "EmbeddingModelMismatch": (ConflictError, "embedding_model_mismatch"),  # src.docqa.store (chromadb)
+}
 
 
 def from_exception(exc: BaseException) -> APIError:
@@ -78,6 +106,9 @@ def from_exception(exc: BaseException) -> APIError:
         return ServiceUnavailableError(str(exc) or "the engine is unavailable", code="engine_unavailable")
     if isinstance(exc, ContextLengthError):
         return InvalidRequestError(str(exc), param="messages", code="context_length_exceeded")
+    if isinstance(exc, RemoteError) and exc.type in DOCQA_ERRORS:
+        kind, code = DOCQA_ERRORS[exc.type]
+        return kind(str(exc), code=code)
     if isinstance(exc, InvalidParamsError):
         return InvalidRequestError(str(exc))
     if isinstance(exc, EngineError):

@@ -54,14 +54,21 @@ class EngineClient(Protocol):
         ...
 
 
-def _args(params: EvalParams) -> dict[str, Any]:
-    return params.model_dump(exclude_unset=True)
+Requester = dict[str, Any] | None  # who asks ({name, scratch}: openai_server.identity.Identity)
 
 
-async def _merged(client: EngineClient, choices: list[EvalParams]) -> AsyncIterator[tuple[int, Chunk]]:
+def _args(params: EvalParams, requester: Requester = None) -> dict[str, Any]:
+    args = params.model_dump(exclude_unset=True)
+    if requester:
+        args["requester"] = requester
+    return args
+
+
+async def _merged(client: EngineClient, choices: list[EvalParams],
+                  requester: Requester = None) -> AsyncIterator[tuple[int, Chunk]]:
     """(choice index, chunk) from all choices as they come; cancels the rest when left."""
     if len(choices) == 1:  # the common case: no fan-in, one hop less per token
-        async with contextlib.aclosing(client.stream("evaluate", _args(choices[0]))) as stream:
+        async with contextlib.aclosing(client.stream("evaluate", _args(choices[0], requester))) as stream:
             async for chunk in stream:
                 yield 0, chunk
         return
@@ -69,7 +76,7 @@ async def _merged(client: EngineClient, choices: list[EvalParams]) -> AsyncItera
 
     async def pump(index: int, params: EvalParams) -> None:
         try:
-            async for chunk in client.stream("evaluate", _args(params)):
+            async for chunk in client.stream("evaluate", _args(params, requester)):
                 await queue.put((index, chunk, None))
             await queue.put((index, None, None))
         except Exception as exc:
@@ -174,14 +181,16 @@ class CompletionService:
                             code="model_not_found")
 
     # --- chat ------------------------------------------------------------------------------
-    async def chat(self, request: ChatCompletionFields) -> ChatCompletion | AsyncIterator[Any]:
+    async def chat(self, request: ChatCompletionFields,
+                   requester: Requester = None) -> ChatCompletion | AsyncIterator[Any]:
+        """``requester``: whose personal collections (MyData) a document query searches."""
         self.check_user(request.user)
         model = await self.model_id(request.model)
         choices = translate.chat_params(request)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            return await _primed(self._chat_stream(choices, model, include_usage))
-        finals = await self._collect(choices)
+            return await _primed(self._chat_stream(choices, model, include_usage, requester))
+        finals = await self._collect(choices, requester)
         return ChatCompletion(
             id=new_id("chatcmpl"), created=now(), model=model, usage=_usage(finals),
             choices=[
@@ -194,8 +203,8 @@ class CompletionService:
             ],
         )
 
-    async def _chat_stream(self, choices: list[EvalParams], model: str,
-                           include_usage: bool) -> AsyncIterator[ChatCompletionChunk]:
+    async def _chat_stream(self, choices: list[EvalParams], model: str, include_usage: bool,
+                           requester: Requester = None) -> AsyncIterator[ChatCompletionChunk]:
         rid, created = new_id("chatcmpl"), now()
         usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
 
@@ -204,7 +213,7 @@ class CompletionService:
 
         started: set[int] = set()
         finals: dict[int, Chunk] = {}
-        async for index, item in _merged(self.client, choices):
+        async for index, item in _merged(self.client, choices, requester):
             if index not in started:
                 started.add(index)
                 yield chunk(ChatChunkChoice(index=index, delta=Delta(role="assistant", content="")))
@@ -221,15 +230,17 @@ class CompletionService:
             yield ChatCompletionChunk(id=rid, created=created, model=model, choices=[], usage=_usage(finals))
 
     # --- text completions ------------------------------------------------------------------
-    async def completion(self, request: CompletionFields) -> Completion | AsyncIterator[Any]:
+    async def completion(self, request: CompletionFields,
+                         requester: Requester = None) -> Completion | AsyncIterator[Any]:
         self.check_user(request.user)
         model = await self.model_id(request.model)
         prompts = translate.completion_prompts(request)
         choices = translate.completion_params(request)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            return await _primed(self._completion_stream(request, prompts, choices, model, include_usage))
-        finals = await self._collect(choices)
+            return await _primed(self._completion_stream(request, prompts, choices, model, include_usage,
+                                                         requester))
+        finals = await self._collect(choices, requester)
         out = []
         for i, c in sorted(finals.items()):
             prefix = prompts[i // request.n] if request.echo else ""
@@ -241,13 +252,13 @@ class CompletionService:
                           usage=_usage(finals, len(prompts), request.n))
 
     async def _completion_stream(self, request: CompletionFields, prompts: list[str],
-                                 choices: list[EvalParams], model: str,
-                                 include_usage: bool) -> AsyncIterator[Completion]:
+                                 choices: list[EvalParams], model: str, include_usage: bool,
+                                 requester: Requester = None) -> AsyncIterator[Completion]:
         rid, created = new_id("cmpl"), now()
         usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
         finals: dict[int, Chunk] = {}
         started: set[int] = set()
-        async for index, item in _merged(self.client, choices):
+        async for index, item in _merged(self.client, choices, requester):
             text = item["delta"]
             if request.echo and index not in started:
                 text = prompts[index // request.n] + text
@@ -267,11 +278,11 @@ class CompletionService:
             yield Completion(id=rid, created=created, model=model, choices=[],
                              usage=_usage(finals, len(prompts), request.n))
 
-    async def _collect(self, choices: list[EvalParams]) -> dict[int, Chunk]:
+    async def _collect(self, choices: list[EvalParams], requester: Requester = None) -> dict[int, Chunk]:
         """Run every choice to its final chunk (stream_output is off: one chunk each)."""
         finals: dict[int, Chunk] = {}
         logprobs: dict[int, list[dict[str, Any]]] = {}
-        async for index, item in _merged(self.client, choices):
+        async for index, item in _merged(self.client, choices, requester):
             logprobs.setdefault(index, []).extend(item.get("logprobs") or [])
             if item["finish_reason"] is not None:
                 finals[index] = {**item, "logprobs": logprobs[index]}

@@ -176,6 +176,11 @@ class Settings(BaseModel):
         ge=1024,
         description="Largest OpenAI API request body in bytes; a bigger one is refused (413).",
     )
+    openai_files_dir: str | None = Field(
+        None,
+        description="Folder of the files uploaded through /v1/files, kept per API key "
+        "(default: <db_root>/openai_files).",
+    )
 
     # --- Access -------------------------------------------------------------------
     enforce_h2ogpt_api_key: bool = Field(False, description="Require an API key on the OpenAI API.")

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from openai_server.routers import chat, completions, health, models
+from openai_server.routers import chat, collections, completions, embeddings, files, health, models
 
 OPEN_ROUTERS: list[APIRouter] = [health.router]
-V1_ROUTERS: list[APIRouter] = [models.router, chat.router, completions.router]
+V1_ROUTERS: list[APIRouter] = [
+    models.router, chat.router, completions.router, embeddings.router, files.router,
+    collections.router,
+]

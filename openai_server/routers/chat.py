@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from openai_server.protocol import ChatCompletionRequest, wire
-from openai_server.routers.deps import completion_service
+from openai_server.routers.deps import completion_service, identity
 from openai_server.sse import sse_response
 
 router = APIRouter(tags=["chat"])
@@ -18,7 +18,7 @@ router = APIRouter(tags=["chat"])
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
     """Chat completion; ``stream`` returns server-sent ``chat.completion.chunk`` events."""
-    result = await completion_service(request).chat(body)
+    result = await completion_service(request).chat(body, identity(request, body.user).wire())
     if isinstance(result, BaseModel):
         return JSONResponse(wire(result))
     return sse_response(result)

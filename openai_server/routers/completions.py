@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from openai_server.protocol import CompletionRequest, wire
-from openai_server.routers.deps import completion_service
+from openai_server.routers.deps import completion_service, identity
 from openai_server.sse import sse_response
 
 router = APIRouter(tags=["completions"])
@@ -18,7 +18,7 @@ router = APIRouter(tags=["completions"])
 @router.post("/completions")
 async def completions(body: CompletionRequest, request: Request) -> Any:
     """Text completion of a prompt or a list of prompts; ``stream`` returns SSE chunks."""
-    result = await completion_service(request).completion(body)
+    result = await completion_service(request).completion(body, identity(request, body.user).wire())
     if isinstance(result, BaseModel):
         return JSONResponse(wire(result))
     return sse_response(result)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from openai_server.identity import Identity, file_owner, identify
 from openai_server.serving import CompletionService, EngineClient
+from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
 
 
 def engine_client(request: Request) -> EngineClient:
@@ -14,4 +16,29 @@ def engine_client(request: Request) -> EngineClient:
 
 def completion_service(request: Request) -> CompletionService:
     service: CompletionService = request.app.state.completions
+    return service
+
+
+def identity(request: Request, user: str | None = None) -> Identity:
+    """Who the request acts for (openai_server.identity); raises AuthenticationError."""
+    return identify(request.app.state.auth, request.headers, user)
+
+
+def owner(request: Request) -> str:
+    """The owner of the request's /v1/files: its API key."""
+    return file_owner(request.headers)
+
+
+def embedding_service(request: Request) -> EmbeddingService:
+    service: EmbeddingService = request.app.state.embeddings
+    return service
+
+
+def file_service(request: Request) -> FileService:
+    service: FileService = request.app.state.files
+    return service
+
+
+def collection_service(request: Request) -> CollectionService:
+    service: CollectionService = request.app.state.collections
     return service

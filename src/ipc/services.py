@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from src.ipc.documents import register_document_methods, requester
 from src.ipc.server import IpcServer
 from src.params import EvalParams
 
@@ -26,7 +27,12 @@ if TYPE_CHECKING:
 
 
 def register_engine_methods(server: IpcServer, evaluator: Evaluator) -> None:
-    """health, models, count_tokens (calls) and evaluate (stream of EvalChunk dicts)."""
+    """health, models, count_tokens (calls), evaluate (stream of EvalChunk dicts) and the
+    document methods of src.ipc.documents (embed, ingestion, sources, collections).
+
+    ``evaluate`` takes the EvalParams fields plus ``requester`` ({name, scratch}): who
+    asks, so that personal collections (MyData) are theirs.
+    """
     engine = evaluator.engine
     started = int(time.time())
 
@@ -40,11 +46,13 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator) -> None:
         return engine.count_tokens(str(args.get("text", "")))
 
     def evaluate(args: dict[str, Any], cancel: threading.Event) -> Iterator[dict[str, Any]]:
-        params = EvalParams.model_validate(args)
-        for chunk in evaluator.evaluate(params, cancel):
+        user = requester(args)
+        params = EvalParams.model_validate({k: v for k, v in args.items() if k != "requester"})
+        for chunk in evaluator.evaluate(params, cancel, user):
             yield dataclasses.asdict(chunk)
 
     server.register("health", health)
     server.register("models", models)
     server.register("count_tokens", count_tokens)
     server.register_stream("evaluate", evaluate)
+    register_document_methods(server, evaluator.docs)

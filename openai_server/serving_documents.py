@@ -1,0 +1,193 @@
+"""Serving of the document endpoints: embeddings, files and collections over the engine.
+
+Routers hand validated requests and the caller's identity here; these services call the
+engine's document methods over IPC (src/ipc/documents.py) and shape OpenAI-style
+responses. Errors raised in the engine (unknown collection, upload not allowed, ...)
+propagate and are mapped onto the envelope by openai_server/errors.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from openai_server.errors import InvalidRequestError, NotFoundError
+from openai_server.files import FileStore
+from openai_server.identity import Identity
+from openai_server.protocol_documents import (
+    FILE_PURPOSES,
+    Collection,
+    CollectionCreate,
+    CollectionDeleted,
+    CollectionList,
+    Embedding,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    EmbeddingUsage,
+    FileDeleted,
+    FileList,
+    FileObject,
+    IngestedFile,
+    IngestResult,
+    Source,
+    SourceList,
+    SourcesDeleted,
+    TextIngest,
+)
+from openai_server.serving import EngineClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file to ingest: its name and bytes (from a multipart part or /v1/files)."""
+
+    filename: str
+    data: bytes
+
+
+class EmbeddingService:
+    """POST /v1/embeddings over the engine's ``embed``."""
+
+    def __init__(self, client: EngineClient) -> None:
+        self.client = client
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        texts = request.texts()
+        raw = await self.client.call("embed", {"texts": texts})
+        dim, blob = int(raw["dimension"]), bytes(raw["data"])
+        if request.dimensions is not None and request.dimensions != dim:
+            raise InvalidRequestError(
+                f"dimensions: this server's embedding model gives {dim}-dimensional vectors",
+                param="dimensions",
+            )
+        row = dim * 4
+        rows = [blob[i * row:(i + 1) * row] for i in range(len(texts))]
+        data = [
+            Embedding(index=i, embedding=base64.b64encode(r).decode() if request.encoding_format == "base64"
+                      else list(struct.unpack(f"<{dim}f", r)))
+            for i, r in enumerate(rows)
+        ]
+        tokens = int(raw["tokens"])
+        return EmbeddingResponse(data=data, model=str(raw["model"]),
+                                 usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
+
+
+class FileService:
+    """/v1/files over a FileStore; every call is scoped to its owner (the API key)."""
+
+    def __init__(self, store: FileStore) -> None:
+        self.store = store
+
+    async def create(self, owner: str, filename: str | None, purpose: str, data: bytes) -> FileObject:
+        if purpose not in FILE_PURPOSES:
+            raise InvalidRequestError(f"purpose must be one of {', '.join(FILE_PURPOSES)}", param="purpose")
+        if not filename:
+            raise InvalidRequestError("file: the upload has no file name", param="file")
+        return await asyncio.to_thread(self.store.create, owner, filename, purpose, data)
+
+    async def list_files(self, owner: str, purpose: str | None, limit: int, order: str,
+                   after: str | None) -> FileList:
+        files = await asyncio.to_thread(self.store.list_files, owner, purpose)
+        if order == "asc":
+            files.reverse()
+        if after is not None:
+            ids = [f.id for f in files]
+            files = files[ids.index(after) + 1:] if after in ids else []
+        page = files[:limit]
+        return FileList(data=page, first_id=page[0].id if page else None,
+                        last_id=page[-1].id if page else None, has_more=len(files) > limit)
+
+    async def get(self, owner: str, file_id: str) -> FileObject:
+        found = await asyncio.to_thread(self.store.get, owner, file_id)
+        if found is None:
+            raise self.missing(file_id)
+        return found
+
+    async def content(self, owner: str, file_id: str) -> tuple[FileObject, bytes]:
+        obj = await self.get(owner, file_id)
+        data = await asyncio.to_thread(self.store.content, owner, file_id)
+        if data is None:
+            raise self.missing(file_id)
+        return obj, data
+
+    async def delete(self, owner: str, file_id: str) -> FileDeleted:
+        if not await asyncio.to_thread(self.store.delete, owner, file_id):
+            raise self.missing(file_id)
+        return FileDeleted(id=file_id)
+
+    @staticmethod
+    def missing(file_id: str) -> NotFoundError:
+        return NotFoundError(f"no file with id {file_id!r}", param="file_id", code="file_not_found")
+
+
+class CollectionService:
+    """/v1/collections: collections, ingestion and sources over the engine's document methods."""
+
+    def __init__(self, client: EngineClient, files: FileService) -> None:
+        self.client = client
+        self.files = files
+
+    async def _call(self, method: str, who: Identity, **args: Any) -> Any:
+        return await self.client.call(method, {**args, "requester": who.wire()})
+
+    async def collections(self, who: Identity) -> CollectionList:
+        raw = await self._call("list_collections", who)
+        return CollectionList(data=[Collection(**c) for c in raw])
+
+    async def create(self, body: CollectionCreate, who: Identity) -> Collection:
+        return Collection(**await self._call("create_collection", who, name=body.name, scope=body.scope))
+
+    async def delete(self, name: str, who: Identity) -> CollectionDeleted:
+        await self._call("delete_collection", who, name=name)
+        return CollectionDeleted(name=name)
+
+    async def uploads_of(self, owner: str, file_ids: list[str]) -> list[Upload]:
+        """The stored files ``file_ids`` of ``owner`` (404 for any unknown id)."""
+        found = []
+        for file_id in file_ids:
+            obj, data = await self.files.content(owner, file_id)
+            found.append(Upload(obj.filename, data))
+        return found
+
+    async def add_files(self, name: str, uploads: list[Upload], who: Identity,
+                        chunk: bool = True, chunk_size: int | None = None) -> IngestResult:
+        """Ingest ``uploads``; 400 naming each file when none of them could be ingested."""
+        if not uploads:
+            raise InvalidRequestError("send at least one 'file' part or 'file_id'", param="file")
+        raw = await self._call(
+            "add_files", who, collection=name, chunk=chunk, chunk_size=chunk_size,
+            files=[{"filename": u.filename, "data": u.data} for u in uploads],
+        )
+        return self._result(name, raw)
+
+    async def add_text(self, name: str, body: TextIngest, who: Identity) -> IngestResult:
+        raw = await self._call("add_text", who, collection=name, text=body.text, source=body.source,
+                               chunk=body.chunk, chunk_size=body.chunk_size)
+        return self._result(name, raw)
+
+    async def sources(self, name: str, who: Identity) -> SourceList:
+        raw = await self._call("list_sources", who, collection=name)
+        return SourceList(data=[Source(**s) for s in raw])
+
+    async def delete_sources(self, name: str, sources: list[str], who: Identity) -> SourcesDeleted:
+        if not sources:
+            raise InvalidRequestError("name the sources to delete: ?source=<name>[&source=...]",
+                                      param="source")
+        deleted = await self._call("delete_sources", who, collection=name, sources=sources)
+        return SourcesDeleted(collection=name, deleted=list(deleted))
+
+    @staticmethod
+    def _result(name: str, raw: dict[str, Any]) -> IngestResult:
+        files = [IngestedFile(**f) for f in raw["files"]]
+        failed = [f for f in files if f.status == "failed"]
+        if files and len(failed) == len(files):
+            reasons = "; ".join(f"{f.source}: {f.reason}" for f in failed)
+            raise InvalidRequestError(f"could not ingest into {name!r}: {reasons}", param="file",
+                                      code="file_not_ingested")
+        return IngestResult(collection=name, files=files, summary=str(raw["summary"]))

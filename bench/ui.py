@@ -1,0 +1,152 @@
+"""Time to first token: evaluate() in-process, through gradio_client, and as seen in the browser.
+
+    python bench/ui.py [--runs=5] [--max_new_tokens=32]
+
+1. In-process: the product's Evaluator (same model, same flags) in this process; time from
+   calling evaluate() to its first chunk with text.
+2. gradio_client: ``python generate.py`` serving the UI on a free port (OpenAI API off);
+   time from ``Client.submit`` on /submit_nochat_api to the first streamed result with text.
+3. Browser: Debian's headless chromium (Playwright) on the same app; time, measured in the
+   page with ``performance.now()``, from clicking Submit to the first answer text in the chat.
+
+Prints median and best per path and the ratio of each median to the in-process median.
+The three paths run one after the other, never at the same time. Needs /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from src.offline import apply_offline_environment  # noqa: E402
+
+apply_offline_environment(os.environ)
+
+PROMPT = "Describe the sea in two sentences."
+FIRST_TEXT_JS = """async () => {
+  const bots = () => document.querySelectorAll("#chatbot [data-testid='bot']");
+  const before = bots().length;
+  const t0 = performance.now();
+  document.querySelector("#submit").click();
+  return await new Promise((resolve, reject) => {
+    setTimeout(() => reject(new Error("no answer text within 120 s")), 120000);
+    const check = () => {
+      const all = bots();
+      if (all.length > before && all[all.length - 1].innerText.trim()) {
+        resolve(performance.now() - t0);
+        return true;
+      }
+      return false;
+    };
+    const observer = new MutationObserver(() => { if (check()) observer.disconnect(); });
+    observer.observe(document.body, {childList: true, subtree: true, characterData: true});
+  });
+}"""
+
+
+def in_process(runs: int, max_new_tokens: int) -> list[float]:
+    from src.app import build_evaluator
+    from src.params import EvalParams
+    from src.settings import build_settings
+
+    settings = build_settings({"max_new_tokens": max_new_tokens, "temperature": 0})
+    evaluator = build_evaluator(settings)
+    times = []
+    try:
+        for _ in range(runs + 1):  # the first run warms up
+            start = time.perf_counter()
+            chunks = evaluator.evaluate(EvalParams(instruction=PROMPT, langchain_mode="LLM"))
+            for chunk in chunks:
+                if chunk.response.strip():
+                    times.append(time.perf_counter() - start)
+                    break
+            chunks.close()
+            for _ in evaluator.evaluate(EvalParams(instruction="ok", max_new_tokens=1)):
+                pass  # let the engine settle on the cancelled run before the next one
+    finally:
+        evaluator.engine.shutdown()
+    return times[1:]
+
+
+def via_gradio_client(url: str, runs: int) -> list[float]:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False, download_files=False)
+    payload = str({"instruction": PROMPT, "langchain_mode": "LLM"})
+    times = []
+    for _ in range(runs + 1):
+        start = time.perf_counter()
+        job = client.submit(payload, api_name="/submit_nochat_api")
+        for text in job:
+            if ast.literal_eval(text)["response"].strip():
+                times.append(time.perf_counter() - start)
+                break
+        job.result()
+    return times[1:]
+
+
+def in_browser(url: str, runs: int) -> list[float]:
+    from tests.e2e.browser import browser_context, open_page
+
+    times = []
+    with browser_context(Path(tempfile.mkdtemp(prefix="bench-chromium-"))) as context:
+        page = open_page(context, url)
+        page.locator("#prompt textarea").wait_for()
+        for _ in range(runs + 1):
+            page.locator("#clear").click()
+            page.locator("#prompt textarea").fill(PROMPT)
+            times.append(page.evaluate(FIRST_TEXT_JS) / 1000.0)
+            _wait_until_settled(page)
+    return times[1:]
+
+
+def _wait_until_settled(page: object, quiet: float = 1.5, timeout: float = 120.0) -> None:
+    """Wait until the last answer has stopped changing (it is done streaming)."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        text = page.locator("#chatbot [data-testid='bot']").last.inner_text()  # type: ignore[attr-defined]
+        if text != last:
+            last, since = text, time.monotonic()
+        elif time.monotonic() - since > quiet:
+            return
+        time.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--max_new_tokens", type=int, default=32)
+    args = parser.parse_args()
+
+    from tests.e2e.gradio_server import GradioApp
+
+    results = {"evaluate() in-process": in_process(args.runs, args.max_new_tokens)}
+    app = GradioApp(Path(tempfile.mkdtemp(prefix="bench-ui-")), f"--max_new_tokens={args.max_new_tokens}",
+                    "--temperature=0").start()
+    try:
+        results["gradio_client /submit_nochat_api"] = via_gradio_client(app.url, args.runs)
+        results["browser (headless chromium)"] = in_browser(app.url, args.runs)
+    finally:
+        app.stop()
+
+    base = statistics.median(results["evaluate() in-process"])
+    print(f"\nTime to first token, {args.runs} runs each (prompt: {PROMPT!r})\n")
+    print(f"| {'path':<34} | {'median ms':>9} | {'best ms':>8} | {'ratio':>6} |")
+    print(f"|{'-' * 36}|{'-' * 11}|{'-' * 10}|{'-' * 8}|")
+    for name, times in results.items():
+        median = statistics.median(times)
+        print(f"| {name:<34} | {median * 1000:9.0f} | {min(times) * 1000:8.0f} | {median / base:5.1f}x |")
+
+
+if __name__ == "__main__":
+    main()

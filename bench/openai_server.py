@@ -6,7 +6,8 @@ Prints one table:
 - time to first token and tokens/s of a greedy streamed answer through the whole stack
   (openai SDK -> worker -> IPC -> engine -> back) against evaluate() called in this
   process, interleaved run by run so drift hits both alike;
-- requests/s of GET /v1/models with 1 and with 2 workers (16 concurrent clients);
+- requests/s of GET /v1/models with 1 and with 2 workers (2 client processes, 8
+  connections each: one Python client process would be the bottleneck);
 - RSS and USS (memory unique to the process) of each worker, and of the engine process.
 """
 
@@ -63,7 +64,8 @@ def _in_process(evaluator, tokens: int) -> tuple[float, float]:
     return first or 0.0, count / (time.perf_counter() - start)
 
 
-def _models_rps(url: str, requests: int, concurrency: int = 16) -> float:
+def _get_models(url: str, requests: int, concurrency: int) -> float:
+    """One client process: ``requests`` GETs over ``concurrency`` connections; seconds taken."""
     import httpx
 
     async def run() -> float:
@@ -77,9 +79,19 @@ def _models_rps(url: str, requests: int, concurrency: int = 16) -> float:
 
             start = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return requests / (time.perf_counter() - start)
+            return time.perf_counter() - start
 
     return asyncio.run(run())
+
+
+def _models_rps(url: str, requests: int, clients: int = 2, concurrency: int = 8) -> float:
+    """Requests/s of GET /v1/models from ``clients`` client processes (one would be the limit)."""
+    import multiprocessing
+
+    share = requests // clients
+    with multiprocessing.get_context("spawn").Pool(clients) as pool:
+        seconds = pool.starmap(_get_models, [(url, share, concurrency)] * clients)
+    return share * clients / max(seconds)
 
 
 def _memory(server: RemoteServer) -> tuple[list[tuple[float, float]], float]:
@@ -118,7 +130,7 @@ def main(tokens: int = 64, runs: int = 5, requests: int = 600) -> None:
     s_ttft, s_tps = med(t for t, _ in stack), med(r for _, r in stack)
     l_ttft, l_tps = med(t for t, _ in local), med(r for _, r in local)
     print(f"{tokens} greedy tokens, median of {runs} interleaved runs; "
-          f"GET /v1/models x{requests}, 16 concurrent\n")
+          f"GET /v1/models x{requests} from 2 client processes, 8 connections each\n")
     print("| measure | evaluate() in-process (baseline) | through the API | ratio / overhead |")
     print("|---|---|---|---|")
     print(f"| time to first token | {l_ttft * 1000:.1f} ms | {s_ttft * 1000:.1f} ms | "

@@ -8,11 +8,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from openai_server.docgen import OPENAI_API_DOC, openai_api_markdown  # noqa: E402
 from src.docgen import flags_markdown, parameters_markdown  # noqa: E402
 
 GENERATED = {
     ROOT / "docs" / "flags.md": flags_markdown,
     ROOT / "docs" / "parameters.md": parameters_markdown,
+    OPENAI_API_DOC: openai_api_markdown,  # only its extra_body table
 }
 
 

@@ -70,7 +70,6 @@ class EngineClient:
         self.dead_after = dead_after
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Queue[dict[str, Any]]] = {}
-        self._context: zmq.asyncio.Context | None = None
         self._sock: zmq.asyncio.Socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._unanswered_ping: float | None = None
@@ -121,15 +120,13 @@ class EngineClient:
         if self._sock is not None:
             self._sock.close(0)
             self._sock = None
-        if self._context is not None:
-            self._context.term()
-            self._context = None
 
     # --- plumbing --------------------------------------------------------------------
     def _connect(self) -> zmq.asyncio.Socket:
         if self._sock is None:
-            self._context = zmq.asyncio.Context()
-            sock = self._context.socket(zmq.DEALER)
+            # The process-wide context: a private one left to the garbage collector with
+            # a socket open would block in term().
+            sock = zmq.asyncio.Context.instance().socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.connect(self.address)
             self._sock = sock

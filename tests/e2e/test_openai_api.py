@@ -330,3 +330,12 @@ def test_workers_do_not_import_torch(server):
     code = ("import sys, openai_server.worker, openai_server.app;"
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_sigterm_stops_every_worker(server):  # last: it stops the module's server
+    pids = server.worker_pids()
+    assert pids
+    server.stop()  # SIGTERM, as a service manager would send
+    assert server.proc.returncode == 0
+    assert wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+                                    for p in pids), timeout=15)

@@ -167,3 +167,18 @@ def test_real_engine_cancellation_returns_active_requests_to_zero(evaluator, add
         assert engine.active_requests == 0
     finally:
         srv.stop()
+
+
+def test_api_over_a_missing_engine_answers_503(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from openai_server.app import create_app
+    from src.settings import build_settings
+
+    client = EngineClient(f"ipc://{tmp_path / 'nobody.sock'}", ack_timeout=0.5)
+    api = TestClient(create_app(build_settings({}), client))
+    health = api.get("/health")
+    assert health.status_code == 503 and health.json()["error"]["code"] == "engine_unavailable"
+    chat = api.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+    assert chat.status_code == 503 and chat.json()["error"]["type"] == "server_error"
+    client.close()

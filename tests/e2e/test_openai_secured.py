@@ -126,3 +126,23 @@ def test_request_queued_past_max_queue_time_is_503(secured):
     finally:
         done.set()
         thread.join(timeout=60)
+
+
+def test_workers_exit_when_the_engine_process_is_killed(secured):  # last: it kills the server
+    import psutil
+
+    pids = secured.worker_pids()
+    assert len(pids) == 2
+    secured.proc.kill()  # SIGKILL: no chance to stop the workers itself
+    secured.proc.wait(timeout=10)
+
+    def gone(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + 15
+    while not all(gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(gone(p) for p in pids)

@@ -30,7 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket for the workers to share (IPv6 when ``host`` is one)."""
+    """A listening TCP socket for the workers to share (IPv6 when ``host`` is one).
+
+    ``localhost`` binds 127.0.0.1, as uvicorn does: resolvers that list ::1 first would
+    otherwise leave http://127.0.0.1:<port> unanswered.
+    """
+    host = "127.0.0.1" if host == "localhost" else host
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, _, _, _, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)

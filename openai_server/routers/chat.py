@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from openai_server.protocol import ChatCompletionRequest, wire
 from openai_server.routers.deps import completion_service, identity
+from openai_server.routers.disconnect import until_disconnected
 from openai_server.sse import sse_response
 
 router = APIRouter(tags=["chat"])
@@ -18,7 +19,8 @@ router = APIRouter(tags=["chat"])
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
     """Chat completion; ``stream`` returns server-sent ``chat.completion.chunk`` events."""
-    result = await completion_service(request).chat(body, identity(request, body.user).wire())
+    work = completion_service(request).chat(body, identity(request, body.user).wire())
+    result = await until_disconnected(request, work)
     if isinstance(result, BaseModel):
         return JSONResponse(wire(result))
     return sse_response(result)

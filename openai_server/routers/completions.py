@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from openai_server.protocol import CompletionRequest, wire
 from openai_server.routers.deps import completion_service, identity
+from openai_server.routers.disconnect import until_disconnected
 from openai_server.sse import sse_response
 
 router = APIRouter(tags=["completions"])
@@ -18,7 +19,8 @@ router = APIRouter(tags=["completions"])
 @router.post("/completions")
 async def completions(body: CompletionRequest, request: Request) -> Any:
     """Text completion of a prompt or a list of prompts; ``stream`` returns SSE chunks."""
-    result = await completion_service(request).completion(body, identity(request, body.user).wire())
+    work = completion_service(request).completion(body, identity(request, body.user).wire())
+    result = await until_disconnected(request, work)
     if isinstance(result, BaseModel):
         return JSONResponse(wire(result))
     return sse_response(result)

@@ -279,7 +279,7 @@ def test_client_disconnect_cancels_generation(server, model):
     assert wait_for(lambda: server.health()["active_requests"] == 0, timeout=30)
 
 
-def test_concurrent_requests_through_both_workers_are_fifo(server, model):
+def test_concurrent_requests_through_the_workers_are_fifo(server, model):
     order: list[int] = []
     lock = threading.Lock()
 
@@ -330,6 +330,21 @@ def test_workers_do_not_import_torch(server):
     code = ("import sys, openai_server.worker, openai_server.app;"
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_client_leaving_while_queued_cancels_its_request(server, model):
+    blocker = {"model": model, "messages": HELLO, "max_tokens": 60, "min_new_tokens": 60,
+               "stream": True}
+    queued = {"model": model, "messages": HELLO, "max_tokens": 4000, "min_new_tokens": 4000}
+    with httpx.stream("POST", server.base_url + "/chat/completions", json=blocker, timeout=120) as r:
+        lines = r.iter_lines()
+        next(lines)
+        with pytest.raises(httpx.ReadTimeout):  # a client that gives up while it waits
+            httpx.post(server.base_url + "/chat/completions", json=queued, timeout=1.5)
+        for _ in lines:
+            pass
+    # Had it run, the 4000-token answer would keep the engine busy for minutes.
+    assert wait_for(lambda: server.health()["active_requests"] == 0, timeout=30)
 
 
 def test_sigterm_stops_every_worker(server):  # last: it stops the module's server

@@ -27,6 +27,8 @@ from src.settings import Settings
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
+CRASH_LOOP_SECONDS = 3.0  # a worker that dies sooner after its start is restarted with a delay
+MAX_BACKOFF_SECONDS = 30.0
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -93,15 +95,27 @@ class WorkerPool:
         return proc
 
     def _supervise(self) -> None:
+        started = [time.monotonic()] * self.count
+        failures = [0] * self.count  # quick deaths in a row, per slot
+        due: list[float | None] = [None] * self.count  # when a backed-off restart is due
         while not self._stopping.wait(self.poll_seconds):
             with self._lock:
                 for i, proc in enumerate(self._procs):
                     code = proc.poll()
+                    now = time.monotonic()
                     if code is None or self._stopping.is_set():
                         continue
-                    log.warning("OpenAI API worker %d exited (%s); restarting it", proc.pid, code)
-                    self._procs[i] = self._spawn()
-                    self.restarts += 1
+                    if due[i] is None:
+                        quick = now - started[i] < CRASH_LOOP_SECONDS
+                        failures[i] = failures[i] + 1 if quick else 0
+                        delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** failures[i]) if quick else 0.0
+                        due[i] = now + delay
+                        log.warning("OpenAI API worker %d exited (%s); restarting it%s", proc.pid,
+                                    code, f" in {delay:.0f} s" if delay else "")
+                    if now >= (due[i] or 0.0):
+                        self._procs[i] = self._spawn()
+                        started[i], due[i] = time.monotonic(), None
+                        self.restarts += 1
 
     def stop(self, grace_seconds: float = 5.0) -> None:
         """SIGTERM every worker, SIGKILL those still alive after ``grace_seconds``."""

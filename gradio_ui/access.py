@@ -10,15 +10,9 @@ this is independent of ``--enforce_h2ogpt_api_key``, which guards the OpenAI API
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import secrets
-import threading
-import time
-from pathlib import Path
-from typing import Any
 
+from src.apikeys import ApiKeys
 from src.settings import Settings
 from src.users import UserStore
 
@@ -27,77 +21,6 @@ log = logging.getLogger(__name__)
 
 class AccessDenied(PermissionError):
     """The request lacks a valid API key or user; the message is safe to show."""
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
-
-
-class ApiKeys:
-    """The --h2ogpt_api_keys keys: a list, or a JSON file of a list re-read when it changes."""
-
-    def __init__(self, keys: list[str] | str, reload_seconds: float = 2.0) -> None:
-        self.reload_seconds = reload_seconds
-        self._lock = threading.Lock()
-        self._file: Path | None = None
-        self._mtime: float | None = None
-        self._checked = 0.0
-        self._digests: list[bytes] = []
-        if isinstance(keys, str):
-            if keys:
-                self._file = Path(keys).expanduser()
-                self._load_file()
-        else:
-            self._digests = [_digest(str(k)) for k in keys]
-
-    def __len__(self) -> int:
-        self._maybe_reload()
-        return len(self._digests)
-
-    def valid(self, key: str | None) -> bool:
-        """True when ``key`` is one of the keys; every stored key is compared (constant time)."""
-        if not key:
-            return False
-        self._maybe_reload()
-        wanted = _digest(key)
-        with self._lock:
-            digests = list(self._digests)
-        found = False
-        for digest in digests:
-            found |= secrets.compare_digest(digest, wanted)
-        return found
-
-    def _maybe_reload(self) -> None:
-        if self._file is None:
-            return
-        now = time.monotonic()
-        if now - self._checked < self.reload_seconds:
-            return
-        self._checked = now
-        try:
-            mtime = self._file.stat().st_mtime
-        except FileNotFoundError:
-            return
-        if mtime != self._mtime:
-            self._load_file()
-
-    def _load_file(self) -> None:
-        assert self._file is not None
-        try:
-            raw: Any = json.loads(self._file.read_text() or "[]")
-            mtime = self._file.stat().st_mtime
-        except FileNotFoundError:
-            log.error("API keys file %s does not exist; no key is valid", self._file)
-            return
-        except json.JSONDecodeError as exc:
-            log.error("API keys file %s is not valid JSON (%s); keeping the previous keys", self._file, exc)
-            return
-        if not isinstance(raw, list):
-            log.error("API keys file %s must hold a JSON list of keys", self._file)
-            return
-        with self._lock:
-            self._digests = [_digest(str(k)) for k in raw]
-            self._mtime = mtime
 
 
 class Access:
@@ -123,7 +46,7 @@ class Access:
             return
         if not key:
             raise AccessDenied("an API key is required (h2ogpt_key)")
-        if not self.keys.valid(key):
+        if not self.keys.check(key):
             raise AccessDenied("invalid API key (h2ogpt_key)")
 
     def user_name(self, username: str | None) -> str:

@@ -1,4 +1,4 @@
-"""API keys for the OpenAI API: a list, or a JSON file re-read when it changes.
+"""Authentication for the OpenAI API: API keys (src.apikeys) and --auth users.
 
 With ``--enforce_h2ogpt_api_key=True`` every /v1 route needs a key, sent as
 ``Authorization: Bearer <key>`` or ``x-api-key: <key>``. Keys are kept as SHA-256
@@ -12,87 +12,18 @@ With ``--auth`` and ``--auth_access=closed``, the request's ``user`` field must 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import secrets
-import threading
-import time
 from collections.abc import Mapping
-from pathlib import Path
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openai_server.errors import AuthenticationError, error_response
+from src.apikeys import ApiKeys
 from src.settings import Settings
 from src.users import UserStore
 
 log = logging.getLogger(__name__)
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
-
-
-class ApiKeys:
-    """The accepted keys; ``check(key)`` is constant-time per stored key."""
-
-    def __init__(self, keys: list[str] | str, reload_seconds: float = 2.0) -> None:
-        self.reload_seconds = reload_seconds
-        self._lock = threading.Lock()
-        self._file: Path | None = None
-        self._mtime: float | None = None
-        self._checked = 0.0
-        self._digests: list[bytes] = []
-        if isinstance(keys, str):
-            self._file = Path(keys).expanduser()
-            self._load()
-        else:
-            self._digests = [_digest(k) for k in keys if k]
-
-    def check(self, key: str | None) -> bool:
-        if not key:
-            return False
-        self._maybe_reload()
-        given = _digest(key)
-        found = False
-        for known in self._digests:  # no early exit: the time does not depend on which key
-            found |= secrets.compare_digest(given, known)
-        return found
-
-    def _maybe_reload(self) -> None:
-        if self._file is None:
-            return
-        now = time.monotonic()
-        with self._lock:
-            if now - self._checked < self.reload_seconds:
-                return
-            self._checked = now
-        try:
-            mtime = self._file.stat().st_mtime
-        except FileNotFoundError:
-            mtime = None
-        if mtime != self._mtime:
-            self._load()
-
-    def _load(self) -> None:
-        assert self._file is not None
-        try:
-            raw = json.loads(self._file.read_text())
-            mtime = self._file.stat().st_mtime
-        except FileNotFoundError:
-            log.error("API keys file %s does not exist; no key is accepted", self._file)
-            self._digests, self._mtime = [], None
-            return
-        except json.JSONDecodeError as exc:
-            log.error("API keys file %s is not valid JSON (%s); keeping the previous keys",
-                      self._file, exc)
-            return
-        keys = raw if isinstance(raw, list) else list(raw.values()) if isinstance(raw, dict) else []
-        self._digests = [_digest(str(k)) for k in keys if k]
-        self._mtime = mtime
-        log.info("loaded %d API keys from %s", len(self._digests), self._file)
 
 
 def request_key(headers: Mapping[str, str]) -> str | None:

@@ -15,9 +15,9 @@ import os
 import secrets
 import tempfile
 import threading
-import time
-from pathlib import Path
 from typing import Any
+
+from src.watched_json import WatchedJson
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,11 @@ class UserStore:
         self.access = access
         self.reload_seconds = reload_seconds
         self._lock = threading.Lock()
-        self._file: Path | None = None
+        self._file: WatchedJson | None = None
         self._users: dict[str, str] = {}
-        self._mtime: float | None = None
-        self._checked = 0.0
         if isinstance(auth, str):
             if auth:
-                self._file = Path(auth).expanduser()
-                self._load_file()
+                self._file = WatchedJson(auth, self._from_file, reload_seconds)
         else:
             self._users = {str(user): str(password) for user, password in auth}
 
@@ -79,45 +76,31 @@ class UserStore:
 
     # --- the JSON file --------------------------------------------------------------------
     def _maybe_reload(self) -> None:
-        if self._file is None:
-            return
-        now = time.monotonic()
-        if now - self._checked < self.reload_seconds:
-            return
-        self._checked = now
-        try:
-            mtime = self._file.stat().st_mtime
-        except FileNotFoundError:
-            return
-        if mtime != self._mtime:
-            self._load_file()
+        if self._file is not None:
+            self._file.maybe_reload()
 
-    def _load_file(self) -> None:
-        assert self._file is not None
-        if not self._file.exists():
-            with self._lock:
-                self._users, self._mtime = {}, None
-            return
-        try:
-            raw: Any = json.loads(self._file.read_text() or "{}")
-        except json.JSONDecodeError as exc:
-            log.error("auth file %s is not valid JSON (%s); keeping the previous users", self._file, exc)
+    def _from_file(self, raw: Any) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            log.error("an auth file must hold a JSON object of users; keeping the previous users")
             return
         users = {
             str(name): str(value.get("password", "") if isinstance(value, dict) else value)
             for name, value in raw.items()
         }
         with self._lock:
-            self._users, self._mtime = users, self._file.stat().st_mtime
+            self._users = users
 
     def _save_file(self) -> None:
         if self._file is None:
             return
         with self._lock:
             data = {name: {"password": password} for name, password in self._users.items()}
-        self._file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._file.parent, prefix=".auth-")
+        path = self._file.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".auth-")
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=2)
-        os.replace(tmp, self._file)
-        self._mtime = self._file.stat().st_mtime
+        os.replace(tmp, path)
+        self._file.mark_written()

@@ -8,10 +8,11 @@ import time
 
 import pytest
 
-from gradio_ui.access import Access, AccessDenied, ApiKeys
+from gradio_ui.access import Access, AccessDenied
 from gradio_ui.app import add_turn, regenerate, undo
 from gradio_ui.chat import ChatOptions, Turn, conversation, render, render_sources
 from gradio_ui.context import BadRequest, parse_param_dict
+from src.apikeys import ApiKeys
 from src.settings import build_settings
 
 
@@ -72,17 +73,17 @@ def test_param_dict_rejects(payload):
 
 
 def test_api_keys_list_and_file(tmp_path):
-    assert ApiKeys(["a", "b"]).valid("b") and not ApiKeys(["a"]).valid("") and not ApiKeys(["a"]).valid("c")
+    assert ApiKeys(["a", "b"]).check("b") and not ApiKeys(["a"]).check("") and not ApiKeys(["a"]).check("c")
     path = tmp_path / "keys.json"
     path.write_text(json.dumps(["k1"]))
     keys = ApiKeys(str(path), reload_seconds=0)
-    assert keys.valid("k1") and not keys.valid("k2")
+    assert keys.check("k1") and not keys.check("k2")
     path.write_text(json.dumps(["k2"]))
     os.utime(path, (time.time() + 5, time.time() + 5))
-    assert keys.valid("k2") and not keys.valid("k1")
+    assert keys.check("k2") and not keys.check("k1")
     path.write_text("{not json")
     os.utime(path, (time.time() + 10, time.time() + 10))
-    assert keys.valid("k2"), "a broken file keeps the previous keys"
+    assert keys.check("k2"), "a broken file keeps the previous keys"
 
 
 def test_access_enforces_keys_only_when_asked():

@@ -10,8 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openai_server.app import create_app
-from openai_server.auth import ApiKeys, Authenticator, request_key
+from openai_server.auth import Authenticator, request_key
 from openai_server.errors import AuthenticationError
+from src.apikeys import ApiKeys
 from src.settings import build_settings
 from tests.unit.fake_engine import FakeEngine
 
@@ -29,8 +30,10 @@ def test_keys_file_is_reloaded_by_mtime_not_per_request(tmp_path, monkeypatch):
     path.write_text(json.dumps(["one"]))
     keys = ApiKeys(str(path), reload_seconds=3600)
     reads = []
-    real_load = keys._load
-    monkeypatch.setattr(keys, "_load", lambda: (reads.append(1), real_load()))
+    watched = keys._file
+    assert watched is not None
+    real_load = watched._load
+    monkeypatch.setattr(watched, "_load", lambda: (reads.append(1), real_load()))
     for _ in range(50):
         assert keys.check("one")
     assert reads == []  # within the reload period the file is not even stat'ed again

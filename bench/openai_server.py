@@ -31,6 +31,7 @@ apply_offline_environment(os.environ)
 from tests.server import RemoteServer  # noqa: E402
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
+SETTLE_SECONDS = 1.0
 
 
 def _stack(client, model: str, tokens: int) -> tuple[float, float]:
@@ -122,7 +123,11 @@ def main(tokens: int = 64, runs: int = 5, requests: int = 600) -> None:
             _in_process(evaluator, 4)
             stack, local = [], []
             for _ in range(runs):
+                # Pause between the two sides: torch's OpenMP threads keep spinning for a
+                # while after a generation and would slow whichever side runs next.
+                time.sleep(SETTLE_SECONDS)
                 stack.append(_stack(client, model, tokens))
+                time.sleep(SETTLE_SECONDS)
                 local.append(_in_process(evaluator, tokens))
             workers, engine_rss = _memory(two)
             evaluator.engine.shutdown()

@@ -108,6 +108,8 @@ class _Streamer(BaseStreamer):
         self.completion_tokens = 0
         self.recorder = recorder
         self.logprobs: list[TokenLogprob] = []  # not yet sent: their text may be held back
+        # End-of-turn and other special tokens are not part of the answer's text.
+        self.special = set(text.tokenizer.all_special_ids) if recorder is not None else set()
 
     def put(self, value: torch.Tensor) -> None:
         if not self.prompt_seen:
@@ -116,7 +118,7 @@ class _Streamer(BaseStreamer):
         ids = value.reshape(-1).tolist()
         self.completion_tokens += len(ids)
         if self.recorder is not None and self.recorder.last is not None:
-            self.logprobs.extend(self._logprob(i) for i in ids)
+            self.logprobs.extend(self._logprob(i) for i in ids if i not in self.special)
         delta = self.text.add(ids)
         if delta:
             prompt_tokens = len(self.handle.request.prompt_ids)

@@ -84,9 +84,13 @@ class WorkerPool:
         }
 
     def _spawn(self) -> subprocess.Popen[bytes]:
+        # The engine's working directory, so that relative paths in the flags (a keys
+        # file, an auth file) mean the same in the workers; the code is found via PYTHONPATH.
+        paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
         proc = subprocess.Popen(
             [sys.executable, "-m", "openai_server.worker"],
-            stdin=subprocess.PIPE, cwd=ROOT, pass_fds=(self.sock.fileno(),),
+            stdin=subprocess.PIPE, cwd=os.getcwd(), env=env, pass_fds=(self.sock.fileno(),),
             start_new_session=True,
         )
         assert proc.stdin is not None

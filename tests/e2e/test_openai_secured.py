@@ -128,6 +128,14 @@ def test_request_queued_past_max_queue_time_is_503(secured):
         thread.join(timeout=60)
 
 
+def test_relative_keys_file_is_read_from_the_launch_directory(tmp_path):
+    (tmp_path / "keys.json").write_text(json.dumps(["relative-key"]))
+    flags = ["--openai_workers=1", "--enforce_h2ogpt_api_key=True", "--h2ogpt_api_keys=keys.json"]
+    with RemoteServer(tmp_path, *flags) as server:  # generate.py runs in tmp_path
+        ok = httpx.get(server.base_url + "/models", headers={"x-api-key": "relative-key"})
+        assert ok.status_code == 200
+
+
 def test_workers_exit_when_the_engine_process_is_killed(secured):  # last: it kills the server
     import psutil
 

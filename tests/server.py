@@ -29,24 +29,24 @@ GUARDED_RUN = (
 )
 
 
-class RemoteServer:
-    """generate.py with the OpenAI API (and by default no UI) on 127.0.0.1:<free port>."""
+class GuardedApp:
+    """generate.py as a subprocess under the network guard, in its own working directory.
 
-    def __init__(self, workdir: Path, *flags: str, gradio: bool = False) -> None:
+    Subclasses give the flags and say when the app is ready; ``start`` waits for that.
+    """
+
+    log_name = "app.log"
+
+    def __init__(self, workdir: Path, flags: list[str]) -> None:
         self.workdir = Path(workdir)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.base_url = self.url + "/v1"
-        self.flags = [
-            f"--gradio={gradio}", "--server_name=127.0.0.1", f"--openai_port={self.port}", *flags,
-        ]
-        if gradio:
-            self.flags.append(f"--server_port={free_port()}")
-        self.log_path = self.workdir / "server.log"
+        self.flags = flags
+        self.log_path = self.workdir / self.log_name
         self.proc: subprocess.Popen[bytes] | None = None
 
-    # --- life cycle --------------------------------------------------------------------
-    def start(self, timeout: float = 240.0) -> RemoteServer:
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 240.0) -> Any:
         self.workdir.mkdir(parents=True, exist_ok=True)
         code = GUARDED_RUN.format(root=str(ROOT), script=str(ROOT / "generate.py"))
         env = dict(os.environ, GRADIO_TEMP_DIR=str(self.workdir / "gradio_tmp"))
@@ -59,14 +59,11 @@ class RemoteServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"generate.py exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
+            if self.ready():
+                return self
             time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"the API did not come up in {timeout:.0f} s:\n{self.log()}")
+        raise RuntimeError(f"generate.py did not come up in {timeout:.0f} s:\n{self.log()}")
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -78,6 +75,30 @@ class RemoteServer:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+
+class RemoteServer(GuardedApp):
+    """generate.py with the OpenAI API (and by default no UI) on 127.0.0.1:<free port>."""
+
+    log_name = "server.log"
+
+    def __init__(self, workdir: Path, *flags: str, gradio: bool = False) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = self.url + "/v1"
+        all_flags = [f"--gradio={gradio}", "--server_name=127.0.0.1", f"--openai_port={self.port}", *flags]
+        if gradio:
+            all_flags.append(f"--server_port={free_port()}")
+        super().__init__(workdir, all_flags)
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(self.url + "/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def __enter__(self) -> RemoteServer:
         return self.start()
 
@@ -85,9 +106,6 @@ class RemoteServer:
         self.stop()
 
     # --- helpers -----------------------------------------------------------------------
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
-
     def health(self) -> dict[str, Any]:
         response = httpx.get(self.url + "/health", timeout=10)
         response.raise_for_status()

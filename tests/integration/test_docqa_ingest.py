@@ -166,3 +166,31 @@ def test_other_embedding_model_is_refused(docs, tmp_path: Path) -> None:
     other = ChromaStore(path, "UserData", "/models/another-embedder")
     with pytest.raises(EmbeddingModelMismatch, match="--hf_embedding_model=sentence-transformers/all-MiniLM"):
         other.open()
+
+
+def test_queries_are_answered_while_an_ingestion_runs(docs, tmp_path: Path) -> None:
+    import threading
+
+    seed = tmp_path / "seed.txt"
+    seed.write_text("The harbour ferry leaves at seven fifteen every morning.")
+    docs.add_files("UserData", [(seed, "seed.txt")], None)
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    files = []
+    for i in range(40):
+        path = batch / f"note_{i:02d}.txt"
+        path.write_text(f"Note {i}. " + "The archive holds letters about shipping routes. " * 60)
+        files.append((path, path.name))
+    reports = []
+    ingest = threading.Thread(target=lambda: reports.append(docs.add_files("UserData", files, None)))
+    ingest.start()
+    answered_during_ingestion = 0
+    while ingest.is_alive():
+        hits = docs.retrieve("UserData", "When does the ferry leave?", 1, None)
+        assert hits and hits[0].metadata["source"] == "seed.txt"
+        if ingest.is_alive():
+            answered_during_ingestion += 1
+    ingest.join()
+    assert answered_during_ingestion >= 2  # queries did not wait for the whole batch
+    assert reports[0].failed == [] and reports[0].count("added") == 40
+    assert len(docs.list_sources("UserData", None)) == 41

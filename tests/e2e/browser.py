@@ -23,7 +23,7 @@ LOCAL = ("http://127.0.0.1", "data:", "blob:", "about:")
 def chromium_path() -> str:
     path = shutil.which("chromium") or CHROMIUM
     if not Path(path).exists():
-        raise RuntimeError("Debian's chromium is missing: apt-get install -y chromium (scripts/test.sh does)")
+        raise RuntimeError("Debian's chromium is missing: apt-get install -y chromium (.ci/run does)")
     return path
 
 

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 from src.engine.loader import load_model
 from src.engine.scheduler import Engine
 from src.evaluate import Evaluator
+from src.settings import Settings
 
 if TYPE_CHECKING:
     from src.docqa.service import DocumentService
-from src.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -191,23 +191,20 @@ class Evaluator:
         handle = self.engine.submit(request, cancel)
         response = ""
         pending: list[dict[str, Any]] = []  # log probs of tokens not yet yielded
+        streaming = params.stream_output and params.response_format == "text"
         try:
             for event in handle:
                 response += event.delta
                 pending.extend(logprob_dict(lp) for lp in event.logprobs)
+                final = event.finish_reason is not None
+                if not (final or streaming):
+                    continue
                 chunk = EvalChunk(
-                    event.delta, response, sources if event.finish_reason else [],
-                    event.prompt_tokens, event.completion_tokens,
-                    event.finish_reason,
+                    event.delta, response, sources if final else [],
+                    event.prompt_tokens, event.completion_tokens, event.finish_reason,
                 )
-                if event.finish_reason is not None or (
-                    params.stream_output and params.response_format == "text"
-                ):
-                    chunk.logprobs, pending = pending, []
-                if event.finish_reason is not None:
-                    yield self._final(params, chunk)
-                elif params.stream_output and params.response_format == "text":
-                    yield chunk
+                chunk.logprobs, pending = pending, []
+                yield self._final(params, chunk) if final else chunk
         finally:
             handle.cancel()
 

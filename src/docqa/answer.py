@@ -70,18 +70,6 @@ def context_hits(texts: list[str]) -> list[Hit]:
     ]
 
 
-def fit(hits: list[Hit], count_tokens: CountTokens, budget: int) -> list[Hit]:
-    """The leading hits whose text fits in ``budget`` tokens (at least one when any fits)."""
-    kept, used = [], 0
-    for hit in hits:
-        cost = count_tokens(hit.content) + 4
-        if used + cost > budget:
-            break
-        kept.append(hit)
-        used += cost
-    return kept
-
-
 def groups(hits: list[Hit], count_tokens: CountTokens, budget: int) -> list[list[Hit]]:
     """Consecutive hits packed into groups of at most ``budget`` tokens (oversized ones alone)."""
     packed: list[list[Hit]] = []
@@ -148,7 +136,7 @@ class DocumentAnswerer:
             return self._summarize(params, hits)
         if params.langchain_action == "Extract":
             return self._extract(params, hits)
-        kept = fit(hits, self.count_tokens, self.budget(params)) or hits[:1]
+        kept = groups(hits, self.count_tokens, self.budget(params))[0]  # the leading hits that fit
         return DocPlan(self._with_context(params, [h.content for h in kept]),
                        [source_dict(h) for h in kept])
 

@@ -266,15 +266,13 @@ class Engine:
             streamer=streamer,
         )
         generated = output[0, prompt_len:].tolist()
-        reason = self._finish_reason(handle, text, generated, max_new)
+        reason = self._finish_reason(handle, text, generated)
         tail = text.flush()
         handle.events.put(
             TokenEvent(tail, prompt_len, streamer.completion_tokens, reason, streamer.take_logprobs())
         )
 
-    def _finish_reason(
-        self, handle: RequestHandle, text: TextStream, generated: list[int], max_new: int
-    ) -> FinishReason:
+    def _finish_reason(self, handle: RequestHandle, text: TextStream, generated: list[int]) -> FinishReason:
         if text.stopped:
             return "stop"
         if handle.cancelled.is_set():

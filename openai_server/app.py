@@ -105,7 +105,7 @@ def create_app(settings: Settings, engine_client: EngineClient) -> FastAPI:
     app.state.settings = settings
     app.state.engine_client = engine_client
     app.state.auth = auth
-    app.state.completions = CompletionService(engine_client, auth.check_user)
+    app.state.completions = CompletionService(engine_client)
     app.state.embeddings = EmbeddingService(engine_client)
     app.state.files = FileService(FileStore(files_dir(settings)))
     app.state.collections = CollectionService(engine_client, app.state.files)

@@ -59,11 +59,14 @@ class Authenticator:
             raise AuthenticationError("invalid API key", code="invalid_api_key")
 
     def check_user(self, user: str | None) -> None:
+        """With --auth_access=closed, raise AuthenticationError unless ``user`` is a known
+        ``username:password`` (the request's ``user`` field or the X-H2OGPT-User header)."""
         if self.users is None:
             return
         if not self.users.check_pair(user):
             raise AuthenticationError(
-                "this server needs user='username:password' of a known user",
+                "this server needs user='username:password' (or the x-h2ogpt-user header) "
+                "of a known user",
                 param="user", code="invalid_user",
             )
 

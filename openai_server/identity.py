@@ -15,13 +15,13 @@ Files of /v1/files belong to the API key in every case (:func:`file_owner`).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from openai_server.auth import Authenticator, request_key
 from openai_server.errors import AuthenticationError
+from src.apikeys import key_digest
 
 USER_HEADER = "x-h2ogpt-user"
 
@@ -37,30 +37,29 @@ class Identity:
         return {"name": self.name, "scratch": self.scratch}
 
 
-def key_digest(headers: Mapping[str, str]) -> str:
+def key_name(headers: Mapping[str, str]) -> str:
     """A stable, non-reversible name for the request's API key (no key: the empty one)."""
-    return hashlib.sha256((request_key(headers) or "").encode()).hexdigest()[:32]
+    return key_digest(request_key(headers) or "").hex()[:32]
 
 
 def file_owner(headers: Mapping[str, str]) -> str:
     """The folder name that scopes /v1/files to the request's API key."""
-    return "k-" + key_digest(headers)
+    return "k-" + key_name(headers)
 
 
 def identify(auth: Authenticator, headers: Mapping[str, str], user: str | None = None) -> Identity:
     """The identity a request acts for (see the module docstring); raises AuthenticationError."""
     given = user or headers.get(USER_HEADER) or None
+    if auth.users is not None:  # --auth_access=closed: a known login is required
+        auth.check_user(given)
+        assert given is not None
+        return Identity(given.split(":", 1)[0])
     store = auth.user_store
-    if store is not None and given and (":" in given or auth.users is not None):
+    if store is not None and given and ":" in given:  # open access: a login checks or registers
         if not store.check_pair(given):
             raise AuthenticationError("user must be 'username:password' of a known user",
                                       param="user", code="invalid_user")
         return Identity(given.split(":", 1)[0])
-    if auth.users is not None:  # --auth_access=closed: a login is required
-        raise AuthenticationError(
-            f"this server needs user='username:password' (or the {USER_HEADER} header) of a known user",
-            param="user", code="invalid_user",
-        )
     if auth.keys is not None:
-        return Identity("apikey:" + key_digest(headers))
-    return Identity("api-" + key_digest(headers)[:16], scratch=True)
+        return Identity("apikey:" + key_name(headers))
+    return Identity("api-" + key_name(headers)[:16], scratch=True)

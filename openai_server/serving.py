@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol
 
 from openai_server import translate
@@ -157,9 +157,8 @@ def _usage(finals: dict[int, Chunk], prompts: int = 1, per_prompt: int = 1) -> U
 class CompletionService:
     """Chat and text completions over an engine client."""
 
-    def __init__(self, client: EngineClient, check_user: Callable[[str | None], None]) -> None:
+    def __init__(self, client: EngineClient) -> None:
         self.client = client
-        self.check_user = check_user
         self._models: list[Model] | None = None
 
     async def models(self) -> list[Model]:
@@ -184,7 +183,6 @@ class CompletionService:
     async def chat(self, request: ChatCompletionFields,
                    requester: Requester = None) -> ChatCompletion | AsyncIterator[Any]:
         """``requester``: whose personal collections (MyData) a document query searches."""
-        self.check_user(request.user)
         model = await self.model_id(request.model)
         choices = translate.chat_params(request)
         if request.stream:
@@ -232,7 +230,6 @@ class CompletionService:
     # --- text completions ------------------------------------------------------------------
     async def completion(self, request: CompletionFields,
                          requester: Requester = None) -> Completion | AsyncIterator[Any]:
-        self.check_user(request.user)
         model = await self.model_id(request.model)
         prompts = translate.completion_prompts(request)
         choices = translate.completion_params(request)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from openai_server.protocol import wire
 from openai_server.protocol_documents import EmbeddingRequest
-from openai_server.routers.deps import completion_service, embedding_service
+from openai_server.routers.deps import embedding_service, identity
 
 router = APIRouter(tags=["embeddings"])
 
@@ -17,5 +17,5 @@ router = APIRouter(tags=["embeddings"])
 async def create_embeddings(body: EmbeddingRequest, request: Request) -> dict[str, Any]:
     """One vector per input text, from the server's embedding model (``model`` is ignored);
     ``encoding_format=base64`` gives little-endian float32 bytes, base64-encoded."""
-    completion_service(request).check_user(body.user)
+    identity(request, body.user)  # with --auth_access=closed, a known user is required
     return wire(await embedding_service(request).embed(body))

@@ -7,11 +7,7 @@ import subprocess
 import sys
 
 from tests.conftest import ROOT
-
-GUARDED_RUN = (
-    "import sys, runpy; sys.path.insert(0, '.'); import tests.offline_guard;"
-    "sys.argv = ['generate.py'] + sys.argv[1:]; runpy.run_path('generate.py', run_name='__main__')"
-)
+from tests.server import GUARDED_RUN
 
 
 def _clean_env() -> dict[str, str]:
@@ -45,7 +41,7 @@ def test_guard_blocks_non_loopback_connections():
 
 def test_full_generation_runs_with_the_network_blocked():
     result = subprocess.run(
-        [sys.executable, "-c", GUARDED_RUN, "--cli=True", "--max_new_tokens=8", "--temperature=0"],
+        [sys.executable, "-c", GUARDED_RUN.format(root=str(ROOT), script=str(ROOT / "generate.py")), "--cli=True", "--max_new_tokens=8", "--temperature=0"],
         input="Say hello.\n", cwd=ROOT, capture_output=True, text=True, timeout=300, env=_clean_env(),
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -16,6 +16,7 @@ from gradio.utils import get_upload_folder, is_in_or_equal
 
 from gradio_ui.context import BadRequest, UIContext
 from src.docqa.collections import NO_COLLECTION_MODES, DocumentsDisabledError, Requester
+from src.docqa.ingest import IngestReport
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +32,11 @@ def requester(ctx: UIContext, request: gr.Request | None) -> Requester:
     return Requester(f"{ctx.access.guest_name}-{str(session)[:16]}", scratch=True)
 
 
-def report_dict(report: Any) -> dict[str, Any]:
-    """An IngestReport as plain data: per-file results, the added source names, a summary."""
-    files = [
-        {"source": f.source, "status": f.status, "chunks": f.chunks, "reason": f.reason}
-        for f in report.files
-    ]
-    return {
-        "files": files,
-        "sources": [f["source"] for f in files if f["status"] != "failed"],
-        "summary": report.summary(),
-    }
+def report_dict(report: IngestReport) -> dict[str, Any]:
+    """An IngestReport for the Gradio API: per-file results, the added source names, a summary."""
+    data = report.as_dict()
+    sources = [f["source"] for f in data["files"] if f["status"] != "failed"]
+    return {"files": data["files"], "sources": sources, "summary": data["summary"]}
 
 
 class Documents:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from langchain_core.documents import Document
 
@@ -62,6 +62,15 @@ class IngestReport:
     @property
     def failed(self) -> list[FileReport]:
         return [f for f in self.files if f.status == "failed"]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for the APIs: per-file results, removed sources and the summary."""
+        return {
+            "files": [{"source": f.source, "status": f.status, "chunks": f.chunks, "reason": f.reason}
+                      for f in self.files],
+            "removed": list(self.removed),
+            "summary": self.summary(),
+        }
 
     def summary(self) -> str:
         """One line: counts per status, chunks written, removed files."""

@@ -19,7 +19,6 @@ from src.docqa.collections import DocumentsDisabledError, Requester, Scope
 from src.ipc.server import IpcServer
 
 if TYPE_CHECKING:
-    from src.docqa.ingest import IngestReport
     from src.docqa.service import DocumentService
 
 log = logging.getLogger(__name__)
@@ -42,16 +41,6 @@ def upload_name(filename: str) -> str:
     if not name or name in (".", "..") or "\x00" in name:
         raise ValueError(f"invalid file name {filename!r}")
     return name
-
-
-def report_data(report: IngestReport) -> dict[str, Any]:
-    """An IngestReport as plain data: per-file results and a one-line summary."""
-    return {
-        "files": [{"source": f.source, "status": f.status, "chunks": f.chunks, "reason": f.reason}
-                  for f in report.files],
-        "removed": list(report.removed),
-        "summary": report.summary(),
-    }
 
 
 def embedding_model_name(docs: DocumentService) -> str:
@@ -101,7 +90,7 @@ class DocumentMethods:
                 str(args["collection"]), pairs, user, chunk=bool(args.get("chunk", True)),
                 chunk_size=args.get("chunk_size") or None,
             )
-        return report_data(report)
+        return report.as_dict()
 
     def add_text(self, args: dict[str, Any]) -> dict[str, Any]:
         """{collection, text, source, chunk?, chunk_size?} -> an ingestion report."""
@@ -109,7 +98,7 @@ class DocumentMethods:
             str(args["collection"]), str(args["text"]), upload_name(args["source"]), requester(args),
             chunk=bool(args.get("chunk", True)), chunk_size=args.get("chunk_size") or None,
         )
-        return report_data(report)
+        return report.as_dict()
 
     def list_sources(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         sources = self.docs.list_sources(str(args["collection"]), requester(args))

@@ -65,7 +65,7 @@ def _args(params: EvalParams, requester: Requester = None) -> dict[str, Any]:
 
 
 async def _merged(client: EngineClient, choices: list[EvalParams],
-                  requester: Requester = None) -> AsyncIterator[tuple[int, Chunk]]:
+                  requester: Requester = None) -> AsyncGenerator[tuple[int, Chunk], None]:
     """(choice index, chunk) from all choices as they come; cancels the rest when left."""
     if len(choices) == 1:  # the common case: no fan-in, one hop less per token
         async with contextlib.aclosing(client.stream("evaluate", _args(choices[0], requester))) as stream:
@@ -101,14 +101,21 @@ async def _merged(client: EngineClient, choices: list[EvalParams],
                 await task
 
 
-async def _primed(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """Wait for the first item before the response starts, so early errors get a status."""
+async def _primed(stream: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    """Wait for the first item before the response starts, so early errors get a status.
+
+    Primed on the engine's stream, whose first item comes as the engine starts the answer
+    (src.evaluate): the status line, the headers and a chat stream's role chunk go out
+    while the prompt is read, so the client has set up its stream before the first token.
+    Refusals (bad parameters, a prompt over the context window, a queue timeout) all come
+    before that item.
+    """
     try:
         first = await anext(stream)
     except StopAsyncIteration:
         first = None
 
-    async def rest() -> AsyncIterator[Any]:
+    async def rest() -> AsyncGenerator[Any, None]:
         try:
             if first is None:
                 return
@@ -116,7 +123,7 @@ async def _primed(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
             async for item in stream:
                 yield item
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
 
     return rest()
 
@@ -187,7 +194,8 @@ class CompletionService:
         choices = translate.chat_params(request)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            return await _primed(self._chat_stream(choices, model, include_usage, requester))
+            items = await _primed(_merged(self.client, choices, requester))
+            return self._chat_stream(items, model, include_usage)
         finals = await self._collect(choices, requester)
         return ChatCompletion(
             id=new_id("chatcmpl"), created=now(), model=model, usage=_usage(finals),
@@ -201,8 +209,8 @@ class CompletionService:
             ],
         )
 
-    async def _chat_stream(self, choices: list[EvalParams], model: str, include_usage: bool,
-                           requester: Requester = None) -> AsyncIterator[ChatCompletionChunk]:
+    async def _chat_stream(self, items: AsyncGenerator[tuple[int, Chunk], None], model: str,
+                           include_usage: bool) -> AsyncIterator[ChatCompletionChunk]:
         rid, created = new_id("chatcmpl"), now()
         usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
 
@@ -211,19 +219,20 @@ class CompletionService:
 
         started: set[int] = set()
         finals: dict[int, Chunk] = {}
-        async for index, item in _merged(self.client, choices, requester):
-            if index not in started:
-                started.add(index)
-                yield chunk(ChatChunkChoice(index=index, delta=Delta(role="assistant", content="")))
-            if item["delta"] or item.get("logprobs"):
-                yield chunk(ChatChunkChoice(index=index, delta=Delta(content=item["delta"]),
-                                            logprobs=_chat_logprobs(item)))
-            if item["finish_reason"] is not None:
-                finals[index] = item
-                yield chunk(ChatChunkChoice(
-                    index=index, delta=Delta(), finish_reason=translate.finish_reason(item["finish_reason"]),
-                    sources=item.get("sources") or None,
-                ))
+        async with contextlib.aclosing(items):  # leaving early cancels the engine's work
+            async for index, item in items:
+                if index not in started:
+                    started.add(index)
+                    yield chunk(ChatChunkChoice(index=index, delta=Delta(role="assistant", content="")))
+                if item["delta"] or item.get("logprobs"):
+                    yield chunk(ChatChunkChoice(index=index, delta=Delta(content=item["delta"]),
+                                                logprobs=_chat_logprobs(item)))
+                if item["finish_reason"] is not None:
+                    finals[index] = item
+                    yield chunk(ChatChunkChoice(
+                        index=index, delta=Delta(), finish_reason=translate.finish_reason(item["finish_reason"]),
+                        sources=item.get("sources") or None,
+                    ))
         if include_usage:
             yield ChatCompletionChunk(id=rid, created=created, model=model, choices=[], usage=_usage(finals))
 
@@ -235,8 +244,8 @@ class CompletionService:
         choices = translate.completion_params(request)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            return await _primed(self._completion_stream(request, prompts, choices, model, include_usage,
-                                                         requester))
+            items = await _primed(_merged(self.client, choices, requester))
+            return self._completion_stream(request, prompts, items, model, include_usage)
         finals = await self._collect(choices, requester)
         out = []
         for i, c in sorted(finals.items()):
@@ -249,28 +258,29 @@ class CompletionService:
                           usage=_usage(finals, len(prompts), request.n))
 
     async def _completion_stream(self, request: CompletionFields, prompts: list[str],
-                                 choices: list[EvalParams], model: str, include_usage: bool,
-                                 requester: Requester = None) -> AsyncIterator[Completion]:
+                                 items: AsyncGenerator[tuple[int, Chunk], None], model: str,
+                                 include_usage: bool) -> AsyncIterator[Completion]:
         rid, created = new_id("cmpl"), now()
         usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
         finals: dict[int, Chunk] = {}
         started: set[int] = set()
-        async for index, item in _merged(self.client, choices, requester):
-            text = item["delta"]
-            if request.echo and index not in started:
-                text = prompts[index // request.n] + text
-            started.add(index)
-            reason = item["finish_reason"]
-            if reason is not None:
-                finals[index] = item
-            if text or reason is not None or item.get("logprobs"):
-                yield Completion(id=rid, created=created, model=model, **usage_field, choices=[
-                    CompletionChoice(
-                        index=index, text=text, logprobs=_completion_logprobs([item]),
-                        finish_reason=translate.finish_reason(reason) if reason is not None else None,
-                        sources=item.get("sources") or None,
-                    )
-                ])
+        async with contextlib.aclosing(items):  # leaving early cancels the engine's work
+            async for index, item in items:
+                text = item["delta"]
+                if request.echo and index not in started:
+                    text = prompts[index // request.n] + text
+                started.add(index)
+                reason = item["finish_reason"]
+                if reason is not None:
+                    finals[index] = item
+                if text or reason is not None or item.get("logprobs"):
+                    yield Completion(id=rid, created=created, model=model, **usage_field, choices=[
+                        CompletionChoice(
+                            index=index, text=text, logprobs=_completion_logprobs([item]),
+                            finish_reason=translate.finish_reason(reason) if reason is not None else None,
+                            sources=item.get("sources") or None,
+                        )
+                    ])
         if include_usage:
             yield Completion(id=rid, created=created, model=model, choices=[],
                              usage=_usage(finals, len(prompts), request.n))

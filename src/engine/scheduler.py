@@ -1,7 +1,8 @@
 """The engine: one model, one generation thread, requests served in FIFO order.
 
 Callers submit a :class:`GenerationRequest` and iterate the :class:`RequestHandle` for
-:class:`TokenEvent` s. Closing or cancelling a handle stops its generation within one
+:class:`TokenEvent` s; the first, with empty text, says the generation has started (a server
+can send its response headers then, before the first token). Closing or cancelling a handle stops its generation within one
 token step. A request that waits longer than ``max_queue_time`` for the generation
 thread is refused with :class:`QueueTimeoutError`.
 """
@@ -251,6 +252,7 @@ class Engine:
         text = TextStream(loaded.tokenizer, options.stop)
         recorder = LogprobRecorder() if options.logprobs is not None else None
         streamer = _Streamer(handle, text, recorder)
+        handle.events.put(TokenEvent("", prompt_len, 0))  # started: off the queue, for good
         input_ids = torch.tensor([request.prompt_ids], device=loaded.device)
         pad = loaded.tokenizer.pad_token_id
         config = generation_config(

@@ -60,7 +60,11 @@ class GenerationRequest:
 
 @dataclass(frozen=True)
 class TokenEvent:
-    """One step of a generation: new text, tokens so far, and why it ended (last event only)."""
+    """One step of a generation: new text, tokens so far, and why it ended (last event only).
+
+    The first event of every request has empty text and no completion tokens: the engine
+    has taken the request off its queue and started it, so no queue timeout can follow.
+    """
 
     delta: str
     prompt_tokens: int

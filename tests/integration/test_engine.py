@@ -80,6 +80,13 @@ def test_streamed_deltas_join_to_the_response_and_contract_holds(evaluator):
     assert all(c.sources == [] for c in chunks)
 
 
+def test_the_first_streamed_chunk_says_the_answer_started(evaluator):
+    """Empty text and no completion tokens yet: the engine took the request off its queue."""
+    first = run(evaluator, temperature=0, max_new_tokens=5)[0]
+    assert (first.delta, first.response, first.completion_tokens, first.finish_reason) == ("", "", 0, None)
+    assert first.prompt_tokens > 0
+
+
 def test_stream_output_false_yields_one_final_chunk(evaluator):
     chunks = run(evaluator, temperature=0, stream_output=False)
     assert len(chunks) == 1 and chunks[0].delta == chunks[0].response

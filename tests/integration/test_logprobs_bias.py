@@ -26,19 +26,22 @@ def test_logprobs_cover_every_token_streamed_or_not(evaluator):
             assert math.isclose(entry["logprob"], entry["top"][0][1], rel_tol=1e-5)
 
 
+def tokens(chunks):
+    return [e["token"] for c in chunks for e in c.logprobs]
+
+
 def test_no_logprobs_unless_asked(evaluator):
     assert all(c.logprobs == [] for c in run(evaluator))
 
 
 def test_logit_bias_forces_and_bans(evaluator):
     free = run(evaluator, logprobs=True)
-    first = free[0].logprobs[0]["token"]
-    forced = run(evaluator, logprobs=True, logit_bias={1001: 100.0})
-    tokens = [e["token"] for c in forced for e in c.logprobs]
-    assert len(set(tokens)) == 1 and tokens[0] != first
+    first = tokens(free)[0]
+    forced = tokens(run(evaluator, logprobs=True, logit_bias={1001: 100.0}))
+    assert len(set(forced)) == 1 and forced[0] != first
     token_id = evaluator.engine.tokenizer.encode(first, add_special_tokens=False)[0]
     banned = run(evaluator, logprobs=True, logit_bias={token_id: -100.0})
-    assert banned[0].logprobs[0]["token"] != first
+    assert tokens(banned)[0] != first
 
 
 def test_logprobs_leave_out_the_end_of_turn_token(evaluator):

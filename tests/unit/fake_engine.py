@@ -2,10 +2,13 @@
 
 It speaks the EngineClient protocol of openai_server.serving: ``evaluate`` streams the
 words of a scripted answer as EvalChunk dicts and records the parameters it was given.
+Like the real engine, a streamed answer opens with an empty "started" chunk; ``hold``,
+when set, keeps the answer waiting after that chunk until the event is set.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -21,6 +24,7 @@ class FakeEngine:
         self.calls: list[dict[str, Any]] = []
         self.fail_with: Exception | None = None
         self.fail_after: int | None = None  # raise after this many chunks
+        self.hold: asyncio.Event | None = None
 
     async def call(self, method: str, args: dict[str, Any] | None = None,
                    timeout: float | None = None) -> Any:
@@ -44,6 +48,11 @@ class FakeEngine:
         prompt_tokens = len(str(args.get("instruction", "")).split())
         streaming = args.get("stream_output", True)
         response = ""
+        if streaming:
+            yield {"delta": "", "response": "", "sources": [], "prompt_tokens": prompt_tokens,
+                   "completion_tokens": 0, "finish_reason": None, "logprobs": []}
+        if self.hold is not None:
+            await self.hold.wait()
         for i, word in enumerate(words):
             if self.fail_after is not None and i == self.fail_after:
                 raise self.fail_with or QueueTimeoutError("late")

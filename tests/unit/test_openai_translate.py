@@ -227,3 +227,34 @@ def test_error_after_streaming_began_is_an_error_chunk(api, engine):
     chunks = events(response)
     assert chunks[-1]["error"]["type"] == "server_error"
     assert "Hello" in "".join(c["choices"][0]["delta"].get("content", "") for c in chunks[:-1])
+
+
+@pytest.mark.parametrize("kind", ["chat", "completion"])
+def test_a_stream_starts_when_the_engine_starts_not_at_the_first_token(kind):
+    """The response (status, headers, a chat's role chunk) is ready while the prompt is read."""
+    import asyncio
+
+    from openai_server.serving import CompletionService
+
+    async def scenario() -> list[dict]:
+        engine = FakeEngine()
+        engine.hold = asyncio.Event()  # the engine has started; no token yet
+        service = CompletionService(engine)
+        if kind == "chat":
+            stream = await asyncio.wait_for(service.chat(chat_request(stream=True)), 5)
+            first = [await asyncio.wait_for(anext(stream), 5)]
+        else:
+            request = CompletionRequest.model_validate({"prompt": "p", "stream": True})
+            stream = await asyncio.wait_for(service.completion(request), 5)
+            first = []
+        engine.hold.set()
+        rest = [chunk async for chunk in stream]
+        return [c.model_dump() for c in (*first, *rest)]
+
+    chunks = asyncio.run(scenario())
+    if kind == "chat":
+        assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    else:
+        text = "".join(c["choices"][0]["text"] for c in chunks)
+    assert text == "Hello there friend"

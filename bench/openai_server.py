@@ -1,11 +1,13 @@
 """The OpenAI API stack against evaluate() in-process, on the same model, in the same run.
 
-    python bench/openai_server.py [--tokens=64] [--runs=5] [--requests=600]
+    python bench/openai_server.py [--tokens=64] [--runs=5] [--ttft_runs=40] [--requests=600]
 
 Prints one table:
-- time to first token and tokens/s of a greedy streamed answer through the whole stack
-  (openai SDK -> worker -> IPC -> engine -> back) against evaluate() called in this
-  process, interleaved run by run so drift hits both alike;
+- time to first token (median of ``ttft_runs`` short answers: single requests swing by
+  +/-10 ms on 2 cores, so it takes many) and tokens/s (median of ``runs`` answers of
+  ``tokens`` tokens) of a greedy streamed answer through the whole stack (openai SDK ->
+  worker -> IPC -> engine -> back) against evaluate() called in this process, interleaved
+  run by run so drift hits both alike;
 - requests/s of GET /v1/models with 1 and with 2 workers (2 client processes, 8
   connections each: one Python client process would be the bottleneck);
 - RSS and USS (memory unique to the process) of each worker, and of the engine process.
@@ -32,6 +34,7 @@ from tests.server import RemoteServer  # noqa: E402
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 SETTLE_SECONDS = 1.0
+TTFT_TOKENS = 8
 
 
 def _stack(client, model: str, tokens: int) -> tuple[float, float]:
@@ -107,7 +110,19 @@ def _memory(server: RemoteServer) -> tuple[list[tuple[float, float]], float]:
     return workers, engine
 
 
-def main(tokens: int = 64, runs: int = 5, requests: int = 600) -> None:
+def _interleaved(stack_run, local_run, runs: int) -> tuple[list[tuple[float, float]], ...]:
+    stack, local = [], []
+    for _ in range(runs):
+        # Pause between the two sides: torch's OpenMP threads keep spinning for a while
+        # after a generation and would slow whichever side runs next.
+        time.sleep(SETTLE_SECONDS)
+        stack.append(stack_run())
+        time.sleep(SETTLE_SECONDS)
+        local.append(local_run())
+    return stack, local
+
+
+def main(tokens: int = 64, runs: int = 5, ttft_runs: int = 40, requests: int = 600) -> None:
     from src.app import build_evaluator
     from src.settings import build_settings
 
@@ -121,20 +136,17 @@ def main(tokens: int = 64, runs: int = 5, requests: int = 600) -> None:
             evaluator = build_evaluator(build_settings({}))
             _stack(client, model, 4)  # warm-up both sides
             _in_process(evaluator, 4)
-            stack, local = [], []
-            for _ in range(runs):
-                # Pause between the two sides: torch's OpenMP threads keep spinning for a
-                # while after a generation and would slow whichever side runs next.
-                time.sleep(SETTLE_SECONDS)
-                stack.append(_stack(client, model, tokens))
-                time.sleep(SETTLE_SECONDS)
-                local.append(_in_process(evaluator, tokens))
+            stack, local = _interleaved(lambda: _stack(client, model, tokens),
+                                        lambda: _in_process(evaluator, tokens), runs)
+            stack_first, local_first = _interleaved(lambda: _stack(client, model, TTFT_TOKENS),
+                                                    lambda: _in_process(evaluator, TTFT_TOKENS), ttft_runs)
             workers, engine_rss = _memory(two)
             evaluator.engine.shutdown()
 
-    s_ttft, s_tps = med(t for t, _ in stack), med(r for _, r in stack)
-    l_ttft, l_tps = med(t for t, _ in local), med(r for _, r in local)
-    print(f"{tokens} greedy tokens, median of {runs} interleaved runs; "
+    s_ttft, s_tps = med(t for t, _ in stack_first), med(r for _, r in stack)
+    l_ttft, l_tps = med(t for t, _ in local_first), med(r for _, r in local)
+    print(f"time to first token: median of {ttft_runs} interleaved {TTFT_TOKENS}-token answers; "
+          f"tokens/s: median of {runs} interleaved {tokens}-token answers (greedy);\n"
           f"GET /v1/models x{requests} from 2 client processes, 8 connections each\n")
     print("| measure | evaluate() in-process (baseline) | through the API | ratio / overhead |")
     print("|---|---|---|---|")

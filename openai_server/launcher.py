@@ -42,7 +42,7 @@ class OpenAIService:
 def start(settings: Settings, evaluator: Evaluator) -> OpenAIService:
     """Serve the engine over IPC and start the API workers on --server_name:--openai_port."""
     ipc_dir = Path(tempfile.mkdtemp(prefix="h2ogpt-ipc-"))
-    ipc = IpcServer(f"ipc://{ipc_dir / 'engine.sock'}")
+    ipc = IpcServer(str(ipc_dir / "engine.sock"))
     register_engine_methods(ipc, evaluator)
     ipc.start()
     try:

@@ -53,7 +53,7 @@ def serve(config: dict[str, Any]) -> None:
             await server.serve(sockets=[sock])
         finally:
             watcher.cancel()
-            client.close()
+            await client.close()
 
     asyncio.run(main())
 

@@ -1,13 +1,17 @@
-"""The engine-side IPC server: a registry of methods served over a ZeroMQ ROUTER socket.
+"""The engine-side IPC server: a registry of methods served as HTTP/1.1 on a Unix socket.
 
 Two kinds of method, both plain synchronous Python (the engine's own code is synchronous):
 
 - a *call* handler ``handler(args: dict) -> Any`` answers once (health, models, count_tokens);
-  it runs in a thread pool so a slow one never blocks the socket.
 - a *stream* handler ``handler(args: dict, cancel: threading.Event) -> Iterator[Any]`` yields
-  items (evaluate() chunks); each stream runs in its own thread. When the client cancels
-  (its HTTP client went away) ``cancel`` is set and the iterator is closed, so the engine
-  stops that generation within one token step.
+  items (evaluate() chunks). When the client cancels (its HTTP client went away) ``cancel``
+  is set and the iterator is closed, so the engine stops that generation within one
+  token step.
+
+Each connection is served by its own thread (the standard library's threading HTTP
+server), and a stream's items are written to the socket by the thread that produces
+them: a token reaches the worker with one wake-up, where a broker thread plus ZeroMQ's
+I/O threads took four (measured in docs/performance.md).
 
 Adding a service method is two lines in ``src/ipc/services.py``::
 
@@ -20,26 +24,29 @@ and the worker side calls ``await engine_client.call("embed", {"texts": [...]})`
 Every value crossing the socket must be msgpack-able (dicts, lists, str, int, float, bool,
 None, bytes). A handler's exception goes back to the caller as ``{type, message}``: the
 client re-raises the engine's own error types (src.engine.types) by name, and anything
-else as ``RemoteError``.
+else as ``RemoteError``. The wire format is in ``src/ipc/__init__.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
+import socket
+import socketserver
+import sys
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import msgpack
-import zmq
-import zmq.asyncio
 
 log = logging.getLogger(__name__)
 
 CallHandler = Callable[[dict[str, Any]], Any]
 StreamHandler = Callable[[dict[str, Any], threading.Event], Iterator[Any]]
+REPLY_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/msgpack\r\nContent-Length: %d\r\n\r\n"
+STREAM_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/msgpack\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
 def error_payload(exc: BaseException) -> dict[str, str]:
@@ -50,154 +57,178 @@ def error_payload(exc: BaseException) -> dict[str, str]:
     return {"type": name, "message": str(exc) or name}
 
 
-class IpcServer:
-    """Serves registered methods to engine clients; runs its own event loop in a thread."""
+class _Listener(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    block_on_close = False
 
-    def __init__(self, address: str, call_threads: int = 8) -> None:
-        self.address = address
-        self._calls: dict[str, CallHandler] = {}
-        self._streams: dict[str, StreamHandler] = {}
-        self._cancels: dict[tuple[bytes, int], threading.Event] = {}
-        self._pool = ThreadPoolExecutor(call_threads, thread_name_prefix="ipc-call")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._outbox: asyncio.Queue[list[bytes]] | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stopping: asyncio.Event | None = None
-        self._error: BaseException | None = None
+    def __init__(self, path: str, ipc: IpcServer) -> None:
+        self.ipc = ipc
+        super().__init__(path, _Handler)
 
-    # --- the registry --------------------------------------------------------------
-    def register(self, method: str, handler: CallHandler) -> None:
-        """Answer ``method`` once per request with ``handler(args)``."""
-        self._calls[method] = handler
-
-    def register_stream(self, method: str, handler: StreamHandler) -> None:
-        """Stream the items of ``handler(args, cancel)`` for ``method``."""
-        self._streams[method] = handler
-
-    @property
-    def methods(self) -> list[str]:
-        return sorted([*self._calls, *self._streams])
-
-    # --- life cycle ----------------------------------------------------------------
-    def start(self) -> None:
-        """Bind the socket and serve in a background thread; returns once bound."""
-        self._thread = threading.Thread(target=self._run, name="ipc-server", daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
-            raise self._error
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        for event in list(self._cancels.values()):
-            event.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported to start(); logged if after start
-            self._error = exc
-            self._ready.set()
-            log.exception("IPC server stopped")
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._outbox = asyncio.Queue()
-        self._stopping = asyncio.Event()
-        context = zmq.asyncio.Context()
-        sock = context.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(self.address)
-        self._ready.set()
-        log.info("engine IPC listening on %s (%s)", self.address, ", ".join(self.methods))
-        sender = asyncio.create_task(self._send_loop(sock))
-        receiver = asyncio.create_task(self._receive_loop(sock))
-        await self._stopping.wait()
-        receiver.cancel()
-        sender.cancel()
-        sock.close(0)
-        context.term()
-
-    async def _send_loop(self, sock: zmq.asyncio.Socket) -> None:
-        assert self._outbox is not None
-        while True:
-            frames = await self._outbox.get()
-            await sock.send_multipart(frames)
-
-    async def _receive_loop(self, sock: zmq.asyncio.Socket) -> None:
-        while True:
-            peer, payload = await sock.recv_multipart()
-            try:
-                message = msgpack.unpackb(payload, strict_map_key=False)
-                self._dispatch(peer, message)
-            except Exception:
-                log.exception("bad IPC message from a client")
-
-    # --- requests ------------------------------------------------------------------
-    def _post(self, peer: bytes, message: dict[str, Any]) -> None:
-        """Queue a reply; safe from any thread."""
-        assert self._loop is not None and self._outbox is not None
-        frames = [peer, msgpack.packb(message)]
-        try:
-            self._loop.call_soon_threadsafe(self._outbox.put_nowait, frames)
-        except RuntimeError:  # the server stopped: nobody to tell
-            log.debug("IPC server stopped; dropping a reply")
-
-    def _dispatch(self, peer: bytes, message: dict[str, Any]) -> None:
-        op, rid = message.get("op"), message.get("id", 0)
-        if op == "ping":
-            self._post(peer, {"id": rid, "op": "pong"})
-            return
-        if op == "cancel":
-            event = self._cancels.get((peer, rid))
-            if event is not None:
-                event.set()
-            return
-        method, args = message.get("method", ""), message.get("args") or {}
-        if op == "call" and method in self._calls:
-            self._post(peer, {"id": rid, "op": "ack"})
-            self._pool.submit(self._answer, peer, rid, self._calls[method], args)
-        elif op == "stream" and method in self._streams:
-            self._post(peer, {"id": rid, "op": "ack"})
-            cancel = threading.Event()
-            self._cancels[(peer, rid)] = cancel
-            threading.Thread(
-                target=self._stream, args=(peer, rid, self._streams[method], args, cancel),
-                name=f"ipc-stream-{rid}", daemon=True,
-            ).start()
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A worker that went away mid-request is routine; anything else is logged."""
+        if isinstance(sys.exc_info()[1], OSError):
+            log.debug("engine IPC connection dropped", exc_info=True)
         else:
-            error = {"type": "UnknownMethodError", "message": f"no {op} method {method!r}"}
-            self._post(peer, {"id": rid, "op": "error", "error": error})
+            log.exception("engine IPC request failed")
 
-    def _answer(self, peer: bytes, rid: int, handler: CallHandler, args: dict[str, Any]) -> None:
-        try:
-            self._post(peer, {"id": rid, "op": "result", "data": handler(args)})
-        except Exception as exc:
-            log.debug("IPC call failed: %r", exc)
-            self._post(peer, {"id": rid, "op": "error", "error": error_payload(exc)})
 
-    def _stream(
-        self, peer: bytes, rid: int, handler: StreamHandler, args: dict[str, Any],
-        cancel: threading.Event,
-    ) -> None:
+class _Handler(BaseHTTPRequestHandler):
+    """One connection (keep-alive): POST /call/<method> and /stream/<method>."""
+
+    protocol_version = "HTTP/1.1"
+    server: _Listener
+    _head = b""
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.ipc.track(self.connection, True)
+
+    def finish(self) -> None:
+        self.server.ipc.track(self.connection, False)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+        log.debug("engine IPC: " + format, *args)
+
+    def do_POST(self) -> None:
+        _, kind, name = (self.path.split("/", 2) + ["", ""])[:3]
+        length = int(self.headers.get("Content-Length") or 0)
+        args = msgpack.unpackb(self.rfile.read(length), strict_map_key=False) if length else {}
+        ipc = self.server.ipc
+        if kind == "call" and name in ipc.calls:
+            self._reply(ipc.answer(ipc.calls[name], args))
+        elif kind == "stream" and name in ipc.streams:
+            self._stream(ipc.streams[name], args, self.headers.get("X-Stream-Id") or "")
+        else:
+            error = {"type": "UnknownMethodError", "message": f"no {kind} method {name!r}"}
+            self._reply({"op": "error", "error": error})
+
+    def _reply(self, message: dict[str, Any]) -> None:
+        body = msgpack.packb(message)
+        self.wfile.write(REPLY_HEAD % len(body) + body)
+
+    def _stream(self, handler: StreamHandler, args: dict[str, Any], stream_id: str) -> None:
+        self._head = STREAM_HEAD  # sent with the first item: one write, one wake-up
+        cancel = self.server.ipc.open_stream(stream_id)
         items: Iterator[Any] | None = None
         try:
             items = handler(args, cancel)
             for item in items:
                 if cancel.is_set():
                     break
-                self._post(peer, {"id": rid, "op": "chunk", "data": item})
-            self._post(peer, {"id": rid, "op": "end"})
+                self._chunk({"op": "chunk", "data": item})
+            last: dict[str, Any] = {"op": "end"}
+        except (BrokenPipeError, ConnectionResetError):  # the worker left: stop the work
+            cancel.set()
+            self.close_connection = True
+            return
         except Exception as exc:  # sent even after a cancel: a client that left ignores it
             log.debug("IPC stream failed: %r", exc)
-            self._post(peer, {"id": rid, "op": "error", "error": error_payload(exc)})
+            last = {"op": "error", "error": error_payload(exc)}
         finally:
             close = getattr(items, "close", None)
             if close is not None:
                 close()
-            self._cancels.pop((peer, rid), None)
+            self.server.ipc.close_stream(stream_id)
+        try:
+            self._chunk(last)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
+
+    def _chunk(self, message: dict[str, Any]) -> None:
+        data = msgpack.packb(message)
+        self.wfile.write(b"%s%X\r\n%s\r\n" % (self._head, len(data), data))  # one write: one wake-up
+        self._head = b""
+
+
+class IpcServer:
+    """Serves registered methods to engine clients on the Unix socket at ``address``."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.calls: dict[str, CallHandler] = {}
+        self.streams: dict[str, StreamHandler] = {}
+        self._cancels: dict[str, threading.Event] = {}
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._listener: _Listener | None = None
+        self._thread: threading.Thread | None = None
+        self.register("cancel", lambda args: self.cancel(str(args.get("id") or "")))
+
+    # --- the registry --------------------------------------------------------------
+    def register(self, method: str, handler: CallHandler) -> None:
+        """Answer ``method`` once per request with ``handler(args)``."""
+        self.calls[method] = handler
+
+    def register_stream(self, method: str, handler: StreamHandler) -> None:
+        """Stream the items of ``handler(args, cancel)`` for ``method``."""
+        self.streams[method] = handler
+
+    @property
+    def methods(self) -> list[str]:
+        return sorted([*self.calls, *self.streams])
+
+    # --- life cycle ----------------------------------------------------------------
+    def start(self) -> None:
+        """Bind the socket and serve in a background thread; returns once bound."""
+        if os.path.exists(self.address):  # left by a killed run; nobody listens there
+            os.unlink(self.address)
+        self._listener = _Listener(self.address, self)
+        self._thread = threading.Thread(
+            target=self._listener.serve_forever, kwargs={"poll_interval": 0.5},
+            name="ipc-server", daemon=True,
+        )
+        self._thread.start()
+        log.info("engine IPC listening on %s (%s)", self.address, ", ".join(self.methods))
+
+    def stop(self) -> None:
+        """Stop accepting, cancel every stream and drop every connection."""
+        if self._listener is not None:
+            self._listener.shutdown()
+            self._listener.server_close()
+            self._listener = None
+        with self._lock:
+            events, connections = list(self._cancels.values()), list(self._connections)
+        for event in events:
+            event.set()
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if os.path.exists(self.address):
+            os.unlink(self.address)
+
+    # --- used by the connection threads ---------------------------------------------
+    def answer(self, handler: CallHandler, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return {"op": "result", "data": handler(args)}
+        except Exception as exc:
+            log.debug("IPC call failed: %r", exc)
+            return {"op": "error", "error": error_payload(exc)}
+
+    def open_stream(self, stream_id: str) -> threading.Event:
+        event = threading.Event()
+        if stream_id:
+            with self._lock:
+                self._cancels[stream_id] = event
+        return event
+
+    def close_stream(self, stream_id: str) -> None:
+        with self._lock:
+            self._cancels.pop(stream_id, None)
+
+    def cancel(self, stream_id: str) -> None:
+        with self._lock:
+            event = self._cancels.get(stream_id)
+        if event is not None:
+            event.set()
+
+    def track(self, conn: socket.socket, open_: bool) -> None:
+        with self._lock:
+            if open_:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)

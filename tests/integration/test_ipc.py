@@ -1,4 +1,4 @@
-"""The engine IPC (ZeroMQ + msgpack): calls, streams, errors, cancellation, a gone engine."""
+"""The engine IPC (HTTP on a Unix socket, msgpack): calls, streams, errors, cancellation, a gone engine."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from src.ipc.services import register_engine_methods
 
 @pytest.fixture()
 def address(tmp_path: Path) -> str:
-    return f"ipc://{tmp_path / 'engine.sock'}"
+    return str(tmp_path / "engine.sock")
 
 
 @pytest.fixture()
@@ -57,7 +57,7 @@ def test_calls_and_streams(server, address):
         client = EngineClient(address)
         echoed = await client.call("echo", {"x": [1, "a", None]})
         items = [item async for item in client.stream("count", {"n": 3})]
-        client.close()
+        await client.close()
         return echoed, items
 
     echoed, items = run(main())
@@ -74,7 +74,7 @@ def test_errors_come_back_typed(server, address):
                 await client.call(method)
             except Exception as exc:
                 errors.append(exc)
-        client.close()
+        await client.close()
         return errors
 
     too_long, invalid, missing = run(main())
@@ -92,15 +92,53 @@ def test_leaving_a_stream_cancels_it_in_the_engine(server, address):
                 break
         await stream.aclose()
         await asyncio.sleep(0)
-        client.close()
+        await client.close()
 
     run(main())
     assert server.stopped.wait(5)
 
 
+def test_leaving_a_stream_that_is_still_queued_cancels_it(server, address):
+    """No item yet, so nothing to write to the gone client: the cancel call stops it."""
+    async def main():
+        client = EngineClient(address)
+
+        async def consume():
+            async for _ in client.stream("count", {"n": 1, "delay": 30}):
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.3)  # the engine holds the stream before its first item
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await client.close()
+
+    run(main())
+    assert server.stopped.wait(5)
+
+
+def test_connections_are_kept_alive_across_requests(server, address, monkeypatch):
+    from src.ipc import server as ipc_server
+
+    opened = []
+    setup = ipc_server._Handler.setup
+    monkeypatch.setattr(ipc_server._Handler, "setup", lambda self: (opened.append(1), setup(self)))
+
+    async def main():
+        client = EngineClient(address)
+        for _ in range(3):
+            assert [item["i"] async for item in client.stream("count", {"n": 2})] == [0, 1]
+            assert await client.call("echo", {"a": 1}) == {"a": 1}
+        await client.close()
+
+    run(main())
+    assert len(opened) == 1
+
+
 def test_gone_engine_fails_fast_instead_of_hanging(tmp_path):
     async def main():
-        client = EngineClient(f"ipc://{tmp_path / 'nobody.sock'}", ack_timeout=0.5)
+        client = EngineClient(str(tmp_path / "nobody.sock"))
         try:
             with pytest.raises(EngineUnavailableError):
                 await client.call("health")
@@ -108,7 +146,7 @@ def test_gone_engine_fails_fast_instead_of_hanging(tmp_path):
                 async for _ in client.stream("evaluate", {}):
                     pass
         finally:
-            client.close()
+            await client.close()
 
     run(main())
 
@@ -125,13 +163,13 @@ def test_engine_dying_mid_stream_fails_the_request(address):
     srv.start()
 
     async def main():
-        client = EngineClient(address, dead_after=1.0)
+        client = EngineClient(address)
         got = []
         with pytest.raises(EngineUnavailableError):
             async for item in client.stream("slow"):
                 got.append(item)
                 srv.stop()  # the engine goes away after the first item
-        client.close()
+        await client.close()
         return got
 
     assert run(main()) == [{"i": 0}]
@@ -155,7 +193,7 @@ def test_real_engine_cancellation_returns_active_requests_to_zero(evaluator, add
                 assert engine.active_requests == 1
                 break
         await stream.aclose()
-        client.close()
+        await client.close()
         return models
 
     try:
@@ -175,10 +213,10 @@ def test_api_over_a_missing_engine_answers_503(tmp_path):
     from openai_server.app import create_app
     from src.settings import build_settings
 
-    client = EngineClient(f"ipc://{tmp_path / 'nobody.sock'}", ack_timeout=0.5)
+    client = EngineClient(str(tmp_path / "nobody.sock"))
     api = TestClient(create_app(build_settings({}), client))
     health = api.get("/health")
     assert health.status_code == 503 and health.json()["error"]["code"] == "engine_unavailable"
     chat = api.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
     assert chat.status_code == 503 and chat.json()["error"]["type"] == "server_error"
-    client.close()
+    run(client.close())

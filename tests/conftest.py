@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,14 @@ sys.path.insert(0, str(ROOT))
 from src.offline import apply_offline_environment  # noqa: E402
 
 apply_offline_environment(os.environ)
+
+
+def wait_idle(engine, timeout: float = 10.0) -> int:
+    """Wait until the engine has no active request (or ``timeout`` passes); the count left."""
+    deadline = time.monotonic() + timeout
+    while engine.active_requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return int(engine.active_requests)
 
 
 def free_port() -> int:

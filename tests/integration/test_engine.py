@@ -11,6 +11,7 @@ from src.engine.scheduler import Engine
 from src.engine.types import ContextLengthError, GenerationRequest, QueueTimeoutError, SamplingOptions
 from src.evaluate import EvalChunk
 from src.params import EvalParams
+from tests.conftest import wait_idle
 
 QUESTION = "Write two sentences about the sea."
 
@@ -132,10 +133,7 @@ def test_closing_the_iterator_cancels_within_a_step(evaluator, engine):
     next(chunks)
     assert engine.active_requests == 1
     chunks.close()
-    deadline = time.monotonic() + 10
-    while engine.active_requests and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert engine.active_requests == 0
+    assert wait_idle(engine) == 0
 
 
 def test_requests_are_served_first_in_first_out(engine):
@@ -161,10 +159,7 @@ def test_queue_timeout_refuses_a_waiting_request(engine):
         with pytest.raises(QueueTimeoutError):
             list(waiting)
         first.close()
-        deadline = time.monotonic() + 10
-        while busy.active_requests and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert busy.active_requests == 0
+        assert wait_idle(busy) == 0
     finally:
         busy.shutdown()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from src.engine.types import ContextLengthError, EngineUnavailableError
 from src.ipc.client import EngineClient, InvalidParamsError, RemoteError
 from src.ipc.server import IpcServer
 from src.ipc.services import register_engine_methods
+from tests.conftest import wait_idle
 
 
 @pytest.fixture()
@@ -199,10 +199,7 @@ def test_real_engine_cancellation_returns_active_requests_to_zero(evaluator, add
     try:
         models = run(main())
         assert models[0]["id"] == engine.model_name
-        deadline = time.monotonic() + 20
-        while engine.active_requests and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert engine.active_requests == 0
+        assert wait_idle(engine, 20) == 0
     finally:
         srv.stop()
 

@@ -105,7 +105,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply({"op": "error", "error": error})
 
     def _reply(self, message: dict[str, Any]) -> None:
-        body = msgpack.packb(message)
+        try:
+            body = msgpack.packb(message)
+        except (TypeError, ValueError) as exc:  # a handler returned what msgpack cannot carry
+            log.error("IPC reply cannot be sent: %r", exc)
+            body = msgpack.packb({"op": "error", "error": error_payload(exc)})
         self.wfile.write(REPLY_HEAD % len(body) + body)
 
     def _stream(self, handler: StreamHandler, args: dict[str, Any], stream_id: str) -> None:

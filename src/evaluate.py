@@ -4,9 +4,10 @@
 stream of :class:`EvalChunk`: the prompt is built from the system prompt, the earlier
 turns, any documents and the user's message, and the engine's token events are passed
 on as text deltas with the accumulated answer, token counts and, on the last chunk,
-the finish reason. When the model's answer streams, the first chunk has an empty delta and comes as soon as
-the engine starts the answer (after any wait in its queue, before the prompt is read), so
-a server can start its response without waiting for the first token.
+the finish reason. When the model's answer streams, the first chunk has an empty delta
+and comes as soon as the engine starts the answer (after any wait in its queue, before
+the prompt is read), so a server can start its response without waiting for the first
+token.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The engine: one model, one generation thread, requests served in FIFO order.
 
 Callers submit a :class:`GenerationRequest` and iterate the :class:`RequestHandle` for
-:class:`TokenEvent` s; the first, with empty text, says the generation has started (a server
-can send its response headers then, before the first token). Closing or cancelling a handle stops its generation within one
-token step. A request that waits longer than ``max_queue_time`` for the generation
+:class:`TokenEvent` s; the first, with empty text, says the generation has started (a
+server can send its response headers then, before the first token). Closing or
+cancelling a handle stops its generation within one token step. A request that waits longer than ``max_queue_time`` for the generation
 thread is refused with :class:`QueueTimeoutError`.
 """
 

@@ -41,12 +41,15 @@ from typing import Any
 
 import msgpack
 
+from src.ipc import MSGPACK
+
 log = logging.getLogger(__name__)
 
 CallHandler = Callable[[dict[str, Any]], Any]
 StreamHandler = Callable[[dict[str, Any], threading.Event], Iterator[Any]]
-REPLY_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/msgpack\r\nContent-Length: %d\r\n\r\n"
-STREAM_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/msgpack\r\nTransfer-Encoding: chunked\r\n\r\n"
+_HEAD = f"HTTP/1.1 200 OK\r\nContent-Type: {MSGPACK}\r\n".encode()
+REPLY_HEAD = _HEAD + b"Content-Length: %d\r\n\r\n"
+STREAM_HEAD = _HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
 
 
 def error_payload(exc: BaseException) -> dict[str, str]:
@@ -97,19 +100,13 @@ class _Handler(BaseHTTPRequestHandler):
         args = msgpack.unpackb(self.rfile.read(length), strict_map_key=False) if length else {}
         ipc = self.server.ipc
         if kind == "call" and name in ipc.calls:
-            self._reply(ipc.answer(ipc.calls[name], args))
+            body = ipc.answer(ipc.calls[name], args)
         elif kind == "stream" and name in ipc.streams:
             self._stream(ipc.streams[name], args, self.headers.get("X-Stream-Id") or "")
+            return
         else:
             error = {"type": "UnknownMethodError", "message": f"no {kind} method {name!r}"}
-            self._reply({"op": "error", "error": error})
-
-    def _reply(self, message: dict[str, Any]) -> None:
-        try:
-            body = msgpack.packb(message)
-        except (TypeError, ValueError) as exc:  # a handler returned what msgpack cannot carry
-            log.error("IPC reply cannot be sent: %r", exc)
-            body = msgpack.packb({"op": "error", "error": error_payload(exc)})
+            body = msgpack.packb({"op": "error", "error": error})
         self.wfile.write(REPLY_HEAD % len(body) + body)
 
     def _stream(self, handler: StreamHandler, args: dict[str, Any], stream_id: str) -> None:
@@ -158,7 +155,6 @@ class IpcServer:
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._listener: _Listener | None = None
-        self._thread: threading.Thread | None = None
         self.register("cancel", lambda args: self.cancel(str(args.get("id") or "")))
 
     # --- the registry --------------------------------------------------------------
@@ -180,11 +176,10 @@ class IpcServer:
         if os.path.exists(self.address):  # left by a killed run; nobody listens there
             os.unlink(self.address)
         self._listener = _Listener(self.address, self)
-        self._thread = threading.Thread(
+        threading.Thread(
             target=self._listener.serve_forever, kwargs={"poll_interval": 0.5},
             name="ipc-server", daemon=True,
-        )
-        self._thread.start()
+        ).start()
         log.info("engine IPC listening on %s (%s)", self.address, ", ".join(self.methods))
 
     def stop(self) -> None:
@@ -206,12 +201,13 @@ class IpcServer:
             os.unlink(self.address)
 
     # --- used by the connection threads ---------------------------------------------
-    def answer(self, handler: CallHandler, args: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, handler: CallHandler, args: dict[str, Any]) -> bytes:
+        """The packed reply to a call; a result msgpack cannot carry is an error too."""
         try:
-            return {"op": "result", "data": handler(args)}
+            return bytes(msgpack.packb({"op": "result", "data": handler(args)}))
         except Exception as exc:
             log.debug("IPC call failed: %r", exc)
-            return {"op": "error", "error": error_payload(exc)}
+            return bytes(msgpack.packb({"op": "error", "error": error_payload(exc)}))
 
     def open_stream(self, stream_id: str) -> threading.Event:
         event = threading.Event()

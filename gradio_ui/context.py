@@ -22,8 +22,7 @@ import gradio as gr
 from pydantic import ValidationError
 
 from gradio_ui.access import Access, AccessDenied
-from src.docqa.collections import DocQAError
-from src.engine.types import EngineError
+from src.errors import DomainError
 from src.evaluate import Evaluator
 from src.settings import Settings
 
@@ -60,7 +59,7 @@ def gradio_errors() -> Iterator[None]:
     """
     try:
         yield
-    except (AccessDenied, BadRequest, DocQAError, EngineError) as exc:
+    except (AccessDenied, BadRequest, DomainError) as exc:
         raise gr.Error(str(exc)) from exc
     except ValidationError as exc:
         raise gr.Error(validation_message(exc)) from exc

@@ -2,7 +2,8 @@
 
 Every error a client sees is ``{"error": {"message", "type", "param", "code"}}`` with a
 matching HTTP status; FastAPI's ``{"detail": ...}`` never leaves the server. Engine
-errors (src.engine.types) map onto statuses here, so routers just let them propagate.
+errors (src/errors.py) carry stable codes, which map onto statuses here, so routers
+just let them propagate.
 """
 
 from __future__ import annotations
@@ -15,20 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from src.docqa.collections import (
-    CollectionExistsError,
-    DocumentsDisabledError,
-    InvalidCollectionNameError,
-    PermissionDeniedError,
-    UnknownCollectionError,
-)
-from src.engine.types import (
-    ContextLengthError,
-    EngineError,
-    EngineUnavailableError,
-    QueueTimeoutError,
-)
-from src.ipc.client import InvalidParamsError, RemoteError
+from src.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -85,35 +73,39 @@ class ServiceUnavailableError(APIError):
     type = "server_error"
 
 
-#: Document Q&A errors (src.docqa), raised in the engine and named over IPC: (error, code).
-DOCQA_ERRORS: dict[str, tuple[type[APIError], str]] = {
-    UnknownCollectionError.__name__: (NotFoundError, "collection_not_found"),
-    CollectionExistsError.__name__: (ConflictError, "collection_exists"),
-    InvalidCollectionNameError.__name__: (InvalidRequestError, "invalid_collection_name"),
-    PermissionDeniedError.__name__: (PermissionDeniedAPIError, "upload_not_allowed"),
-    DocumentsDisabledError.__name__: (InvalidRequestError, "documents_disabled"),
-    "EmbeddingModelMismatch": (ConflictError, "embedding_model_mismatch"),  # src.docqa.store (chromadb)
+#: The HTTP face of each stable domain error code (src/errors.py); every code has one.
+STATUS_OF_CODE: dict[str, type[APIError]] = {
+    "internal_error": APIError,
+    "invalid_parameter": InvalidRequestError,
+    "unsupported_feature": InvalidRequestError,
+    "model_not_found": NotFoundError,
+    "engine_error": APIError,
+    "context_length_exceeded": InvalidRequestError,
+    "queue_timeout": ServiceUnavailableError,
+    "engine_unavailable": ServiceUnavailableError,
+    "documents_error": InvalidRequestError,
+    "collection_not_found": NotFoundError,
+    "collection_exists": ConflictError,
+    "invalid_collection_name": InvalidRequestError,
+    "upload_not_allowed": PermissionDeniedAPIError,
+    "documents_disabled": InvalidRequestError,
+    "embedding_model_mismatch": ConflictError,
 }
+
+#: Codes whose messages are internal: the client sees a generic one (the log has the rest).
+_HIDDEN = {"internal_error": "internal server error", "engine_error": "the engine failed to answer"}
 
 
 def from_exception(exc: BaseException) -> APIError:
     """The APIError a client should see for ``exc`` (internals never leak into messages)."""
     if isinstance(exc, APIError):
         return exc
-    if isinstance(exc, QueueTimeoutError):
-        return ServiceUnavailableError(str(exc), code="queue_timeout")
-    if isinstance(exc, EngineUnavailableError):
-        return ServiceUnavailableError(str(exc) or "the engine is unavailable", code="engine_unavailable")
-    if isinstance(exc, ContextLengthError):
-        return InvalidRequestError(str(exc), param="messages", code="context_length_exceeded")
-    if isinstance(exc, RemoteError) and exc.type in DOCQA_ERRORS:
-        kind, code = DOCQA_ERRORS[exc.type]
-        return kind(str(exc), code=code)
-    if isinstance(exc, InvalidParamsError):
-        return InvalidRequestError(str(exc))
-    if isinstance(exc, EngineError):
-        log.error("engine error: %s", exc)
-        return APIError("the engine failed to answer", code="engine_error")
+    if isinstance(exc, DomainError):
+        kind = STATUS_OF_CODE.get(exc.code, APIError)
+        if exc.code in _HIDDEN or kind is APIError:
+            log.error("engine error %s: %s", exc.code, exc.message)
+            return APIError(_HIDDEN.get(exc.code, "internal server error"), code=exc.code)
+        return kind(exc.message, param=exc.param, code=exc.code)
     log.exception("unexpected error", exc_info=exc)
     return APIError("internal server error")
 
@@ -157,7 +149,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(error)
 
     app.add_exception_handler(APIError, on_api_error)
-    app.add_exception_handler(EngineError, on_api_error)
+    app.add_exception_handler(DomainError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_api_error)

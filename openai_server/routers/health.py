@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from openai_server.errors import ServiceUnavailableError, error_response, from_exception
 from openai_server.routers.deps import engine_client
-from src.engine.types import EngineError
+from src.errors import DomainError
 
 router = APIRouter(tags=["health"])
 
@@ -19,7 +19,7 @@ async def health(request: Request) -> JSONResponse:
     """200 with the engine's status when it answers, 503 (error envelope) otherwise."""
     try:
         status: dict[str, Any] = await engine_client(request).call("health", timeout=5)
-    except EngineError as exc:
+    except DomainError as exc:
         return error_response(from_exception(exc))
     if not status.get("ready"):
         return error_response(ServiceUnavailableError("the engine is not ready", code="engine_loading"))

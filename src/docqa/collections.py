@@ -19,36 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from src.errors import (  # noqa: F401 (re-exported: the errors of this package)
+    CollectionExistsError,
+    DocQAError,
+    DocumentsDisabledError,
+    InvalidCollectionNameError,
+    PermissionDeniedError,
+    UnknownCollectionError,
+)
+
 Scope = Literal["shared", "personal"]
 NO_COLLECTION_MODES = ("LLM", "Disabled")
 BUILTIN_SCOPES: dict[str, Scope] = {"UserData": "shared", "MyData": "personal"}
 DB_PREFIX = "db_dir_"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,61}[A-Za-z0-9]")
 _USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-class DocQAError(Exception):
-    """Base of document Q&A errors; messages are safe to show to users."""
-
-
-class UnknownCollectionError(DocQAError):
-    """No collection of that name is visible to the user."""
-
-
-class CollectionExistsError(DocQAError):
-    """A collection of that name already exists."""
-
-
-class InvalidCollectionNameError(DocQAError):
-    """The name is not a valid collection name."""
-
-
-class PermissionDeniedError(DocQAError):
-    """The user may not change this collection (e.g. --allow_upload_to_user_data=False)."""
-
-
-class DocumentsDisabledError(DocQAError):
-    """Document Q&A is turned off on this server."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from src.errors import EmbeddingModelMismatch
+
 log = logging.getLogger(__name__)
 
 Where = dict[str, Any]
@@ -26,10 +28,6 @@ Where = dict[str, Any]
 
 class StoreError(RuntimeError):
     """Base of the vector store's errors."""
-
-
-class EmbeddingModelMismatch(StoreError):
-    """The collection was built with another embedding model than the one loaded."""
 
 
 @dataclass(frozen=True)

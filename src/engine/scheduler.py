@@ -29,16 +29,8 @@ from src.engine.sampling import (
     seed_generator,
 )
 from src.engine.textstream import TextStream
-from src.engine.types import (
-    ContextLengthError,
-    EngineError,
-    EngineUnavailableError,
-    FinishReason,
-    GenerationRequest,
-    QueueTimeoutError,
-    TokenEvent,
-    TokenLogprob,
-)
+from src.engine.types import FinishReason, GenerationRequest, TokenEvent, TokenLogprob
+from src.errors import ContextLengthError, EngineError, EngineUnavailableError, QueueTimeoutError
 
 log = logging.getLogger(__name__)
 

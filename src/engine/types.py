@@ -8,22 +8,6 @@ from typing import Literal
 FinishReason = Literal["stop", "length", "cancelled"]
 
 
-class EngineError(RuntimeError):
-    """Base of the errors the engine reports to its callers."""
-
-
-class ContextLengthError(EngineError):
-    """The prompt does not fit the model's context window."""
-
-
-class QueueTimeoutError(EngineError):
-    """The request waited longer than --max_queue_time for the engine."""
-
-
-class EngineUnavailableError(EngineError):
-    """The engine is stopped or not loaded."""
-
-
 @dataclass(frozen=True)
 class SamplingOptions:
     """How to pick tokens. temperature 0 (or do_sample False) means greedy decoding."""

@@ -20,45 +20,12 @@ from typing import Any
 import httpx
 import msgpack
 
-from src.engine.types import (
-    ContextLengthError,
-    EngineError,
-    EngineUnavailableError,
-    QueueTimeoutError,
-)
+from src.errors import EngineUnavailableError, from_payload
 from src.ipc import MSGPACK
 
 log = logging.getLogger(__name__)
 
 CANCEL_TIMEOUT = 2.0
-
-
-class RemoteError(EngineError):
-    """An engine-side handler failed; ``type`` is the name of the engine's exception."""
-
-    def __init__(self, type_name: str, message: str) -> None:
-        super().__init__(message)
-        self.type = type_name
-
-
-class InvalidParamsError(RemoteError):
-    """The engine refused the parameters (a ValueError or validation error there)."""
-
-
-_KNOWN: dict[str, type[EngineError]] = {
-    cls.__name__: cls
-    for cls in (EngineError, EngineUnavailableError, QueueTimeoutError, ContextLengthError)
-}
-
-
-def remote_error(payload: dict[str, str]) -> EngineError:
-    """The exception to raise for an ``error`` reply."""
-    name, message = payload.get("type", "EngineError"), payload.get("message", "")
-    if name in _KNOWN:
-        return _KNOWN[name](message)
-    if name == "ValueError":
-        return InvalidParamsError(name, message)
-    return RemoteError(name, message)
 
 
 class EngineClient:
@@ -85,7 +52,7 @@ class EngineClient:
         reply = msgpack.unpackb(response.content, strict_map_key=False)
         if reply["op"] == "result":
             return reply.get("data")
-        raise remote_error(reply.get("error") or {})
+        raise from_payload(reply.get("error") or {})
 
     async def stream(
         self, method: str, args: dict[str, Any] | None = None
@@ -111,7 +78,7 @@ class EngineClient:
             if last is None:
                 raise EngineUnavailableError("the engine ended a stream without its last message")
             if last["op"] != "end":
-                raise remote_error(last.get("error") or {})
+                raise from_payload(last.get("error") or {})
         except httpx.TransportError as exc:
             finished = True
             raise EngineUnavailableError(f"the engine stopped answering ({exc})") from None

@@ -22,9 +22,9 @@ and the worker side calls ``await engine_client.call("embed", {"texts": [...]})`
 ``async for item in engine_client.stream("ingest", {...})`` from a router.
 
 Every value crossing the socket must be msgpack-able (dicts, lists, str, int, float, bool,
-None, bytes). A handler's exception goes back to the caller as ``{type, message}``: the
-client re-raises the engine's own error types (src.engine.types) by name, and anything
-else as ``RemoteError``. The wire format is in ``src/ipc/__init__.py``.
+None, bytes). A handler's exception goes back to the caller as ``{code, message, param}``
+(``src.errors.to_payload``): the client re-raises the domain error of that stable code,
+and a bug as a plain ``DomainError`` (``internal_error``) without its internals. The wire format is in ``src/ipc/__init__.py``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from typing import Any
 
 import msgpack
 
+from src.errors import to_payload
 from src.ipc import MSGPACK
 
 log = logging.getLogger(__name__)
@@ -50,14 +51,6 @@ StreamHandler = Callable[[dict[str, Any], threading.Event], Iterator[Any]]
 _HEAD = f"HTTP/1.1 200 OK\r\nContent-Type: {MSGPACK}\r\n".encode()
 REPLY_HEAD = _HEAD + b"Content-Length: %d\r\n\r\n"
 STREAM_HEAD = _HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
-
-
-def error_payload(exc: BaseException) -> dict[str, str]:
-    """How an exception crosses the socket: its class name and its message."""
-    name = type(exc).__name__
-    if name == "ValidationError":  # pydantic: the caller's parameters are wrong
-        name = "ValueError"
-    return {"type": name, "message": str(exc) or name}
 
 
 class _Listener(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -105,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(ipc.streams[name], args, self.headers.get("X-Stream-Id") or "")
             return
         else:
-            error = {"type": "UnknownMethodError", "message": f"no {kind} method {name!r}"}
+            error = to_payload(KeyError(f"no {kind} method {name!r}"))
             body = msgpack.packb({"op": "error", "error": error})
         self.wfile.write(REPLY_HEAD % len(body) + body)
 
@@ -126,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except Exception as exc:  # sent even after a cancel: a client that left ignores it
             log.debug("IPC stream failed: %r", exc)
-            last = {"op": "error", "error": error_payload(exc)}
+            last = {"op": "error", "error": to_payload(exc)}
         finally:
             close = getattr(items, "close", None)
             if close is not None:
@@ -207,7 +200,7 @@ class IpcServer:
             return bytes(msgpack.packb({"op": "result", "data": handler(args)}))
         except Exception as exc:
             log.debug("IPC call failed: %r", exc)
-            return bytes(msgpack.packb({"op": "error", "error": error_payload(exc)}))
+            return bytes(msgpack.packb({"op": "error", "error": to_payload(exc)}))
 
     def open_stream(self, stream_id: str) -> threading.Event:
         event = threading.Event()

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from src.engine.scheduler import Engine
-from src.engine.types import ContextLengthError, GenerationRequest, QueueTimeoutError, SamplingOptions
+from src.engine.types import GenerationRequest, SamplingOptions
+from src.errors import ContextLengthError, QueueTimeoutError
 from src.evaluate import EvalChunk
 from src.params import EvalParams
 from tests.conftest import wait_idle

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from src.engine.types import ContextLengthError, EngineUnavailableError
-from src.ipc.client import EngineClient, InvalidParamsError, RemoteError
+from src.errors import ContextLengthError, DomainError, EngineUnavailableError, InvalidParamsError
+from src.ipc.client import EngineClient
 from src.ipc.server import IpcServer
 from src.ipc.services import register_engine_methods
 from tests.conftest import wait_idle
@@ -80,7 +80,7 @@ def test_errors_come_back_typed(server, address):
     too_long, invalid, missing = run(main())
     assert isinstance(too_long, ContextLengthError)
     assert isinstance(invalid, InvalidParamsError)
-    assert isinstance(missing, RemoteError) and missing.type == "UnknownMethodError"
+    assert type(missing) is DomainError and missing.code == "internal_error"
 
 
 def test_leaving_a_stream_cancels_it_in_the_engine(server, address):

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from src.engine.types import EngineUnavailableError, QueueTimeoutError
+from src.errors import EngineUnavailableError, QueueTimeoutError
 
 MODEL = "test/model"
 

@@ -14,7 +14,7 @@ from openai_server.auth import Authenticator
 from openai_server.errors import AuthenticationError
 from openai_server.files import FileStore
 from openai_server.identity import file_owner, identify
-from src.ipc.client import RemoteError
+from src.errors import CollectionExistsError, UnknownCollectionError
 from src.settings import build_settings
 from tests.unit.fake_engine import FakeEngine
 
@@ -36,9 +36,9 @@ class DocsEngine(FakeEngine):
         if method in ("add_files", "list_sources", "list_collections", "create_collection"):
             self.doc_calls.append((method, args))
             if args.get("collection", args.get("name")) == "Nowhere":
-                raise RemoteError("UnknownCollectionError", "unknown collection 'Nowhere'")
+                raise UnknownCollectionError("unknown collection 'Nowhere'")
             if method == "create_collection":
-                raise RemoteError("CollectionExistsError", "collection 'Team' already exists")
+                raise CollectionExistsError("collection 'Team' already exists")
             if method == "add_files":
                 return {"files": [{"source": f["filename"], "status": "failed", "chunks": 0,
                                    "reason": "unsupported file type '.exe'"} for f in args["files"]],

@@ -7,8 +7,17 @@ from fastapi.testclient import TestClient
 
 from openai_server.app import create_app
 from openai_server.errors import from_exception
-from src.engine.types import ContextLengthError, EngineError, EngineUnavailableError, QueueTimeoutError
-from src.ipc.client import InvalidParamsError
+from src.errors import (
+    ContextLengthError,
+    DomainError,
+    EngineError,
+    EngineUnavailableError,
+    InvalidParamsError,
+    QueueTimeoutError,
+    codes,
+    from_payload,
+    to_payload,
+)
 from src.settings import build_settings
 from tests.unit.fake_engine import FakeEngine
 
@@ -90,12 +99,44 @@ def test_body_limit_with_and_without_content_length(api):
     (QueueTimeoutError("slow"), 503, "queue_timeout"),
     (EngineUnavailableError("gone"), 503, "engine_unavailable"),
     (ContextLengthError("long"), 400, "context_length_exceeded"),
-    (InvalidParamsError("ValueError", "bad"), 400, None),
+    (InvalidParamsError("bad"), 400, "invalid_parameter"),
     (EngineError("boom"), 500, "engine_error"),
     (RuntimeError("secret internals"), 500, None),
+    (from_payload(to_payload(ValueError("bad value"))), 400, "invalid_parameter"),
+    (from_payload(to_payload(KeyError("secret internals"))), 500, "internal_error"),
 ])
 def test_domain_errors_map_to_statuses(exc, status, code):
     error = from_exception(exc)
     assert error.status == status and error.code == code
     if status == 500:
         assert "secret" not in error.message
+
+
+#: The status each stable code must have: a changed status is a changed contract.
+EXPECTED_STATUS = {
+    "internal_error": 500, "invalid_parameter": 400, "unsupported_feature": 400,
+    "model_not_found": 404, "engine_error": 500, "context_length_exceeded": 400,
+    "queue_timeout": 503, "engine_unavailable": 503, "documents_error": 400,
+    "collection_not_found": 404, "collection_exists": 409, "invalid_collection_name": 400,
+    "upload_not_allowed": 403, "documents_disabled": 400, "embedding_model_mismatch": 409,
+}
+
+
+@pytest.mark.parametrize("code", sorted(codes()))
+def test_every_domain_code_has_its_status_across_the_ipc(code):
+    """Each code survives the IPC payload round trip and maps to its documented status."""
+    cls = codes()[code]
+    crossed = from_payload(to_payload(cls("a message for users", param="p")))
+    assert type(crossed) is cls and crossed.code == code and crossed.param == "p"
+    error = from_exception(crossed)
+    assert error.status == EXPECTED_STATUS[code]
+    assert error.code == code
+    if error.status != 500:
+        assert error.message == "a message for users" and error.param == "p"
+    else:  # a bug or an engine failure: internals stay in the log
+        assert "a message for users" not in error.message
+
+
+def test_every_code_is_listed_here():
+    assert set(codes()) == set(EXPECTED_STATUS)
+    assert issubclass(InvalidParamsError, DomainError)

@@ -16,7 +16,7 @@ from openai_server.protocol import (
     CompletionRequest,
     H2oGPTParams,
 )
-from src.engine.types import EngineUnavailableError, QueueTimeoutError
+from src.errors import EngineUnavailableError, QueueTimeoutError
 from src.params import EvalParams
 from src.settings import build_settings
 from tests.unit.fake_engine import MODEL, FakeEngine

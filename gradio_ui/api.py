@@ -83,13 +83,12 @@ class Endpoints:
         """The served models as str(list of dicts) with `base_model`, `prompt_type`,
         `max_seq_len` and `inference_server`."""
         s = self.ctx.settings
-        loaded = self.ctx.evaluator.engine.loaded
         return str([{
-            "base_model": self.ctx.model_name,
+            "base_model": backend.name,
             "prompt_type": s.prompt_type,
-            "max_seq_len": getattr(loaded, "max_seq_len", None),
+            "max_seq_len": backend.context_window,
             "inference_server": s.inference_server,
-        }])
+        } for backend in self.ctx.evaluator.registry])
 
     def system_hash(self) -> str:
         """The git commit (or version) of the running code."""
@@ -101,7 +100,7 @@ class Endpoints:
             self.ctx.access.check_key(h2ogpt_key)
             if not isinstance(text, str):
                 raise BadRequest("text must be a string")
-            return self.ctx.evaluator.engine.count_tokens(text)
+            return self.ctx.evaluator.registry.default.count_tokens(text)
 
 
     # --- documents ------------------------------------------------------------------------

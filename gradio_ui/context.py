@@ -47,7 +47,7 @@ class UIContext:
 
     @property
     def model_name(self) -> str:
-        return self.evaluator.engine.model_name
+        return self.evaluator.registry.default.name
 
 
 @contextmanager

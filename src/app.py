@@ -6,8 +6,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from src.engine.loader import load_model
-from src.engine.scheduler import Engine
+from src.engine.registry import build_registry
 from src.evaluate import Evaluator
 from src.settings import Settings
 
@@ -47,10 +46,8 @@ def build_documents(settings: Settings) -> DocumentService | None:
 
 
 def build_evaluator(settings: Settings) -> Evaluator:
-    """Load the model, start the engine's generation thread, and open the document store."""
-    loaded = load_model(settings)
-    engine = Engine(loaded, max_queue_time=settings.max_queue_time or None)
-    return Evaluator(settings, engine, build_documents(settings))
+    """Load the model(s), start their backends, and open the document store."""
+    return Evaluator(settings, build_registry(settings), build_documents(settings))
 
 
 def main(settings: Settings) -> int:
@@ -60,7 +57,10 @@ def main(settings: Settings) -> int:
     if settings.cli:
         from src.cli import run_cli
 
-        return run_cli(evaluator, sys.stdin, sys.stdout)
+        try:
+            return run_cli(evaluator, sys.stdin, sys.stdout)
+        finally:
+            evaluator.registry.shutdown()
     from src.serve import serve
 
     return serve(settings, evaluator)

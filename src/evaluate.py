@@ -1,10 +1,11 @@
 """evaluate(): the single entry for the UI, the OpenAI workers and the CLI.
 
-``Evaluator(settings, engine).evaluate(params)`` turns :class:`EvalParams` into a
+``Evaluator(settings, registry).evaluate(params)`` turns :class:`EvalParams` into a
 stream of :class:`EvalChunk`: the prompt is built from the system prompt, the earlier
 turns, any documents and the user's message, and the engine's token events are passed
 on as text deltas with the accumulated answer, token counts and, on the last chunk,
-the finish reason. When the model's answer streams, the first chunk has an empty delta
+the finish reason. The model is the registry's backend that ``params.visible_models``
+names (the first served one by default). When the model's answer streams, the first chunk has an empty delta
 and comes as soon as the engine starts the answer (after any wait in its queue, before
 the prompt is read), so a server can start its response without waiting for the first
 token.
@@ -15,13 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from src.docqa.answer import DocPlan, DocumentAnswerer
-from src.engine.prompting import Message, render_prompt
-from src.engine.scheduler import Engine
+from src.docqa.answer import DocPlan, DocumentAnswerer, Step
+from src.engine.backend import Backend
+from src.engine.prompting import Message
+from src.engine.registry import ModelRegistry
 from src.engine.types import GenerationRequest, SamplingOptions, TokenLogprob
 from src.params import EvalParams
 from src.settings import Settings
@@ -67,7 +69,8 @@ def build_messages(params: EvalParams) -> list[Message]:
     if params.text_context_list:
         documents = "\n\n".join(params.text_context_list)
         user = f"{DOCUMENTS_PREAMBLE}\"\"\"\n{documents}\n\"\"\"\n{DOCUMENTS_QUESTION}{user}"
-    messages.append({"role": "user", "content": user})
+    if user or not messages:  # no user turn: answer the system prompt, or continue the assistant's
+        messages.append({"role": "user", "content": user})
     return messages
 
 
@@ -132,45 +135,61 @@ def extract_json(text: str, as_code: bool = False) -> str:
 
 
 class Evaluator:
-    """Binds evaluate() to the settings (defaults) and the engine of this process."""
+    """Binds evaluate() to the settings (defaults), the model registry and the documents."""
 
-    def __init__(self, settings: Settings, engine: Engine, docs: DocumentService | None = None) -> None:
+    def __init__(self, settings: Settings, registry: ModelRegistry, docs: DocumentService | None = None) -> None:
         self.settings = settings
-        self.engine = engine
+        self.registry = registry
         self.docs = docs
-        self.answerer = DocumentAnswerer(
-            docs, self.complete, engine.count_tokens, engine.loaded.max_seq_len
+
+    def backend(self, params: EvalParams) -> Backend:
+        """The model ``params`` asks for (``visible_models``); raises UnknownModelError."""
+        return self.registry.get(params.visible_models)
+
+    def request(self, params: EvalParams) -> GenerationRequest:
+        """The backend request of ``params`` (defaults already filled in)."""
+        return GenerationRequest(
+            messages=tuple(build_messages(params)), prompt_type=params.prompt_type or "",
+            chat_template=params.chat_template or "", options=sampling_options(params),
         )
 
-    def complete(self, params: EvalParams) -> tuple[str, int, int]:
-        """Run one generation to its end: (text, prompt tokens, completion tokens)."""
-        params, request = self.prepare(params)
-        text, prompt_tokens, completion_tokens = "", len(request.prompt_ids), 0
-        for event in self.engine.submit(request):
-            text += event.delta
-            completion_tokens = event.completion_tokens
-        return text, prompt_tokens, completion_tokens
+    def complete_many(
+        self, many: list[EvalParams], cancel: threading.Event | None = None
+    ) -> Iterator[tuple[str, int, int] | None]:
+        """Run generations to their end, all submitted at once so they share the batch.
 
-    def _document_steps(self, plan: DocPlan) -> Generator[EvalChunk, None, None]:
-        assert plan.steps is not None
+        Yields None when the first has started, then (text, prompt tokens, completion
+        tokens) of each, in order. ``cancel`` (or closing the iterator) stops them all.
+        """
+        handles = []
+        try:
+            for params in many:
+                filled = params.with_defaults(self.settings)
+                handles.append(self.backend(filled).submit(self.request(filled), cancel))
+            started = False
+            for handle in handles:
+                text, prompt_tokens, completion_tokens = "", 0, 0
+                for event in handle:
+                    if not started:
+                        started = True
+                        yield None
+                    text += event.delta
+                    prompt_tokens, completion_tokens = event.prompt_tokens, event.completion_tokens
+                yield text, prompt_tokens, completion_tokens
+        finally:
+            for handle in handles:
+                handle.cancel()
+
+    def _steps(self, steps: Iterator[Step], sources: list[dict[str, Any]],
+               final: bool) -> Generator[EvalChunk, None, None]:
         response, prompt_tokens, completion_tokens = "", 0, 0
-        for step in plan.steps:
+        for step in steps:
             response += step.delta
             prompt_tokens += step.prompt_tokens
             completion_tokens += step.completion_tokens
             yield EvalChunk(step.delta, response, [], prompt_tokens, completion_tokens)
-        yield EvalChunk("", response, plan.sources, prompt_tokens, completion_tokens, "stop")
-
-    def prepare(self, params: EvalParams) -> tuple[EvalParams, GenerationRequest]:
-        """Fill defaults and render the prompt; raises before anything is queued."""
-        params = params.with_defaults(self.settings)
-        prompt_ids = render_prompt(
-            self.engine.tokenizer,
-            build_messages(params),
-            params.prompt_type or "",
-            params.chat_template or "",
-        )
-        return params, GenerationRequest(tuple(prompt_ids), sampling_options(params))
+        if final:
+            yield EvalChunk("", response, sources, prompt_tokens, completion_tokens, "stop")
 
     def evaluate(
         self,
@@ -183,15 +202,23 @@ class Evaluator:
         ``user`` is who asks (their personal collections are searched); None is anonymous.
         """
         sources: list[dict[str, Any]] = []
-        filled = params.with_defaults(self.settings)
-        if self.answerer.wants(filled):
-            plan = self.answerer.plan(filled, user)
+        params = params.with_defaults(self.settings)
+        backend = self.backend(params)
+        started = False  # a first (empty) chunk went out already
+        answerer = DocumentAnswerer(
+            self.docs, lambda many: self.complete_many(many, cancel), backend.count_tokens,
+            backend.context_window,
+        )
+        if answerer.wants(params):
+            plan: DocPlan = answerer.plan(params, user)
+            if plan.steps is not None:
+                for chunk in self._steps(plan.steps, plan.sources, not plan.reduce):
+                    started = True
+                    yield chunk
             if plan.params is None:
-                yield from self._document_steps(plan)
                 return
             params, sources = plan.params, plan.sources
-        params, request = self.prepare(params)
-        handle = self.engine.submit(request, cancel)
+        handle = backend.submit(self.request(params), cancel)
         response = ""
         pending: list[dict[str, Any]] = []  # log probs of tokens not yet yielded
         streaming = params.stream_output and params.response_format == "text"
@@ -200,7 +227,7 @@ class Evaluator:
                 response += event.delta
                 pending.extend(logprob_dict(lp) for lp in event.logprobs)
                 final = event.finish_reason is not None
-                if not (final or streaming):
+                if not (final or streaming) or (started and not (final or event.delta)):
                     continue
                 chunk = EvalChunk(
                     event.delta, response, sources if final else [],

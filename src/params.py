@@ -42,6 +42,11 @@ class EvalParams(BaseModel):
     )
 
     # --- How to generate --------------------------------------------------------------
+    visible_models: list[str | int] | str | int | None = Field(
+        None,
+        description="The model to answer with: a served model's name or index (a list takes "
+        "its first); None is the first served model. The OpenAI API's `model` maps here.",
+    )
     stream_output: bool | None = Field(
         None, description="Yield the answer token by token; False yields only the final chunk."
     )

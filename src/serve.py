@@ -63,5 +63,5 @@ def serve(settings: Settings, evaluator: Evaluator) -> int:
                 service.stop()
             except Exception:  # keep stopping the others
                 log.exception("error while stopping a service")
-        evaluator.engine.shutdown()
+        evaluator.registry.shutdown()
     return 0

@@ -79,6 +79,20 @@ class Settings(BaseModel):
     torch_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype: auto is float32 on CPU, bfloat16 on CUDA."
     )
+    load_8bit: bool = Field(
+        False,
+        description="int8 weights for the Linear layers on CPU (torch dynamic quantization): about "
+        "twice the decode speed; greedy answers can differ from float32 (see docs/performance.md).",
+    )
+    concurrency_count: int = Field(
+        16, ge=1, le=256,
+        description="Most sequences generated at once (continuous batching); more requests queue.",
+    )
+    kv_cache_gb: float = Field(
+        2.0, gt=0,
+        description="KV cache budget in GiB; a request joins the running batch only while the "
+        "batch's cache fits it.",
+    )
     n_threads: int | None = Field(
         None,
         ge=1,

@@ -48,9 +48,15 @@ def evaluator(settings) -> Iterator[object]:
 
     ev = build_evaluator(settings)
     yield ev
-    ev.engine.shutdown()
+    ev.registry.shutdown()
 
 
 @pytest.fixture(scope="session")
-def engine(evaluator):
-    return evaluator.engine
+def registry(evaluator):
+    return evaluator.registry
+
+
+@pytest.fixture(scope="session")
+def engine(registry):
+    """The default model's backend (the transformers backend over the real tiny model)."""
+    return registry.default

@@ -4,14 +4,17 @@
 parameters whose ``text_context_list`` holds the chunks that fit the model's context
 window (the evaluator then streams the answer as usual), or a ready stream of chunks
 (Extract's per-group results, TopKSources / RelSources listings, "no documents").
-Map steps (Summarize over many chunks, Extract) run to completion through ``complete``.
+Map steps (Summarize over many chunks, Extract) are submitted all at once through
+``complete_many``, so the engine runs them as one batch; the plan's ``steps`` then yield
+an empty step as soon as the first has started (a server can start its response), and a
+cancelled request stops them all.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from src.docqa.collections import NO_COLLECTION_MODES, DocQAError, Requester
@@ -28,8 +31,9 @@ SUMMARIZE_MAP = "Write a concise summary of the documents above"
 SUMMARIZE_REDUCE = "Combine the summaries above into one concise summary"
 EXTRACT_MAP = "Extract the key facts of the documents above as a short list"
 
-# complete(params) -> (text, prompt_tokens, completion_tokens): one generation run to its end.
-Complete = Callable[[EvalParams], tuple[str, int, int]]
+# complete_many([params, ...]) -> None once the first has started, then (text, prompt_tokens,
+# completion_tokens) of each generation run to its end, in order.
+CompleteMany = Callable[[list[EvalParams]], Iterator[tuple[str, int, int] | None]]
 CountTokens = Callable[[str], int]
 
 
@@ -44,11 +48,13 @@ class Step:
 
 @dataclass
 class DocPlan:
-    """What evaluate() does next: stream ``params`` through the LLM, or yield ``steps`` as they are."""
+    """What evaluate() does next: yield ``steps`` as they are (if any), then stream ``params``
+    through the LLM (if set; a map step may set them as its steps end: ``reduce``)."""
 
     params: EvalParams | None
     sources: list[dict[str, Any]]
     steps: Iterator[Step] | None = None
+    reduce: bool = field(default=False)
 
 
 def source_dict(hit: Hit) -> dict[str, Any]:
@@ -90,9 +96,10 @@ def groups(hits: list[Hit], count_tokens: CountTokens, budget: int) -> list[list
 class DocumentAnswerer:
     """Plans evaluate()'s document work; ``docs`` may be None (text_context_list only)."""
 
-    def __init__(self, docs: Any, complete: Complete, count_tokens: CountTokens, max_seq_len: int) -> None:
+    def __init__(self, docs: Any, complete_many: CompleteMany, count_tokens: CountTokens,
+                 max_seq_len: int) -> None:
         self.docs = docs
-        self.complete = complete
+        self.complete_many = complete_many
         self.count_tokens = count_tokens
         self.max_seq_len = max_seq_len
 
@@ -172,14 +179,23 @@ class DocumentAnswerer:
         if len(packed) == 1:
             return DocPlan(self._with_context(params, [h.content for h in packed[0]],
                                               self._focus(params, SUMMARIZE_MAP)), sources)
-        summaries = []
         map_params = params.model_copy(update={"stream_output": False, "response_format": "text"})
-        for group in packed:  # map
-            text, _, _ = self.complete(self._with_context(
-                map_params, [h.content for h in group], self._focus(params, SUMMARIZE_MAP)))
-            summaries.append(text.strip())
-        fitted = [s for s in summaries if s]  # reduce (streamed by the evaluator)
-        return DocPlan(self._with_context(params, fitted, self._focus(params, SUMMARIZE_REDUCE)), sources)
+        plan = DocPlan(None, sources, reduce=True)
+
+        def map_then_reduce() -> Iterator[Step]:
+            summaries = []
+            for result in self.complete_many([self._with_context(
+                    map_params, [h.content for h in group], self._focus(params, SUMMARIZE_MAP))
+                    for group in packed]):
+                if result is None:
+                    yield Step("")  # the map has started
+                else:
+                    summaries.append(result[0].strip())
+            fitted = [s for s in summaries if s]  # reduce (streamed by the evaluator)
+            plan.params = self._with_context(params, fitted, self._focus(params, SUMMARIZE_REDUCE))
+
+        plan.steps = map_then_reduce()
+        return plan
 
     def _extract(self, params: EvalParams, hits: list[Hit]) -> DocPlan:
         packed = groups(hits, self.count_tokens, self.budget(params))
@@ -187,10 +203,16 @@ class DocumentAnswerer:
         map_params = params.model_copy(update={"stream_output": False})
 
         def run() -> Iterator[Step]:
-            for i, group in enumerate(packed):
-                text, prompt_tokens, completion_tokens = self.complete(self._with_context(
-                    map_params, [h.content for h in group], self._focus(params, EXTRACT_MAP)))
-                yield Step(("\n\n" if i else "") + text.strip(), prompt_tokens, completion_tokens)
+            done = 0
+            for result in self.complete_many([self._with_context(
+                    map_params, [h.content for h in group], self._focus(params, EXTRACT_MAP))
+                    for group in packed]):
+                if result is None:
+                    yield Step("")  # the map has started
+                    continue
+                text, prompt_tokens, completion_tokens = result
+                yield Step(("\n\n" if done else "") + text.strip(), prompt_tokens, completion_tokens)
+                done += 1
 
         return DocPlan(None, sources, run())
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from src.engine.convert import cached_copy, convert_gguf
 from src.engine.model_source import ModelSource, resolve_model
-from src.settings import Settings
+from src.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ class LoadedModel:
     load_seconds: float
     converted: bool = False
     eos_token_ids: list[int] = field(default_factory=list)
+    weights: str = "float32"  # float32, bfloat16, float16, or int8 (dynamic quantization)
+    kv_dtype_bytes: int = 4
 
 
 def _dtype(settings: Settings, device: str) -> Any:
@@ -77,9 +79,13 @@ def load_model(settings: Settings) -> LoadedModel:
     if settings.tokenizer_base_model:
         tokenizer_path = resolve_model(settings.tokenizer_base_model).path
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
-    model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype(settings, device))
+    dtype = _dtype(settings, device)
+    model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     model = model.to(device)
     model.eval()
+    weights = str(dtype).removeprefix("torch.")
+    if settings.load_8bit:
+        model, weights = quantize_int8(model, device), "int8"
     if settings.chat_template:
         tokenizer.chat_template = settings.chat_template
     max_len = settings.max_seq_len or int(getattr(model.config, "max_position_embeddings", 2048))
@@ -90,4 +96,18 @@ def load_model(settings: Settings) -> LoadedModel:
     seconds = time.perf_counter() - start
     log.info("loaded %s on %s in %.1f s%s", source.name, device, seconds,
              " (converted from GGUF)" if converted else "")
-    return LoadedModel(source.name, model, tokenizer, device, max_len, seconds, converted, eos_ids)
+    return LoadedModel(source.name, model, tokenizer, device, max_len, seconds, converted, eos_ids,
+                       weights, torch.finfo(dtype).bits // 8)
+
+
+def quantize_int8(model: Any, device: str) -> Any:
+    """int8 weights for the Linear layers (torch dynamic quantization: weights stored as int8
+    per output channel, activations quantized per step); CPU only, where decoding is
+    memory-bound."""
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    if device != "cpu":
+        raise SettingsError("--load_8bit", "int8 weights are implemented for CPU only; on GPU use "
+                            "--torch_dtype=bfloat16")
+    return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)

@@ -1,11 +1,19 @@
-"""Typed requests and events that cross the engine's boundary."""
+"""Typed requests and events that cross the Backend interface (src/engine/backend.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "cancelled"]
+ConstraintKind = Literal["json_schema", "json_object", "regex", "choice", "grammar"]
+Message = Mapping[str, Any]  # {"role": ..., "content": ...}
+
+#: A per-sequence logits processor: (ids generated so far, this sequence's logits [vocab])
+#: -> logits. The transformers backend runs a request's list in order at every step; the
+#: structured-output work hooks grammar masks in here.
+SequenceProcessor = Callable[[Sequence[int], Any], Any]
 
 
 @dataclass(frozen=True)
@@ -35,11 +43,44 @@ class SamplingOptions:
 
 
 @dataclass(frozen=True)
-class GenerationRequest:
-    """Token ids of a rendered prompt and the options to continue it with."""
+class OutputConstraint:
+    """A declarative constraint on the output, compiled by a backend that supports it and
+    forwarded as is by a remote one. ``value``: a JSON schema (dict), a regex, a list of
+    choices or a grammar text, as ``kind`` says (vLLM's guided_* meanings)."""
 
-    prompt_ids: tuple[int, ...]
+    kind: ConstraintKind
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to continue, and how.
+
+    Exactly one of ``messages`` (chat messages, rendered by the backend with the model's
+    chat template, or as plain text for ``prompt_type='plain'``), ``prompt`` (text) and
+    ``prompt_ids`` (token ids of the backend's own tokenizer) is set.
+    """
+
+    prompt_ids: tuple[int, ...] = ()
     options: SamplingOptions = field(default_factory=SamplingOptions)
+    messages: tuple[Message, ...] = ()
+    prompt: str | None = None
+    prompt_type: str = ""
+    chat_template: str = ""
+    constraint: OutputConstraint | None = None
+    logits_processors: tuple[SequenceProcessor, ...] = ()
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; a request asking for more is refused up front (400)."""
+
+    logprobs: bool = True
+    logit_bias: bool = True
+    constrained_decoding: bool = False
+    logits_processors: bool = False
+    vision: bool = False
+    tools: bool = False
 
 
 @dataclass(frozen=True)

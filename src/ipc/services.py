@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -33,17 +32,18 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator) -> None:
     ``evaluate`` takes the EvalParams fields plus ``requester`` ({name, scratch}): who
     asks, so that personal collections (MyData) are theirs.
     """
-    engine = evaluator.engine
-    started = int(time.time())
+    registry = evaluator.registry
 
     def health(args: dict[str, Any]) -> dict[str, Any]:
-        return {"ready": True, "model": engine.model_name, "active_requests": engine.active_requests}
+        return {"ready": True, "model": registry.default.name, "models": registry.names,
+                "active_requests": registry.active_requests}
 
     def models(args: dict[str, Any]) -> list[dict[str, Any]]:
-        return [{"id": engine.model_name, "created": started, "owned_by": "h2oGPT"}]
+        return [{"id": m["id"], "created": m["created"], "owned_by": m["owned_by"],
+                 "max_model_len": m["context_window"]} for m in registry.listing()]
 
     def count_tokens(args: dict[str, Any]) -> int:
-        return engine.count_tokens(str(args.get("text", "")))
+        return registry.get(args.get("model")).count_tokens(str(args.get("text", "")))
 
     def evaluate(args: dict[str, Any], cancel: threading.Event) -> Iterator[dict[str, Any]]:
         user = requester(args)

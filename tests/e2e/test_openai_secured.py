@@ -25,7 +25,7 @@ def secured(tmp_path_factory):
     users.write_text(json.dumps({"alice": {"password": "wonder"}}))
     flags = [
         "--openai_workers=2", "--enforce_h2ogpt_api_key=True", f"--h2ogpt_api_keys={keys}",
-        f"--auth={users}", "--auth_access=closed", "--max_queue_time=1",
+        f"--auth={users}", "--auth_access=closed", "--max_queue_time=1", "--concurrency_count=1",
     ]
     with RemoteServer(workdir, *flags) as server:
         server.keys_file = keys  # type: ignore[attr-defined]

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from src.docqa.collections import Requester, UnknownCollectionError
+from src.engine.registry import ModelRegistry
+from src.engine.transformers_backend import TransformersBackend
 from src.evaluate import Evaluator
 from src.params import EvalParams
 from src.settings import build_settings
+from tests.conftest import wait_idle
 from tests.docqa.plugin import service_in
 
 ALICE = Requester("alice")
@@ -21,12 +27,12 @@ def docs(tmp_path: Path):
 
 
 @pytest.fixture
-def ev(engine, docs, tmp_path: Path) -> Evaluator:
+def ev(registry, docs, tmp_path: Path) -> Evaluator:
     settings = build_settings({"db_root": str(tmp_path / "db"), "langchain_mode": "UserData"})
     docs.add_text("UserData", "The Zanzibar project deadline is March 3rd. Its budget is 40,000 euros.",
                   "zanzibar.txt", None)
     docs.add_text("UserData", "Photosynthesis lets plants turn sunlight into sugar.", "plants.txt", None)
-    return Evaluator(settings, engine, docs)
+    return Evaluator(settings, registry, docs)
 
 
 def run(ev: Evaluator, user: Requester | None = None, **params):
@@ -77,19 +83,60 @@ def test_summarize_and_extract(ev) -> None:
     assert extract.completion_tokens > 0
 
 
-def test_summarize_map_reduce_over_many_groups(ev, docs) -> None:
+@pytest.fixture
+def small(engine, docs, tmp_path: Path):
+    """An evaluator whose model has a 900-token window: chapters need several map groups."""
+    backend = TransformersBackend(dataclasses.replace(engine.loaded, max_seq_len=900), concurrency=8)
+    settings = build_settings({"db_root": str(tmp_path / "db"), "langchain_mode": "UserData"})
     for i in range(3):
         docs.add_text("UserData", f"Chapter {i}: " + "The caravan crossed the desert at night. " * 40,
                       f"chapter{i}.txt", None)
-    ev.answerer.max_seq_len = 900  # force several map groups on the tiny model
-    final = run(ev, langchain_action="Summarize", instruction="the caravan",
-                document_choice=[f"chapter{i}.txt" for i in range(3)])
+    yield Evaluator(settings, ModelRegistry([backend]), docs), backend
+    backend.shutdown()
+
+
+CHAPTERS = {"langchain_action": "Summarize", "instruction": "the caravan",
+            "document_choice": [f"chapter{i}.txt" for i in range(3)]}
+
+
+def test_summarize_map_reduce_over_many_groups(small) -> None:
+    ev, _ = small
+    final = run(ev, **CHAPTERS)
     assert final.response and len({s["source"] for s in final.sources}) == 3
 
 
-def test_text_context_list_needs_no_database(engine, tmp_path: Path) -> None:
+def test_map_steps_run_as_one_batch_and_the_first_chunk_comes_at_once(small) -> None:
+    ev, backend = small
+    peak = 0
+    chunks = ev.evaluate(EvalParams(max_new_tokens=24, temperature=0.0, **CHAPTERS))
+    first = next(chunks)  # comes when the map starts, long before any answer text
+    assert (first.delta, first.response, first.finish_reason) == ("", "", None)
+    while backend.stats()["running"] + backend.stats()["queued"] > 0:
+        peak = max(peak, backend.stats()["running"])
+        time.sleep(0.005)
+    rest = list(chunks)
+    assert peak >= 2  # the map groups ran side by side in the batch
+    assert rest[-1].finish_reason == "stop" and rest[-1].response
+
+
+def test_cancel_stops_every_map_step(small) -> None:
+    ev, backend = small
+    cancel = threading.Event()
+    params = EvalParams(max_new_tokens=400, min_new_tokens=400, temperature=0.0, **CHAPTERS)
+    chunks = ev.evaluate(params, cancel)
+    next(chunks)  # the map has started
+    while backend.stats()["running"] < 2:
+        time.sleep(0.005)
+    cancel.set()
+    assert wait_idle(backend, 10) == 0
+    rest = list(chunks)
+    assert not rest or rest[-1].completion_tokens < 400
+    assert backend.stats()["kv_cache_used_tokens"] == 0
+
+
+def test_text_context_list_needs_no_database(registry, tmp_path: Path) -> None:
     settings = build_settings({"db_root": str(tmp_path / "none")})
-    bare = Evaluator(settings, engine)
+    bare = Evaluator(settings, registry)
     final = run(bare, instruction="What colour is the sky in the story?",
                 text_context_list=["In the story, the sky is green."])
     assert final.sources[0]["source"] == "text_context_list[0]"

@@ -1,15 +1,17 @@
-"""The real tiny model through evaluate(): determinism, seeds, stops, limits, cancellation."""
+"""The real tiny model through evaluate(): determinism, seeds, stops, limits, cancellation.
+
+The batching scheduler itself (order, fairness, queueing, batch invariance) is tested in
+test_batching.py."""
 
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 
-from src.engine.scheduler import Engine
-from src.engine.types import GenerationRequest, SamplingOptions
-from src.errors import ContextLengthError, QueueTimeoutError
+from src.engine.transformers_backend import TransformersBackend
+from src.engine.types import GenerationRequest
+from src.errors import ContextLengthError
 from src.evaluate import EvalChunk
 from src.params import EvalParams
 from tests.conftest import wait_idle
@@ -137,39 +139,12 @@ def test_closing_the_iterator_cancels_within_a_step(evaluator, engine):
     assert wait_idle(engine) == 0
 
 
-def test_requests_are_served_first_in_first_out(engine):
-    opts = SamplingOptions(max_new_tokens=8, min_new_tokens=8)
-    ids = tuple(engine.tokenizer.encode("Count: one two three"))
-    handles = [engine.submit(GenerationRequest(ids, opts)) for _ in range(3)]
-    finished = []
-    for i, handle in enumerate(handles):
-        events = list(handle)
-        finished.append((time.monotonic(), i, events[-1].finish_reason))
-    assert [f[2] for f in finished] == ["length"] * 3
-    assert engine.active_requests == 0
-
-
-def test_queue_timeout_refuses_a_waiting_request(engine):
-    busy = Engine(engine.loaded, max_queue_time=0.3)
-    try:
-        ids = tuple(engine.tokenizer.encode("Tell a long story."))
-        long = busy.submit(GenerationRequest(ids, SamplingOptions(max_new_tokens=300, min_new_tokens=300)))
-        first = iter(long)
-        next(first)  # the long request is running
-        waiting = busy.submit(GenerationRequest(ids, SamplingOptions(max_new_tokens=5)))
-        with pytest.raises(QueueTimeoutError):
-            list(waiting)
-        first.close()
-        assert wait_idle(busy) == 0
-    finally:
-        busy.shutdown()
-
-
 def test_prompt_longer_than_the_context_window_is_refused(engine):
-    small = Engine(dataclasses.replace(engine.loaded, max_seq_len=16))
+    small = TransformersBackend(dataclasses.replace(engine.loaded, max_seq_len=16))
     try:
-        ids = tuple(engine.tokenizer.encode("word " * 40))
+        request = GenerationRequest(prompt="word " * 40)
         with pytest.raises(ContextLengthError, match="context window"):
-            small.submit(GenerationRequest(ids))
+            small.submit(request)
+        assert small.active_requests == 0
     finally:
         small.shutdown()

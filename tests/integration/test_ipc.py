@@ -179,7 +179,7 @@ def test_real_engine_cancellation_returns_active_requests_to_zero(evaluator, add
     srv = IpcServer(address)
     register_engine_methods(srv, evaluator)
     srv.start()
-    engine = evaluator.engine
+    engine = evaluator.registry.default
 
     async def main():
         client = EngineClient(address)
@@ -198,7 +198,7 @@ def test_real_engine_cancellation_returns_active_requests_to_zero(evaluator, add
 
     try:
         models = run(main())
-        assert models[0]["id"] == engine.model_name
+        assert models[0]["id"] == engine.name
         assert wait_idle(engine, 20) == 0
     finally:
         srv.stop()

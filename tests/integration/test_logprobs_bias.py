@@ -39,7 +39,7 @@ def test_logit_bias_forces_and_bans(evaluator):
     first = tokens(free)[0]
     forced = tokens(run(evaluator, logprobs=True, logit_bias={1001: 100.0}))
     assert len(set(forced)) == 1 and forced[0] != first
-    token_id = evaluator.engine.tokenizer.encode(first, add_special_tokens=False)[0]
+    token_id = evaluator.registry.default.tokenize(first)[0]
     banned = run(evaluator, logprobs=True, logit_bias={token_id: -100.0})
     assert tokens(banned)[0] != first
 

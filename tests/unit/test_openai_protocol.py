@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from openai_server.app import create_app
 from openai_server.protocol import (
     H2OGPT_FIELDS,
@@ -14,7 +12,6 @@ from openai_server.protocol import (
     Usage,
     wire,
 )
-from src.engine.sampling import LogitBias, LogprobRecorder
 from src.params import EvalParams
 from src.settings import build_settings
 from tests.unit.fake_engine import FakeEngine
@@ -46,18 +43,3 @@ def test_wire_shape_drops_unset_usage_and_empty_extensions():
     assert wire(with_usage)["usage"] is None  # set explicitly: include_usage streams say null
     final = ChatCompletionChunk(id="x", created=1, model="m", choices=[], usage=Usage())
     assert wire(final)["usage"]["total_tokens"] == 0
-
-
-def test_logit_bias_processor_adds_bias_and_ignores_unknown_ids():
-    scores = torch.zeros(1, 5)
-    out = LogitBias(((1, 100.0), (3, -100.0), (99, 5.0)))(torch.zeros(1, 1, dtype=torch.long), scores)
-    assert out[0].tolist() == [0.0, 100.0, 0.0, -100.0, 0.0]
-    assert scores.sum() == 0  # the input is not modified in place
-
-
-def test_logprob_recorder_keeps_log_softmax_of_the_last_step():
-    recorder = LogprobRecorder()
-    scores = torch.tensor([[0.0, 0.0, 0.0, 0.0]])
-    assert recorder(torch.zeros(1, 1, dtype=torch.long), scores) is scores
-    assert recorder.last is not None
-    assert torch.allclose(recorder.last.exp().sum(), torch.tensor(1.0))

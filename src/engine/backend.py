@@ -1,0 +1,78 @@
+"""The Backend interface: what evaluate(), the UI and the IPC need of a model.
+
+In the spirit of vLLM's ``EngineClient`` and simonw/llm's ``Model``: a backend takes a
+:class:`GenerationRequest` (chat messages, a prompt text or token ids, declarative
+sampling options and an optional output constraint) and returns a handle of
+:class:`TokenEvent` s; it tokenizes with its own tokenizer and declares what it can do.
+Implementations: :class:`src.engine.transformers_backend.TransformersBackend` (a local
+model with continuous batching). Nothing above ``src/engine/`` names an implementation:
+callers get backends from the :class:`src.engine.registry.ModelRegistry`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from src.engine.types import Capabilities, GenerationRequest, Message, TokenEvent
+
+
+class Handle(Protocol):
+    """A submitted request (src.engine.handle.RequestHandle)."""
+
+    def __iter__(self) -> Iterator[TokenEvent]: ...
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One served model."""
+
+    @property
+    def name(self) -> str:
+        """The model's id, as /v1/models lists it."""
+        ...
+
+    @property
+    def context_window(self) -> int:
+        """Most tokens of prompt plus answer."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def active_requests(self) -> int:
+        """Requests submitted and not yet finished or cancelled (queued ones included)."""
+        ...
+
+    def submit(self, request: GenerationRequest, cancel: threading.Event | None = None) -> Handle:
+        """Queue ``request``; raises before queueing when it cannot be served (context window,
+        a capability it lacks). ``cancel``, when given, stops the generation once set."""
+        ...
+
+    def tokenize(self, text: str, add_special_tokens: bool = False) -> list[int]: ...
+
+    def detokenize(self, ids: Sequence[int]) -> str: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def chat_prompt_ids(
+        self, messages: Sequence[Message], prompt_type: str = "", chat_template: str = ""
+    ) -> list[int]:
+        """The token ids the model reads for ``messages`` (its chat template applied)."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """Plain data about the model for listings: name, context window, backend kind, ..."""
+        ...
+
+    def stats(self) -> dict[str, int]:
+        """``running``, ``queued``, ``kv_cache_used_tokens``, ``kv_cache_capacity_tokens``."""
+        ...
+
+    def shutdown(self) -> None: ...

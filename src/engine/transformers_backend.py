@@ -1,0 +1,125 @@
+"""The local backend: a transformers model served with continuous batching.
+
+Implements :class:`src.engine.backend.Backend` over a :class:`LoadedModel` and the step
+loop of src/engine/batching.py. Chat messages are rendered here with the model's chat
+template (or as plain text), so callers never touch the tokenizer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Sequence as Seq
+from typing import Any
+
+from src.engine.batching import BatchEngine
+from src.engine.handle import RequestHandle
+from src.engine.loader import LoadedModel
+from src.engine.prompting import render_prompt
+from src.engine.sequence import Sequence
+from src.engine.types import Capabilities, GenerationRequest, Message
+from src.errors import ContextLengthError, UnsupportedFeatureError
+
+GIB = 1024**3
+
+
+def kv_bytes_per_token(config: Any, dtype_bytes: int) -> int:
+    """Bytes of K and V that one token takes in the cache, over all layers."""
+    text = getattr(config, "text_config", None) or config
+    heads = int(getattr(text, "num_attention_heads", 1))
+    kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(text, "head_dim", None) or int(text.hidden_size) // heads)
+    return 2 * int(text.num_hidden_layers) * kv_heads * head_dim * dtype_bytes
+
+
+class TransformersBackend:
+    """A local model: tokenizer, chat template, and a batch engine running its generations."""
+
+    capabilities = Capabilities(logprobs=True, logit_bias=True, logits_processors=True)
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        max_queue_time: float | None = None,
+        concurrency: int = 16,
+        kv_cache_gb: float = 2.0,
+        prefill_chunk: int = 256,
+    ) -> None:
+        self.loaded = loaded
+        self.max_queue_time = max_queue_time
+        per_token = kv_bytes_per_token(loaded.model.config, loaded.kv_dtype_bytes)
+        self.kv_budget_tokens = max(int(kv_cache_gb * GIB) // per_token, loaded.max_seq_len)
+        head = loaded.model.get_output_embeddings()  # an int8 Linear has no .weight tensor
+        self.vocab_size = int(getattr(head, "out_features", None) or loaded.model.config.vocab_size)
+        self._ids = itertools.count(1)
+        self._engine = BatchEngine(loaded.model, loaded.device, concurrency, self.kv_budget_tokens,
+                                   prefill_chunk)
+
+    # --- Backend ----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.loaded.name
+
+    @property
+    def context_window(self) -> int:
+        return self.loaded.max_seq_len
+
+    @property
+    def active_requests(self) -> int:
+        return self._engine.active
+
+    def submit(self, request: GenerationRequest, cancel: threading.Event | None = None) -> RequestHandle:
+        """Queue ``request`` for the batch; refuses a prompt that does not fit the context window."""
+        if request.constraint is not None:
+            raise UnsupportedFeatureError(
+                f"constrained output ({request.constraint.kind}) is not available on this model",
+                param="response_format",
+            )
+        prompt_ids = self.prompt_ids(request)
+        if not prompt_ids:
+            raise ContextLengthError("the prompt is empty")
+        if len(prompt_ids) >= self.context_window:
+            raise ContextLengthError(
+                f"the prompt has {len(prompt_ids)} tokens; the model's context window is "
+                f"{self.context_window}"
+            )
+        handle = RequestHandle(next(self._ids), request, self.max_queue_time, cancel)
+        loaded = self.loaded
+        seq = Sequence(handle, prompt_ids, loaded.tokenizer, loaded.eos_token_ids, self.vocab_size,
+                       self.context_window, loaded.device)
+        self._engine.add(seq)
+        return handle
+
+    def prompt_ids(self, request: GenerationRequest) -> list[int]:
+        """The token ids a request asks to continue."""
+        if request.prompt_ids:
+            return list(request.prompt_ids)
+        if request.messages:
+            return self.chat_prompt_ids(request.messages, request.prompt_type, request.chat_template)
+        return self.tokenize(request.prompt or "", add_special_tokens=True)
+
+    def tokenize(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return list(self.loaded.tokenizer.encode(text, add_special_tokens=add_special_tokens))
+
+    def detokenize(self, ids: Seq[int]) -> str:
+        return str(self.loaded.tokenizer.decode(list(ids)))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def chat_prompt_ids(
+        self, messages: Seq[Message], prompt_type: str = "", chat_template: str = ""
+    ) -> list[int]:
+        return render_prompt(self.loaded.tokenizer, messages, prompt_type, chat_template)
+
+    def info(self) -> dict[str, Any]:
+        loaded = self.loaded
+        return {"id": self.name, "backend": "transformers", "device": loaded.device,
+                "context_window": self.context_window, "weights": loaded.weights,
+                "kv_cache_capacity_tokens": self.kv_budget_tokens}
+
+    def stats(self) -> dict[str, int]:
+        return self._engine.stats()
+
+    def shutdown(self) -> None:
+        self._engine.shutdown()

@@ -295,6 +295,7 @@ class Model(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "h2oGPT"
+    max_model_len: int | None = None  # the context window in tokens (vLLM's field)
 
 
 class ModelList(BaseModel):

@@ -64,6 +64,12 @@ def _args(params: EvalParams, requester: Requester = None) -> dict[str, Any]:
     return args
 
 
+def _on_model(choices: list[EvalParams], model: str) -> list[EvalParams]:
+    """The OpenAI ``model`` is h2oGPT's ``visible_models``, unless extra_body set that itself."""
+    return [c if "visible_models" in c.model_fields_set else c.model_copy(update={"visible_models": model})
+            for c in choices]
+
+
 async def _merged(client: EngineClient, choices: list[EvalParams],
                   requester: Requester = None) -> AsyncGenerator[tuple[int, Chunk], None]:
     """(choice index, chunk) from all choices as they come; cancels the rest when left."""
@@ -191,7 +197,7 @@ class CompletionService:
                    requester: Requester = None) -> ChatCompletion | AsyncIterator[Any]:
         """``requester``: whose personal collections (MyData) a document query searches."""
         model = await self.model_id(request.model)
-        choices = translate.chat_params(request)
+        choices = _on_model(translate.chat_params(request), model)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             items = await _primed(_merged(self.client, choices, requester))
@@ -241,7 +247,7 @@ class CompletionService:
                          requester: Requester = None) -> Completion | AsyncIterator[Any]:
         model = await self.model_id(request.model)
         prompts = translate.completion_prompts(request)
-        choices = translate.completion_params(request)
+        choices = _on_model(translate.completion_params(request), model)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             items = await _primed(_merged(self.client, choices, requester))

@@ -50,19 +50,24 @@ def message_text(message: ChatMessage) -> str:
 
 
 def split_messages(messages: list[ChatMessage]) -> tuple[str | None, list[dict[str, str]], str]:
-    """(system_prompt or None, earlier turns, instruction) of an OpenAI messages array."""
+    """(system_prompt or None, earlier turns, instruction) of an OpenAI messages array.
+
+    As OpenAI does, a conversation may end with the assistant's message (the model
+    continues that turn: the instruction is empty and the message ends the history) or
+    hold only system messages.
+    """
+    if not messages:
+        raise InvalidRequestError("messages must not be empty", param="messages")
     system = [message_text(m) for m in messages if m.role in SYSTEM_ROLES]
     turns = [m for m in messages if m.role not in SYSTEM_ROLES]
-    if not turns or turns[-1].role not in ("user", "tool"):
-        raise InvalidRequestError(
-            "messages must end with a user (or tool) message", param="messages"
-        )
     history = [
-        {"role": "user" if m.role == "tool" else m.role, "content": message_text(m)}
-        for m in turns[:-1]
+        {"role": "user" if m.role == "tool" else m.role, "content": message_text(m)} for m in turns
     ]
+    instruction = ""
+    if history and history[-1]["role"] == "user":
+        instruction = history.pop()["content"]
     system_prompt = "\n".join(s for s in system if s) if system else None
-    return system_prompt, history, message_text(turns[-1])
+    return system_prompt, history, instruction
 
 
 def _logit_bias(bias: dict[str, float] | None) -> dict[int, float]:

@@ -55,6 +55,30 @@ def test_health_version_and_models(server, client, model):
     assert info.value.body["type"] == "invalid_request_error"
 
 
+def test_models_list_the_registry_and_model_selects_it(server, client, model):
+    listed = httpx.get(server.base_url + "/models").json()["data"]
+    assert [m["id"] for m in listed] == [model] and listed[0]["max_model_len"] > 1000
+    by_name = client.chat.completions.create(model=model, messages=HELLO, max_tokens=6, temperature=0)
+    by_index = client.chat.completions.create(model=model, messages=HELLO, max_tokens=6, temperature=0,
+                                              extra_body={"visible_models": 0})
+    assert by_name.choices[0].message.content == by_index.choices[0].message.content
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model=model, messages=HELLO, max_tokens=4,
+                                       extra_body={"visible_models": ["no-such-model"]})
+    assert info.value.body["code"] == "model_not_found" and info.value.body["param"] == "model"
+
+
+def test_a_final_assistant_message_is_continued_and_a_system_prompt_alone_is_answered(client, model):
+    start = [{"role": "user", "content": "Count from 1 to 10, separated by commas."},
+             {"role": "assistant", "content": "1, 2, 3, 4,"}]
+    continued = client.chat.completions.create(model=model, messages=start, max_tokens=8, temperature=0)
+    assert continued.choices[0].message.content.lstrip().startswith("5")
+    system_only = client.chat.completions.create(
+        model=model, messages=[{"role": "system", "content": "Greet the user in one short sentence."}],
+        max_tokens=12, temperature=0)
+    assert system_only.choices[0].message.content.strip()
+
+
 def test_chat_non_streaming_shape_and_usage(client, model):
     response = client.chat.completions.create(model=model, messages=HELLO, max_tokens=8, temperature=0)
     assert response.object == "chat.completion"
@@ -279,39 +303,29 @@ def test_client_disconnect_cancels_generation(server, model):
     assert wait_for(lambda: server.health()["active_requests"] == 0, timeout=30)
 
 
-def test_concurrent_requests_through_the_workers_are_fifo(server, model):
-    order: list[int] = []
+def test_concurrent_requests_through_the_workers_share_the_batch(server, model):
+    """Four short answers asked while a long one streams all finish before it does."""
+    finished: list[str] = []
     lock = threading.Lock()
 
-    def ask(i: int) -> None:
-        body = {"model": model, "messages": HELLO, "max_tokens": 3, "stream": True}
+    def ask(name: str, tokens: int) -> None:
+        body = {"model": model, "messages": HELLO, "max_tokens": tokens, "min_new_tokens": tokens,
+                "stream": True}
         with httpx.stream("POST", server.base_url + "/chat/completions", json=body, timeout=120) as r:
-            lines = r.iter_lines()
-            for line in lines:
-                if '"content"' in line and '"content": ""' not in line:
-                    with lock:
-                        order.append(i)
-                    break
-            for _ in lines:
+            for _ in r.iter_lines():
                 pass
+        with lock:
+            finished.append(name)
 
-    blocker_body = {"model": model, "messages": HELLO, "max_tokens": 150, "min_new_tokens": 150,
-                    "stream": True}
-    with httpx.stream("POST", server.base_url + "/chat/completions", json=blocker_body,
-                      timeout=120) as blocker:
-        blocker_lines = blocker.iter_lines()
-        next(blocker_lines)  # the engine is busy with the blocker now
-        threads = []
-        for i in range(4):
-            thread = threading.Thread(target=ask, args=(i,))
-            thread.start()
-            threads.append(thread)
-            assert wait_for(lambda n=i + 2: server.health()["active_requests"] >= n, timeout=30)
-        for _ in blocker_lines:
-            pass
-    for thread in threads:
+    long = threading.Thread(target=ask, args=("long", 150))
+    long.start()
+    assert wait_for(lambda: server.health()["active_requests"] >= 1, timeout=30)
+    shorts = [threading.Thread(target=ask, args=(f"short{i}", 3)) for i in range(4)]
+    for thread in shorts:
+        thread.start()
+    for thread in [*shorts, long]:
         thread.join(timeout=120)
-    assert order == [0, 1, 2, 3]
+    assert len(finished) == 5 and finished[-1] == "long"
 
 
 def test_killed_worker_is_replaced(server, client, model):

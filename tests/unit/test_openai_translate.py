@@ -103,9 +103,16 @@ def test_unknown_fields_are_ignored_and_logged(caplog):
     assert "frobnicate" not in translate.chat_params(request)[0].model_dump()
 
 
+def test_a_final_assistant_message_is_continued_and_system_only_is_answered():
+    (cont,) = translate.chat_params(chat_request(messages=[
+        {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]))
+    assert cont.instruction == "" and cont.chat_conversation == [
+        {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    (system,) = translate.chat_params(chat_request(messages=[{"role": "system", "content": "only"}]))
+    assert system.system_prompt == "only" and system.instruction == "" and system.chat_conversation == []
+
+
 @pytest.mark.parametrize("messages", [
-    [{"role": "system", "content": "only system"}],
-    [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
     [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}],
 ])
 def test_bad_messages_are_invalid_requests(messages):

@@ -84,7 +84,7 @@ def main(tokens: int = 128, runs: int = 5) -> None:
         warm = load_model(build_settings({"model_cache_dir": cache})).load_seconds
     settings = build_settings({})
     evaluator = build_evaluator(settings)
-    loaded = evaluator.engine.loaded
+    loaded = evaluator.registry.default.loaded
     ids = render_prompt(loaded.tokenizer, build_messages(EvalParams(instruction=PROMPT)))
     _raw_generate(loaded, ids, 8)  # warm-up
     _evaluate(evaluator, 8)
@@ -100,7 +100,7 @@ def main(tokens: int = 128, runs: int = 5) -> None:
         _settle()
         eval_ttft.append(_evaluate(evaluator, 1)[1])
     app_start = statistics.median(_warm_app_start() for _ in range(3))
-    evaluator.engine.shutdown()
+    evaluator.registry.shutdown()
 
     med = statistics.median
     threads = settings.resolved_threads()

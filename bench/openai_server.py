@@ -141,7 +141,7 @@ def main(tokens: int = 64, runs: int = 5, ttft_runs: int = 40, requests: int = 6
             stack_first, local_first = _interleaved(lambda: _stack(client, model, TTFT_TOKENS),
                                                     lambda: _in_process(evaluator, TTFT_TOKENS), ttft_runs)
             workers, engine_rss = _memory(two)
-            evaluator.engine.shutdown()
+            evaluator.registry.shutdown()
 
     s_ttft, s_tps = med(t for t, _ in stack_first), med(r for _, r in stack)
     l_ttft, l_tps = med(t for t, _ in local_first), med(r for _, r in local)

@@ -73,7 +73,7 @@ def in_process(runs: int, max_new_tokens: int) -> list[float]:
             for _ in evaluator.evaluate(EvalParams(instruction="ok", max_new_tokens=1)):
                 pass  # let the engine settle on the cancelled run before the next one
     finally:
-        evaluator.engine.shutdown()
+        evaluator.registry.shutdown()
     return times[1:]
 
 

@@ -37,9 +37,10 @@ class GuardedApp:
 
     log_name = "app.log"
 
-    def __init__(self, workdir: Path, flags: list[str]) -> None:
+    def __init__(self, workdir: Path, flags: list[str], root: Path = ROOT) -> None:
         self.workdir = Path(workdir)
         self.flags = flags
+        self.root = Path(root)  # the checkout to run (a benchmark may run an older commit)
         self.log_path = self.workdir / self.log_name
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -48,7 +49,7 @@ class GuardedApp:
 
     def start(self, timeout: float = 240.0) -> Any:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        code = GUARDED_RUN.format(root=str(ROOT), script=str(ROOT / "generate.py"))
+        code = GUARDED_RUN.format(root=str(self.root), script=str(self.root / "generate.py"))
         env = dict(os.environ, GRADIO_TEMP_DIR=str(self.workdir / "gradio_tmp"))
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
@@ -84,14 +85,14 @@ class RemoteServer(GuardedApp):
 
     log_name = "server.log"
 
-    def __init__(self, workdir: Path, *flags: str, gradio: bool = False) -> None:
+    def __init__(self, workdir: Path, *flags: str, gradio: bool = False, root: Path = ROOT) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = self.url + "/v1"
         all_flags = [f"--gradio={gradio}", "--server_name=127.0.0.1", f"--openai_port={self.port}", *flags]
         if gradio:
             all_flags.append(f"--server_port={free_port()}")
-        super().__init__(workdir, all_flags)
+        super().__init__(workdir, all_flags, root)
 
     def ready(self) -> bool:
         try:

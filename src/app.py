@@ -61,6 +61,7 @@ def main(settings: Settings) -> int:
         from src.cli import run_cli
 
         return run_cli(evaluator, sys.stdin, sys.stdout)
+    from src.media import MediaServices
     from src.serve import serve
 
-    return serve(settings, evaluator)
+    return serve(settings, evaluator, MediaServices.from_settings(settings))

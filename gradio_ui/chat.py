@@ -21,6 +21,7 @@ class Turn:
     question: str
     answer: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # PNG files drawn for this turn
 
 
 def conversation(turns: list[Turn]) -> list[list[str]]:
@@ -75,8 +76,10 @@ def render(turns: list[Turn], pending: bool = False) -> list[dict[str, Any]]:
     for i, turn in enumerate(turns):
         messages.append({"role": "user", "content": turn.question})
         last = i == len(turns) - 1
-        if turn.answer or not (pending and last):
+        if turn.answer or not (pending and last or turn.images):
             messages.append({"role": "assistant", "content": turn.answer})
+        for path in turn.images:
+            messages.append({"role": "assistant", "content": {"path": path, "mime_type": "image/png"}})
         if turn.sources:
             messages.append(
                 {

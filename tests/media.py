@@ -50,7 +50,7 @@ def make_tiny_image_model(folder: Path) -> Path:
     ))
     pipe = StableDiffusionPipeline(
         unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-        scheduler=DDIMScheduler(num_train_timesteps=50, steps_offset=1, clip_sample=False), safety_checker=None, feature_extractor=None,
+        scheduler=DDIMScheduler(steps_offset=1, clip_sample=False), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False,
     )
     pipe.save_pretrained(str(folder))

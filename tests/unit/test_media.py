@@ -1,0 +1,137 @@
+"""Speech and image services without servers: flags, codecs, worker threads, refusals."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from openai_server.serving_media import subtitles
+from src.audio.codecs import OUTPUT_FORMATS, StreamEncoder, check_input_name, decode
+from src.audio.tts import DEFAULT_VOICE, TextToSpeech
+from src.audio.worker import Worker
+from src.errors import (
+    AudioInvalidError,
+    InvalidParamsError,
+    MediaDisabledError,
+    UnknownVoiceError,
+    UnsupportedFormatError,
+)
+from src.images.service import parse_size
+from src.media import MediaServices
+from src.settings import SettingsError, build_settings
+
+
+# --- flags ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("flags, flag, words", [
+    ({"stt_model": "/no/such/whisper"}, "--stt_model", "model.bin"),
+    ({"tts_model": "/no/such/voice.onnx"}, "--tts_model", "piper voice"),
+    ({"visible_image_models": ["/no/such/pipeline"]}, "--visible_image_models", "model_index.json"),
+    ({"max_audio_bytes": 10}, "--max_audio_bytes", "greater than or equal"),
+])
+def test_bad_media_flags_name_the_flag(flags, flag, words):
+    with pytest.raises(SettingsError) as info:
+        build_settings(flags)
+    assert info.value.flag == flag and words in info.value.message
+
+
+def test_one_voice_path_is_a_list_and_needs_its_config(tmp_path):
+    voice = tmp_path / "en_US-test-low.onnx"
+    voice.write_bytes(b"onnx")
+    with pytest.raises(SettingsError, match="config"):
+        build_settings({"tts_model": str(voice)})
+    (tmp_path / "en_US-test-low.onnx.json").write_text("{}")
+    assert build_settings({"tts_model": str(voice)}).tts_model == [str(voice)]
+    assert TextToSpeech([str(voice)]).voices() == [DEFAULT_VOICE, "en_US-test-low"]
+
+
+def test_disabled_services_say_which_flag_turns_them_on():
+    media = MediaServices.from_settings(build_settings({"enable_stt": False, "enable_tts": False}))
+    with pytest.raises(MediaDisabledError, match="--enable_stt"):
+        media.stt.transcribe(b"RIFF")
+    with pytest.raises(MediaDisabledError, match="--enable_tts"):
+        media.tts.synthesize("Hello.")
+    with pytest.raises(MediaDisabledError, match="--visible_image_models") as info:
+        media.images.resolve(None)
+    assert info.value.code == "feature_disabled"
+    assert media.info() == {"stt": None, "voices": [], "image_models": []}
+
+
+# --- codecs ----------------------------------------------------------------------------------
+def test_decode_refuses_empty_and_garbage():
+    with pytest.raises(AudioInvalidError, match="empty"):
+        decode(b"")
+    with pytest.raises(AudioInvalidError, match="not audio"):
+        decode(b"\x00garbage" * 200)
+
+
+def test_unsupported_extensions_are_refused_by_name():
+    check_input_name("talk.m4a")
+    check_input_name("no_extension")
+    with pytest.raises(UnsupportedFormatError, match=r"'\.txt'"):
+        check_input_name("notes.txt")
+
+
+@pytest.mark.parametrize("fmt", [f for f in OUTPUT_FORMATS if f != "pcm"])
+def test_stream_encoder_output_decodes_to_the_same_length(fmt):
+    rate = 22050
+    tone = (np.sin(np.arange(rate) * 2 * np.pi * 440 / rate) * 8000).astype(np.int16)
+    encoder = StreamEncoder(fmt, rate)
+    parts = [encoder.encode(tone), encoder.encode(tone), encoder.finish()]
+    seconds = decode(b"".join(parts)).size / 16000
+    assert abs(seconds - 2.0) < 0.1
+    assert parts[0] or fmt == "opus"  # bytes leave before the end (ogg pages may wait)
+
+
+def test_unknown_output_format_is_refused():
+    with pytest.raises(UnsupportedFormatError):
+        StreamEncoder("mp4", 22050)
+
+
+# --- worker -------------------------------------------------------------------------------------
+def test_worker_runs_jobs_on_its_own_thread_and_streams_items_as_made():
+    worker = Worker("test-worker")
+    assert worker.run(lambda: threading.current_thread().name) == "test-worker"
+    produced: list[int] = []
+
+    def items():
+        for i in range(3):
+            produced.append(i)
+            yield i
+
+    stream = worker.stream(items)
+    assert next(stream) == 0
+    stream.close()
+    assert worker.run(lambda: 42) == 42  # a stream left early does not block the worker
+    assert produced[:1] == [0]
+    with pytest.raises(ZeroDivisionError):
+        worker.run(lambda: 1 // 0)
+    worker.close()
+
+
+# --- text to speech and images: refusals before any work ------------------------------------
+def test_tts_refuses_bad_input_before_speaking():
+    tts = TextToSpeech()
+    assert tts.resolve("alloy") == tts.resolve("Nova") == DEFAULT_VOICE
+    with pytest.raises(UnknownVoiceError, match="'robot'") as info:
+        tts.resolve("robot")
+    assert info.value.param == "voice"
+    for text, speed, param in (("", 1.0, "input"), ("   ", 1.0, "input"), ("Hi.", 9.0, "speed")):
+        with pytest.raises(InvalidParamsError) as bad:
+            tts.synthesize(text, speed=speed)
+        assert bad.value.param == param
+
+
+def test_image_sizes():
+    assert parse_size("auto") is None and parse_size("512x256") == (512, 256)
+    for bad in ("512", "500x500", "0x8", "4096x4096"):
+        with pytest.raises(InvalidParamsError):
+            parse_size(bad)
+
+
+def test_subtitles():
+    segments = [{"start": 0.0, "end": 1.5, "text": " Hello."}, {"start": 61.25, "end": 3725.0, "text": " Bye."}]
+    assert subtitles(segments, "srt") == ("1\n00:00:00,000 --> 00:00:01,500\nHello.\n\n"
+                                          "2\n00:01:01,250 --> 01:02:05,000\nBye.\n")
+    assert subtitles(segments, "vtt").startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello.\n")

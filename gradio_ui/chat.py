@@ -51,6 +51,13 @@ def _field(source: dict[str, Any], *keys: str) -> Any:
     return None
 
 
+def _clock(seconds: float) -> str:
+    """m:ss (h:mm:ss past an hour) of a time span's end in an audio file."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def render_sources(sources: list[dict[str, Any]]) -> str:
     """Sources as HTML: one expandable entry per chunk with its file, page and score."""
     items = []
@@ -59,6 +66,9 @@ def render_sources(sources: list[dict[str, Any]]) -> str:
         page = _field(source, "page")
         if page not in (None, ""):
             label.append(f"page {html.escape(str(page))}")
+        start, end = _field(source, "start"), _field(source, "end")
+        if isinstance(start, (int, float)) and isinstance(end, (int, float)):
+            label.append(f"{_clock(start)}–{_clock(end)}")
         score = _field(source, "score")
         if isinstance(score, (int, float)):
             label.append(f"score {score:.3f}")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from src.engine.loader import load_model
 from src.engine.scheduler import Engine
 from src.evaluate import Evaluator
+from src.media import MediaServices
 from src.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,12 +57,12 @@ def build_evaluator(settings: Settings) -> Evaluator:
 def main(settings: Settings) -> int:
     """Run the product as the flags say; returns the process exit code."""
     configure_logging(settings)
+    media = MediaServices.from_settings(settings)  # first: ingestion at start transcribes audio
     evaluator = build_evaluator(settings)
     if settings.cli:
         from src.cli import run_cli
 
         return run_cli(evaluator, sys.stdin, sys.stdout)
-    from src.media import MediaServices
     from src.serve import serve
 
-    return serve(settings, evaluator, MediaServices.from_settings(settings))
+    return serve(settings, evaluator, media)

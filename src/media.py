@@ -28,11 +28,14 @@ class MediaServices:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MediaServices:
-        return cls(
-            SpeechToText(settings.stt_model or None) if settings.enable_stt else None,
-            TextToSpeech(settings.tts_model) if settings.enable_tts else None,
-            ImageGenerator(settings.visible_image_models),
-        )
+        """The services the flags turn on; audio files dropped into collections are then
+        transcribed by this speech-to-text service (src.docqa.loaders.use_transcriber)."""
+        from src.docqa.loaders import use_transcriber
+
+        stt = SpeechToText(settings.stt_model or None) if settings.enable_stt else None
+        use_transcriber(stt.transcribe if stt else None)
+        return cls(stt, TextToSpeech(settings.tts_model) if settings.enable_tts else None,
+                   ImageGenerator(settings.visible_image_models))
 
     @property
     def stt(self) -> SpeechToText:

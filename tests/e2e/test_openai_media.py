@@ -14,6 +14,7 @@ import openai
 import pytest
 from PIL import Image
 
+from src.docqa.loaders import AUDIO_GROUP_SECONDS
 from tests.media import make_tiny_image_model
 from tests.server import RemoteServer
 
@@ -206,3 +207,33 @@ def test_image_url_format_and_model_choice(client):
     with pytest.raises(openai.BadRequestError) as info:
         client.images.generate(prompt="a tree", size="100x3")
     assert info.value.body["param"] == "size"
+
+
+# --- audio in document collections ---------------------------------------------------------------
+TALK = [
+    "Welcome to the harbour museum tour.", "The old lighthouse was built from granite blocks.",
+    "Fishermen used it for more than a century.", "The keeper lived in a small cottage by the tower.",
+    "Storms often broke the windows of the lamp room.", "Every spring the tower was painted white again.",
+    "Now we walk to the second room of the museum.", "Here you can see the ship models of the harbour.",
+    "The vault in this room is locked with a code.", "The code of the museum vault is purple falcon.",
+    "Only the curator knows how to open it.", "That ends our tour, thank you for listening.",
+]
+
+
+def test_audio_file_in_a_collection_is_transcribed_and_sources_give_the_time_span(server, client):
+    audio = speak(client, " ".join(TALK), response_format="flac", speed=0.8)
+    length = decoded_seconds(audio)
+    assert length > 1.5 * AUDIO_GROUP_SECONDS  # long enough for two spans
+    added = httpx.post(server.base_url + "/collections/MyData/files", files={"file": ("tour.flac", audio)},
+                       headers={"Authorization": "Bearer EMPTY"}, timeout=300).json()  # the SDK's identity
+    assert added["files"][0]["status"] == "added" and added["files"][0]["chunks"] >= 2, added
+    response = client.chat.completions.create(
+        model=server.model(), messages=[{"role": "user", "content": "What is the code of the museum vault?"}],
+        max_tokens=16, temperature=0,
+        extra_body={"langchain_mode": "MyData", "langchain_action": "Query", "top_k_docs": 1},
+    )
+    source = (response.choices[0].model_extra or {})["sources"][0]
+    assert source["source"] == "tour.flac" and "purple falcon" in source["content"].lower()
+    # the vault is in the second half: not the first span, and a span of about 20 s
+    assert 5.0 < source["start"] < source["end"] <= length + 0.5, (source, length)
+    assert source["end"] - source["start"] < AUDIO_GROUP_SECONDS + 10

@@ -135,3 +135,25 @@ def test_subtitles():
     assert subtitles(segments, "srt") == ("1\n00:00:00,000 --> 00:00:01,500\nHello.\n\n"
                                           "2\n00:01:01,250 --> 01:02:05,000\nBye.\n")
     assert subtitles(segments, "vtt").startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello.\n")
+
+
+def test_audio_documents_cover_time_spans(tmp_path):
+    from gradio_ui.chat import render_sources
+    from src.docqa.loaders import LoadError, load_file, use_transcriber
+
+    segments = [{"start": float(i * 8), "end": float(i * 8 + 7), "text": f" Sentence {i}."} for i in range(6)]
+    path = tmp_path / "talk.mp3"
+    path.write_bytes(b"audio")
+    try:
+        use_transcriber(lambda data, name: {"segments": segments} if data == b"audio" else {})
+        docs = load_file(path)
+        assert [(d.metadata["start"], d.metadata["end"]) for d in docs] == [(0.0, 15.0), (16.0, 31.0),
+                                                                             (32.0, 47.0)]
+        assert docs[1].page_content == "Sentence 2. Sentence 3."
+        use_transcriber(None)
+        with pytest.raises(LoadError, match="--enable_stt"):
+            load_file(path)
+    finally:
+        use_transcriber(None)
+    html = render_sources([{"source": "talk.mp3", "start": 16.0, "end": 75.5, "content": "x", "score": 0.5}])
+    assert "talk.mp3" in html and "0:16–1:15" in html

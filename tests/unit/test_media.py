@@ -157,3 +157,23 @@ def test_audio_documents_cover_time_spans(tmp_path):
         use_transcriber(None)
     html = render_sources([{"source": "talk.mp3", "start": 16.0, "end": 75.5, "content": "x", "score": 0.5}])
     assert "talk.mp3" in html and "0:16–1:15" in html
+
+
+@pytest.mark.parametrize("container, codec", [("mp4", "aac"), ("webm", "libopus"), ("ogg", "libopus"),
+                                               ("mp3", "libmp3lame"), ("flac", "flac"), ("wav", "pcm_s16le")])
+def test_common_upload_formats_decode(container, codec):
+    """m4a (aac in mp4), webm and ogg (opus), mp3, flac and wav files as other tools write them."""
+    import io
+
+    import av
+
+    rate = 48000 if codec == "libopus" else 44100
+    tone = (np.sin(np.arange(rate) * 2 * np.pi * 440 / rate) * 8000).astype(np.int16)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    assert abs(decode(buffer.getvalue()).size / 16000 - 1.0) < 0.1

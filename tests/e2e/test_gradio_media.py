@@ -15,11 +15,13 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from gradio_ui.client import GradioClient
+from tests.conftest import ROOT
 from tests.e2e.browser import browser_context, open_page
 from tests.e2e.gradio_server import GradioApp
 from tests.media import make_tiny_image_model
 
 BOT = "#chatbot [data-testid='bot']"
+SCREENSHOT = ROOT / "docs" / "images" / "ui-speech-and-images.png"
 MEDIA_ENDPOINTS = {"/transcribe_audio_api", "/speak_text_api", "/generate_image_api"}
 
 
@@ -133,3 +135,5 @@ def test_generated_image_is_shown_in_the_chat(page: Any):
     page.wait_for_function("(() => { const i = [...document.querySelectorAll('#chatbot img')].pop();"
                            " return i && i.complete && i.naturalWidth > 0; })()", timeout=30_000)
     assert page.locator("#chatbot [data-testid='user']").last.inner_text().strip() == "a green triangle"
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)

@@ -177,3 +177,22 @@ def test_common_upload_formats_decode(container, codec):
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)
     assert abs(decode(buffer.getvalue()).size / 16000 - 1.0) < 0.1
+
+
+def test_an_extra_piper_voice_is_listed_and_speaks(tmp_path):
+    """--tts_model voices are named by their file names and speak through the same stream."""
+    import shutil
+
+    from src.audio.tts import default_voice_path
+
+    source = default_voice_path()
+    voice = tmp_path / "en_US-copy-medium.onnx"
+    shutil.copy(source, voice)
+    shutil.copy(str(source) + ".json", str(voice) + ".json")
+    tts = TextToSpeech([str(voice)])
+    assert tts.voices() == [DEFAULT_VOICE, "en_US-copy-medium"]
+    chunks = list(tts.synthesize("One sentence. And another one.", voice="en_US-copy-medium", fmt="wav"))
+    assert len(chunks) >= 2 and chunks[0][:4] == b"RIFF"  # a chunk per sentence, then the end
+    seconds = (sum(map(len, chunks)) - 44) / 2 / tts.sample_rate("en_US-copy-medium")
+    assert 1.0 < seconds < 6.0
+    tts.close()

@@ -28,6 +28,7 @@ from src.errors import AudioInvalidError, UploadTooLargeError
 
 log = logging.getLogger(__name__)
 
+#: The Content-Type of each /v1/audio/speech response_format (the encoders are src/audio/codecs.py).
 MEDIA_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac",
                "wav": "audio/wav", "pcm": "audio/pcm"}
 

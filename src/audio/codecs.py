@@ -33,8 +33,6 @@ OUTPUT_FORMATS: dict[str, tuple[str, str, int | None]] = {
     "wav": ("wav", "pcm_s16le", None),
     "pcm": ("s16le", "pcm_s16le", 24000),
 }
-MEDIA_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac",
-               "wav": "audio/wav", "pcm": "audio/pcm"}
 
 
 def check_input_name(filename: str) -> None:
@@ -118,10 +116,6 @@ class StreamEncoder:
         self._container = av.open(self._sink, mode="w", format=container,
                                   options={"page_duration": "100000"} if container == "ogg" else {})
         self._stream: Any = self._container.add_stream(codec, rate=self._out_rate, layout="mono")
-
-    @property
-    def media_type(self) -> str:
-        return MEDIA_TYPES[self.fmt]
 
     def _frame(self, samples: np.ndarray) -> Any:
         import av

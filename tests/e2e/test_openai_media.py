@@ -276,3 +276,16 @@ def test_chat_tokens_keep_flowing_while_a_transcription_runs(server, client):
     assert len(overlapped) > 10, "the answer should stream while transcriptions run"
     gap = max(b - a for a, b in zip(stamps, stamps[1:], strict=False))
     assert gap < 0.5 * alone, (gap, alone)
+
+
+def test_speech_turned_off_answers_404_naming_the_flag(tmp_path):
+    with RemoteServer(tmp_path, "--enable_stt=False", "--enable_tts=False") as off:
+        client = off.client()
+        with pytest.raises(openai.NotFoundError) as info:
+            client.audio.transcriptions.create(model="whisper-1", file=("a.wav", b"RIFF...."))
+        assert info.value.body["code"] == "feature_disabled" and "--enable_stt" in info.value.body["message"]
+        with pytest.raises(openai.NotFoundError) as info:
+            client.audio.speech.create(model="tts-1", voice="alloy", input="Hello.")
+        assert info.value.body["code"] == "feature_disabled" and "--enable_tts" in info.value.body["message"]
+        assert httpx.get(off.base_url + "/audio/voices").json()["data"] == []
+        assert off.health()["status"] == "ok"

@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from gradio_ui import api
+from gradio_ui import api, media
 from gradio_ui.chat import ChatOptions, Turn, render
 from gradio_ui.context import UIContext, gradio_errors
 from gradio_ui.doc_panel import DocumentPanel
@@ -158,6 +158,8 @@ def create_ui(ctx: UIContext) -> gr.Blocks:
                     regen = gr.Button("Regenerate", elem_id="regenerate")
                     undo_btn = gr.Button("Undo", elem_id="undo")
                     clear_btn = gr.Button("Clear", elem_id="clear")
+                media_endpoints = media.MediaEndpoints(ctx)
+                media.build_controls(media_endpoints, prompt, turns, chatbot, h2ogpt_key)
         settings_inputs = _settings_panel(ctx)
 
         answer_inputs = [turns, langchain_mode, langchain_action, top_k_docs, *settings_inputs, h2ogpt_key]
@@ -177,4 +179,5 @@ def create_ui(ctx: UIContext) -> gr.Blocks:
         chatbot.clear(clear, None, [turns, chatbot], cancels=events, queue=False, api_visibility="private")
 
         api.register(ctx)
+        media.register_api(media_endpoints)
     return blocks

@@ -21,6 +21,7 @@ class Turn:
     question: str
     answer: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # PNG files drawn for this turn
 
 
 def conversation(turns: list[Turn]) -> list[list[str]]:
@@ -50,6 +51,13 @@ def _field(source: dict[str, Any], *keys: str) -> Any:
     return None
 
 
+def _clock(seconds: float) -> str:
+    """m:ss (h:mm:ss past an hour) of a time span's end in an audio file."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def render_sources(sources: list[dict[str, Any]]) -> str:
     """Sources as HTML: one expandable entry per chunk with its file, page and score."""
     items = []
@@ -58,6 +66,9 @@ def render_sources(sources: list[dict[str, Any]]) -> str:
         page = _field(source, "page")
         if page not in (None, ""):
             label.append(f"page {html.escape(str(page))}")
+        start, end = _field(source, "start"), _field(source, "end")
+        if isinstance(start, (int, float)) and isinstance(end, (int, float)):
+            label.append(f"{_clock(start)}–{_clock(end)}")
         score = _field(source, "score")
         if isinstance(score, (int, float)):
             label.append(f"score {score:.3f}")
@@ -75,8 +86,10 @@ def render(turns: list[Turn], pending: bool = False) -> list[dict[str, Any]]:
     for i, turn in enumerate(turns):
         messages.append({"role": "user", "content": turn.question})
         last = i == len(turns) - 1
-        if turn.answer or not (pending and last):
+        if turn.answer or not (pending and last or turn.images):
             messages.append({"role": "assistant", "content": turn.answer})
+        for path in turn.images:
+            messages.append({"role": "assistant", "content": {"path": path, "mime_type": "image/png"}})
         if turn.sources:
             messages.append(
                 {

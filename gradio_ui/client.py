@@ -7,6 +7,8 @@
     for piece in client.question_stream("Tell me a story"):
         print(piece, end="", flush=True)
     print(client.query("What does it say about tides?", text=["The tide rises twice a day."]))
+    Path("hello.wav").write_bytes(client.speak("Hello there."))
+    print(client.transcribe("hello.wav"))
 
 It wraps the named endpoints (``/submit_nochat_api``, ``/upload_api``, ``/add_file_api`` ...)
 of :mod:`gradio_ui.api` with ``gradio_client``. With ``persist=True`` the client keeps the
@@ -17,6 +19,7 @@ conversation, so that each question sees the earlier answers. Errors the server 
 from __future__ import annotations
 
 import ast
+import base64
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -118,6 +121,27 @@ class GradioClient:
             h2ogpt_key=self.h2ogpt_key or "", api_name="/get_document_api",
         )
         return dict(result)
+
+    # --- speech and images ------------------------------------------------------------
+    def transcribe(self, audio: str | Path) -> str:
+        """The transcript of an audio file (wav, mp3, m4a, ogg/opus, webm, flac)."""
+        return str(self.client.predict(handle_file(str(audio)), self.h2ogpt_key or "",
+                                       api_name="/transcribe_audio_api"))
+
+    def speak(self, text: str, voice: str = "", speed: float = 1.0, response_format: str = "wav") -> bytes:
+        """``text`` spoken by a piper voice, as the bytes of an audio file (wav by default)."""
+        payload = {"text": text, "voice": voice, "speed": speed, "response_format": response_format}
+        if self.h2ogpt_key:
+            payload["h2ogpt_key"] = self.h2ogpt_key
+        return base64.b64decode(self.client.predict(json.dumps(payload), api_name="/speak_text_api"))
+
+    def generate_image(self, prompt: str, **params: Any) -> list[bytes]:
+        """PNG images of ``prompt`` (``n``, ``size``, ``model``, ``seed``, ``num_inference_steps``)."""
+        payload = {"prompt": prompt, **params}
+        if self.h2ogpt_key:
+            payload["h2ogpt_key"] = self.h2ogpt_key
+        images = self.client.predict(json.dumps(payload), api_name="/generate_image_api")
+        return [base64.b64decode(b) for b in images]
 
     # --- models -----------------------------------------------------------------------
     def list_models(self) -> list[str]:

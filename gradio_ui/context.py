@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from gradio_ui.access import Access, AccessDenied
 from src.errors import DomainError
 from src.evaluate import Evaluator
+from src.media import MediaServices
 from src.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class UIContext:
     evaluator: Evaluator
     access: Access
     documents: Any | None = None
+    media: MediaServices = field(default_factory=MediaServices)
     system_hash: str = field(default_factory=lambda: _system_hash())
 
     @property

@@ -16,6 +16,7 @@ from gradio_ui.access import Access
 from gradio_ui.app import create_ui
 from gradio_ui.context import UIContext
 from src.evaluate import Evaluator
+from src.media import MediaServices
 from src.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,13 @@ class GradioService:
         self.blocks.close(verbose=False)
 
 
-def start(settings: Settings, evaluator: Evaluator, documents: Any | None = None) -> GradioService:
-    """Build the UI over ``evaluator`` and serve it on --server_name:--server_port."""
+def start(settings: Settings, evaluator: Evaluator, documents: Any | None = None, *,
+          media: MediaServices | None = None) -> GradioService:
+    """Build the UI over ``evaluator`` (and the speech and image services) and serve it on
+    --server_name:--server_port."""
     access = Access(settings)
-    ctx = UIContext(settings, evaluator, access, documents or evaluator.docs)
+    ctx = UIContext(settings, evaluator, access, documents or evaluator.docs,
+                    media=media or MediaServices.from_settings(settings))
     blocks = create_ui(ctx)
     blocks.queue(default_concurrency_limit=CONCURRENCY)
     _, url, _ = blocks.launch(

@@ -21,6 +21,7 @@ from openai_server.files import FileStore
 from openai_server.routers import OPEN_ROUTERS, V1_ROUTERS
 from openai_server.serving import CompletionService, EngineClient
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
+from openai_server.serving_media import AudioService, ImageService
 from src.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def create_app(settings: Settings, engine_client: EngineClient) -> FastAPI:
         title="h2oGPT OpenAI-compatible API",
         version=product_version(),
         description="OpenAI-compatible chat and text completions, embeddings and files over the "
-        "local engine, and document collections (/v1/collections).",
+        "local engine, document collections (/v1/collections), speech (/v1/audio) and images.",
     )
     auth = Authenticator(settings)
     app.state.settings = settings
@@ -109,6 +110,8 @@ def create_app(settings: Settings, engine_client: EngineClient) -> FastAPI:
     app.state.embeddings = EmbeddingService(engine_client)
     app.state.files = FileService(FileStore(files_dir(settings)))
     app.state.collections = CollectionService(engine_client, app.state.files)
+    app.state.audio = AudioService(engine_client, settings.max_audio_bytes)
+    app.state.images = ImageService(engine_client)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.openai_max_request_bytes)
     app.add_middleware(ApiKeyMiddleware, authenticator=auth)  # outermost: before the body is read

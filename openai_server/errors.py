@@ -90,6 +90,11 @@ STATUS_OF_CODE: dict[str, type[APIError]] = {
     "upload_not_allowed": PermissionDeniedAPIError,
     "documents_disabled": InvalidRequestError,
     "embedding_model_mismatch": ConflictError,
+    "feature_disabled": NotFoundError,
+    "audio_invalid": InvalidRequestError,
+    "unsupported_format": InvalidRequestError,
+    "upload_too_large": RequestTooLargeError,
+    "voice_not_found": InvalidRequestError,
 }
 
 #: Codes whose messages are internal: the client sees a generic one (the log has the rest).

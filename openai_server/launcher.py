@@ -20,6 +20,7 @@ from src.settings import Settings
 
 if TYPE_CHECKING:
     from src.evaluate import Evaluator
+    from src.media import MediaServices
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,12 @@ class OpenAIService:
         shutil.rmtree(self.ipc_dir, ignore_errors=True)
 
 
-def start(settings: Settings, evaluator: Evaluator) -> OpenAIService:
-    """Serve the engine over IPC and start the API workers on --server_name:--openai_port."""
+def start(settings: Settings, evaluator: Evaluator, media: MediaServices | None = None) -> OpenAIService:
+    """Serve the engine (and its speech and image services) over IPC and start the API
+    workers on --server_name:--openai_port."""
     ipc_dir = Path(tempfile.mkdtemp(prefix="h2ogpt-ipc-"))
     ipc = IpcServer(str(ipc_dir / "engine.sock"))
-    register_engine_methods(ipc, evaluator)
+    register_engine_methods(ipc, evaluator, media)
     ipc.start()
     try:
         sock = bind_socket(settings.server_name, settings.openai_port)

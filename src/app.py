@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from src.engine.registry import build_registry
 from src.evaluate import Evaluator
+from src.media import MediaServices
 from src.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ def build_evaluator(settings: Settings) -> Evaluator:
 def main(settings: Settings) -> int:
     """Run the product as the flags say; returns the process exit code."""
     configure_logging(settings)
+    media = MediaServices.from_settings(settings)  # first: ingestion at start transcribes audio
     evaluator = build_evaluator(settings)
     if settings.cli:
         from src.cli import run_cli
@@ -63,4 +65,4 @@ def main(settings: Settings) -> int:
             evaluator.registry.shutdown()
     from src.serve import serve
 
-    return serve(settings, evaluator)
+    return serve(settings, evaluator, media)

@@ -117,6 +117,40 @@ class EmbeddingModelMismatch(DocQAError):
     code = "embedding_model_mismatch"
 
 
+# --- speech and images ----------------------------------------------------------------------
+class MediaDisabledError(DomainError):
+    """The speech or image feature is off on this server; the message names the flag."""
+
+    code = "feature_disabled"
+
+
+class AudioInvalidError(InvalidParamsError):
+    """The audio is empty, garbage, or has no sound to work on."""
+
+    code = "audio_invalid"
+    default_param = "file"
+
+
+class UnsupportedFormatError(InvalidParamsError):
+    """The file or the requested output is in a format this server does not handle."""
+
+    code = "unsupported_format"
+
+
+class UploadTooLargeError(InvalidParamsError):
+    """The uploaded file is larger than the documented limit."""
+
+    code = "upload_too_large"
+    default_param = "file"
+
+
+class UnknownVoiceError(InvalidParamsError):
+    """No text-to-speech voice has that name."""
+
+    code = "voice_not_found"
+    default_param = "voice"
+
+
 def _all_subclasses(cls: type[DomainError]) -> list[type[DomainError]]:
     found = [cls]
     for sub in cls.__subclasses__():

@@ -36,6 +36,7 @@ def make_db(
     """Ingest ``user_path`` into the shared collection ``collection_name``; returns the exit code."""
     from src.docqa.collections import DocQAError
     from src.docqa.service import DocumentService
+    from src.media import MediaServices
     from src.settings import DEFAULT_EMBEDDING_MODEL, SettingsError, build_settings
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
@@ -51,11 +52,13 @@ def make_db(
             "db_root": db_root, "langchain_modes": modes, "chunk_size": chunk_size,
             "hf_embedding_model": hf_embedding_model or DEFAULT_EMBEDDING_MODEL,
         })
+        media = MediaServices.from_settings(settings)  # audio files are transcribed
         docs = DocumentService.from_settings(settings)
         report = docs.sync_user_path(user_path, collection_name)
     except (SettingsError, DocQAError, ValueError) as exc:
         print(f"make_db: error: {exc}", file=sys.stderr)
         return 2
+    media.close()
     for failed in report.failed:
         print(f"failed: {failed.source}: {failed.reason}", file=sys.stderr)
     print(f"{collection_name}: {report.summary()}")

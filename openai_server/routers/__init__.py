@@ -11,10 +11,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from openai_server.routers import chat, collections, completions, embeddings, files, health, models
+from openai_server.routers import (
+    audio,
+    chat,
+    collections,
+    completions,
+    embeddings,
+    files,
+    health,
+    images,
+    models,
+)
 
 OPEN_ROUTERS: list[APIRouter] = [health.router]
 V1_ROUTERS: list[APIRouter] = [
     models.router, chat.router, completions.router, embeddings.router, files.router,
-    collections.router,
+    collections.router, audio.router, images.router,
 ]

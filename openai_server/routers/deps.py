@@ -7,6 +7,7 @@ from fastapi import Request
 from openai_server.identity import Identity, file_owner, identify
 from openai_server.serving import CompletionService, EngineClient
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
+from openai_server.serving_media import AudioService, ImageService
 
 
 def engine_client(request: Request) -> EngineClient:
@@ -41,4 +42,14 @@ def file_service(request: Request) -> FileService:
 
 def collection_service(request: Request) -> CollectionService:
     service: CollectionService = request.app.state.collections
+    return service
+
+
+def audio_service(request: Request) -> AudioService:
+    service: AudioService = request.app.state.audio
+    return service
+
+
+def image_service(request: Request) -> ImageService:
+    service: ImageService = request.app.state.images
     return service

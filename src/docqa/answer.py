@@ -58,13 +58,16 @@ class DocPlan:
 
 
 def source_dict(hit: Hit) -> dict[str, Any]:
-    """The public shape of a source: ``{source, page, content, score}``; score = cosine similarity."""
+    """The public shape of a source: ``{source, page, content, score}``; score = cosine similarity.
+    A chunk of an audio file also has ``start`` and ``end``: the seconds it covers."""
     page = hit.metadata.get("page")
+    span = {k: float(hit.metadata[k]) for k in ("start", "end") if isinstance(hit.metadata.get(k), (int, float))}
     return {
         "source": str(hit.metadata.get("source", "")),
         "page": int(page) if isinstance(page, int) and page > 0 else None,
         "content": hit.content,
         "score": round(1.0 - hit.distance, 4),
+        **span,
     }
 
 

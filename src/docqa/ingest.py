@@ -211,6 +211,7 @@ class Ingestor:
                 "n_chunks": len(chunks),
                 "hash": digest,
                 "ingested_at": stamp,
+                **{k: float(c.metadata[k]) for k in ("start", "end") if k in c.metadata},  # audio
             }
             for i, c in enumerate(chunks)
         ]

@@ -149,6 +149,40 @@ class EmailLoader(BaseLoader):
         yield Document(f"{headers}\n\n{body}".strip(), metadata={"source": self.path})
 
 
+AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".m4a", ".ogg", ".oga", ".opus", ".webm", ".flac"})
+AUDIO_GROUP_SECONDS = 20.0
+Transcriber = Callable[[bytes, str], dict[str, Any]]
+_transcriber: list[Transcriber] = []
+
+
+def use_transcriber(transcribe: Transcriber | None) -> None:
+    """Let ingestion transcribe audio files with ``transcribe(data, name) -> {segments}``
+    (the engine's speech-to-text service, src/media.py); None: audio files are refused."""
+    _transcriber[:] = [transcribe] if transcribe else []
+
+
+class AudioLoader(BaseLoader):
+    """Audio transcribed by the speech-to-text service: one document per ~20 s of speech,
+    with ``start`` and ``end`` (seconds) of the span it covers."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def lazy_load(self) -> Iterator[Document]:
+        if not _transcriber:
+            raise LoadError("audio files need speech to text, which is off (--enable_stt)")
+        result = _transcriber[0](Path(self.path).read_bytes(), Path(self.path).name)
+        group: list[dict[str, Any]] = []
+        for segment in [*result["segments"], None]:
+            if group and (segment is None or segment["end"] - group[0]["start"] > AUDIO_GROUP_SECONDS):
+                text = " ".join(s["text"].strip() for s in group)
+                yield Document(text, metadata={"page": 0, "start": float(group[0]["start"]),
+                                                "end": float(group[-1]["end"])})
+                group = []
+            if segment is not None:
+                group.append(segment)
+
+
 LOADERS: dict[str, Callable[[str], BaseLoader]] = {
     ".pdf": PyPDFLoader,
     ".html": _html,
@@ -162,6 +196,7 @@ LOADERS: dict[str, Callable[[str], BaseLoader]] = {
     ".epub": EpubLoader,
     ".eml": EmailLoader,
     **{ext: _text for ext in TEXT_EXTENSIONS},
+    **{ext: AudioLoader for ext in AUDIO_EXTENSIONS},
 }
 
 
@@ -179,7 +214,8 @@ def supported_extensions() -> list[str]:
 
 
 def load_file(path: str | Path, name: str | None = None) -> list[Document]:
-    """Load one (non-archive) file into documents, each with ``page`` (0 when not paged).
+    """Load one (non-archive) file into documents, each with ``page`` (0 when not paged)
+    and, for audio, ``start`` and ``end`` in seconds.
 
     ``name`` is the name to pick the loader by (an upload's original name); it defaults to
     the path. Raises :class:`LoadError` for an unsupported extension or a file the loader
@@ -201,5 +237,6 @@ def load_file(path: str | Path, name: str | None = None) -> list[Document]:
         page = document.metadata.get("page")
         if suffix == ".pdf" and isinstance(page, int):
             page += 1  # pypdf counts pages from 0; people count from 1
-        document.metadata = {"page": page if isinstance(page, int) else 0}
+        span = {k: float(document.metadata[k]) for k in ("start", "end") if k in document.metadata}
+        document.metadata = {"page": page if isinstance(page, int) else 0, **span}
     return [d for d in documents if d.page_content.strip()]

@@ -18,16 +18,19 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from src.ipc.documents import register_document_methods, requester
+from src.ipc.media import register_media_methods
 from src.ipc.server import IpcServer
+from src.media import MediaServices
 from src.params import EvalParams
 
 if TYPE_CHECKING:
     from src.evaluate import Evaluator
 
 
-def register_engine_methods(server: IpcServer, evaluator: Evaluator) -> None:
-    """health, models, count_tokens (calls), evaluate (stream of EvalChunk dicts) and the
-    document methods of src.ipc.documents (embed, ingestion, sources, collections).
+def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: MediaServices | None = None) -> None:
+    """health, models, count_tokens (calls), evaluate (stream of EvalChunk dicts), the
+    document methods of src.ipc.documents (embed, ingestion, sources, collections) and the
+    speech and image methods of src.ipc.media (from ``media``, else built from the settings).
 
     ``evaluate`` takes the EvalParams fields plus ``requester`` ({name, scratch}): who
     asks, so that personal collections (MyData) are theirs.
@@ -56,3 +59,4 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator) -> None:
     server.register("count_tokens", count_tokens)
     server.register_stream("evaluate", evaluate)
     register_document_methods(server, evaluator.docs)
+    register_media_methods(server, media or MediaServices.from_settings(evaluator.settings))

@@ -28,13 +28,14 @@ def chromium_path() -> str:
 
 
 @contextmanager
-def browser_context(user_data_dir: Path) -> Iterator[Any]:
-    """A fresh persistent Chromium context; pages get ``page.outside`` (non-local requests)."""
+def browser_context(user_data_dir: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Any]:
+    """A fresh persistent Chromium context; pages get ``page.outside`` (non-local requests).
+    ``extra_args`` adds Chromium switches (e.g. a fake microphone playing a WAV file)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(user_data_dir), executable_path=chromium_path(), args=ARGS, headless=True,
+            str(user_data_dir), executable_path=chromium_path(), args=[*ARGS, *extra_args], headless=True,
             viewport={"width": 1280, "height": 900},
         )
         context.set_default_timeout(60_000)

@@ -79,6 +79,14 @@ def test_a_final_assistant_message_is_continued_and_a_system_prompt_alone_is_ans
     assert system_only.choices[0].message.content.strip()
 
 
+def test_image_generation_without_a_model_says_how_to_enable_it(server, client):
+    with pytest.raises(openai.NotFoundError) as info:
+        client.images.generate(prompt="a cat")
+    error = info.value.body
+    assert error["code"] == "feature_disabled" and "--visible_image_models" in error["message"]
+    assert server.health()["status"] == "ok"
+
+
 def test_chat_non_streaming_shape_and_usage(client, model):
     response = client.chat.completions.create(model=model, messages=HELLO, max_tokens=8, temperature=0)
     assert response.object == "chat.completion"

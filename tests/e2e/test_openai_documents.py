@@ -122,7 +122,7 @@ def test_embeddings_take_token_ids_of_the_embedding_model(server):
     many = api(server, "POST", "/embeddings", json={"input": [ids, ids]}).json()["data"]
     assert len(one) == 1 and len(many) == 2
     for got in (one[0], many[0], many[1]):
-        assert max(abs(a - b) for a, b in zip(got["embedding"], by_text["embedding"])) < 1e-5
+        assert max(abs(a - b) for a, b in zip(got["embedding"], by_text["embedding"], strict=True)) < 1e-5
     error = error_of(api(server, "POST", "/embeddings", json={"input": [10**7]}), 400)
     assert "token ids must be in" in error["message"]
 

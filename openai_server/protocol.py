@@ -195,10 +195,20 @@ def now() -> int:
     return int(time.time())
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = Field(0, description="Prompt tokens read from a prefix cache (none here).")
+
+
+class CompletionTokensDetails(BaseModel):
+    reasoning_tokens: int = Field(0, description="Hidden reasoning tokens (this server has none).")
+
+
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
+    completion_tokens_details: CompletionTokensDetails = Field(default_factory=CompletionTokensDetails)
 
 
 class TopLogprob(BaseModel):

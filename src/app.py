@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from src.engine.loader import load_model
 from src.engine.scheduler import Engine
 from src.evaluate import Evaluator
+from src.metrics import instrument
 from src.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def build_evaluator(settings: Settings) -> Evaluator:
     """Load the model, start the engine's generation thread, and open the document store."""
     loaded = load_model(settings)
     engine = Engine(loaded, max_queue_time=settings.max_queue_time or None)
-    return Evaluator(settings, engine, build_documents(settings))
+    return instrument(Evaluator(settings, engine, build_documents(settings)))
 
 
 def main(settings: Settings) -> int:

@@ -176,6 +176,27 @@ class Settings(BaseModel):
         ge=1024,
         description="Largest OpenAI API request body in bytes; a bigger one is refused (413).",
     )
+    openai_max_messages: int = Field(
+        2048, ge=1, description="Most messages in one chat completion request; more is a 400.",
+    )
+    api_rate_limit: str = Field(
+        "",
+        description="Requests allowed per API key (per client address when keys are off), "
+        "counted once across all workers, e.g. '60/minute' or '10/second;1000/day'; over it: "
+        "429 with Retry-After. Empty: no limit. A keys file may set a key's own 'rate_limit'.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins a browser may call the OpenAI API from ('*' for any); none by default.",
+    )
+    metrics_api_key_required: bool = Field(
+        False, description="Require an API key for /metrics (open like /health by default).",
+    )
+    shutdown_timeout: float = Field(
+        30.0, ge=0,
+        description="Seconds that in-flight API requests may take to finish after SIGTERM; "
+        "new requests meanwhile get 503.",
+    )
     openai_files_dir: str | None = Field(
         None,
         description="Folder of the files uploaded through /v1/files, kept per API key "
@@ -243,6 +264,15 @@ class Settings(BaseModel):
                 "--langchain_mode",
                 f"{self.langchain_mode!r} is not in --langchain_modes {self.langchain_modes}",
             )
+        if self.api_rate_limit:
+            from limits import parse_many
+
+            try:
+                parse_many(self.api_rate_limit)
+            except ValueError:
+                raise SettingsError(
+                    "--api_rate_limit", f"{self.api_rate_limit!r} is not a rate limit; "
+                    "write it as '60/minute' or '10/second;1000/day'") from None
         if self.min_new_tokens > self.max_new_tokens:
             raise SettingsError("--min_new_tokens", "must not exceed --max_new_tokens")
         return self

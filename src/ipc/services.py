@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from src.ipc.documents import register_document_methods, requester
+from src.ipc.ops import register_ops_methods
 from src.ipc.server import IpcServer
 from src.params import EvalParams
 
@@ -56,3 +57,4 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator) -> None:
     server.register("count_tokens", count_tokens)
     server.register_stream("evaluate", evaluate)
     register_document_methods(server, evaluator.docs)
+    register_ops_methods(server, evaluator)  # tokenize, metrics, rate limits: src/ipc/ops.py

@@ -97,7 +97,7 @@ class Settings(BaseModel):
     max_new_tokens: int = Field(1024, ge=1, description="Most tokens to generate per answer.")
     min_new_tokens: int = Field(0, ge=0, description="Fewest tokens to generate per answer.")
     repetition_penalty: float = Field(
-        1.07, gt=0.0, le=3.0, description="Penalty on repeated tokens; 1.0 disables."
+        1.07, ge=0.01, le=3.0, description="Penalty on repeated tokens; 1.0 disables."
     )
     seed: int = Field(0, ge=0, description="Random seed for sampling; 0 picks a random one.")
     stream_output: bool = Field(True, description="Stream answers token by token.")

@@ -29,6 +29,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+REQUEST_TIMEOUT = 600.0  # queued behind 31 others on a busy machine is slow, not failed
 CHAT = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4, "temperature": 0}
 
 
@@ -36,6 +37,7 @@ CHAT = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4, "
 class LoadResult:
     latencies: list[float] = field(default_factory=list)
     failures: list[tuple[int | None, str]] = field(default_factory=list)  # (worker pid, error)
+    probe_failures: list[str] = field(default_factory=list)  # a new connection's /health failed
     seconds: float = 0.0
     killed: int | None = None
     owners: dict[int, int | None] = field(default_factory=dict)  # client -> its worker now
@@ -70,12 +72,29 @@ def client_port(response: httpx.Response) -> int:
     return int(stream.get_extra_info("client_addr")[1])
 
 
+async def _connect(http: httpx.AsyncClient, workers: list[int]) -> int | None:
+    """Open the client's connection with a /health probe; the worker that holds it."""
+    response = await http.get("/health")
+    response.raise_for_status()
+    return await asyncio.to_thread(worker_of_port, workers, client_port(response))
+
+
 async def _client(index: int, url: str, deadline: float, result: LoadResult,
                   workers: list[int]) -> None:
-    owner: int | None = None  # the worker serving this client's current connection
-    port: int | None = None
-    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+    """Chats in a loop on one keep-alive connection, opened anew (and its worker looked up)
+    after a failure, so that each failure is put down to the worker it was sent to."""
+    owner: int | None = None
+    connected = False
+    async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT) as http:
         while time.monotonic() < deadline:
+            if not connected:
+                try:
+                    owner = result.owners[index] = await _connect(http, workers)
+                    connected = True
+                except Exception as exc:
+                    result.probe_failures.append(repr(exc)[:200])
+                    await asyncio.sleep(0.05)
+                    continue
             start = time.monotonic()
             try:
                 response = await http.post("/v1/chat/completions", json=CHAT)
@@ -85,14 +104,10 @@ async def _client(index: int, url: str, deadline: float, result: LoadResult,
                     raise RuntimeError(f"no answer: {response.text[:200]}")
             except Exception as exc:
                 result.failures.append((owner, repr(exc)[:200]))
-                owner = port = result.owners[index] = None
-                await asyncio.sleep(0.05)
+                connected = False
+                owner = result.owners[index] = None
                 continue
             result.latencies.append(time.monotonic() - start)
-            new_port = client_port(response)
-            if new_port != port:
-                port = new_port
-                owner = result.owners[index] = await asyncio.to_thread(worker_of_port, workers, port)
 
 
 async def run_load(url: str, worker_pids: list[int], clients: int, seconds: float,
@@ -160,9 +175,12 @@ def main() -> None:
     print(f"clients={args.clients} seconds={result.seconds:.1f} workers={args.workers} "
           f"kill_after={args.kill_after}")
     print(f"requests={len(result.latencies)} failures={len(result.failures)} "
+          f"connection probes failed={len(result.probe_failures)} "
           f"req/s={result.requests_per_second:.1f} p50={result.percentile(0.5) * 1000:.0f} ms "
           f"p99={result.percentile(0.99) * 1000:.0f} ms "
           f"mean={statistics.fmean(result.latencies) * 1000 if result.latencies else 0:.0f} ms")
+    for pid, error in result.failures[:5]:
+        print(f"  failed: worker {pid}: {error}")
     if result.killed is not None:
         others = [f for f in result.failures if f[0] != result.killed]
         print(f"clients per worker at the kill: {result.clients_per_worker}")

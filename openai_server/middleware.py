@@ -34,7 +34,13 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openai_server.auth import Authenticator, request_key
-from openai_server.errors import APIError, NotFoundError, ServiceUnavailableError, error_response
+from openai_server.errors import (
+    APIError,
+    NotFoundError,
+    ServiceUnavailableError,
+    TooManyRequestsError,
+    error_response,
+)
 from openai_server.serving import EngineClient
 from src.apikeys import key_digest
 
@@ -42,11 +48,6 @@ log = logging.getLogger(__name__)
 
 EXEMPT_PATHS = frozenset({"/health", "/metrics", "/version"})
 IPC_TIMEOUT = 5.0
-
-
-class TooManyRequestsError(APIError):
-    status = 429
-    type = "rate_limit_error"
 
 
 def route_label(scope: Scope) -> str:

@@ -222,5 +222,6 @@ def test_load_with_a_worker_killed_fails_only_its_connections(server):
     assert result.latencies, result.failures
     elsewhere = [f for f in result.failures if f[0] != result.killed]
     assert not elsewhere, elsewhere
+    assert not result.probe_failures, result.probe_failures
     assert result.replacement_serving_after is not None and result.replacement_serving_after < 5
     assert len(server.worker_pids()) == 2 and result.killed not in server.worker_pids()

@@ -264,6 +264,9 @@ class Settings(BaseModel):
                 "--langchain_mode",
                 f"{self.langchain_mode!r} is not in --langchain_modes {self.langchain_modes}",
             )
+        if self.metrics_api_key_required and not self.enforce_h2ogpt_api_key:
+            raise SettingsError("--metrics_api_key_required",
+                                "needs --enforce_h2ogpt_api_key=True (there are no keys to check)")
         if self.api_rate_limit:
             from limits import parse_many
 

@@ -28,6 +28,8 @@ class OpsEngine(FakeEngine):
         if method == "observe_http":
             self.observed.append((args["route"], args["status"]))
             return None
+        if method == "metrics":
+            return b"h2ogpt_up 1.0\n"
         if method == "rate_hit":
             return self.limits.hit(args["identity"], args["limit"])
         return await super().call(method, args, timeout)
@@ -64,3 +66,13 @@ def test_a_draining_worker_refuses_new_requests_with_a_503_envelope():
     assert response.status_code == 503 and response.headers["connection"] == "close"
     assert response.json()["error"]["code"] == "shutting_down"
     assert engine.calls == []  # nothing reached the engine
+
+
+def test_metrics_are_open_unless_a_key_is_required():
+    open_api = TestClient(create_app(build_settings({}), OpsEngine()))
+    assert open_api.get("/metrics").text == "h2ogpt_up 1.0\n"
+    flags = {"enforce_h2ogpt_api_key": True, "h2ogpt_api_keys": ["k"], "metrics_api_key_required": True}
+    closed = TestClient(create_app(build_settings(flags), OpsEngine()))
+    assert closed.get("/metrics").status_code == 401
+    assert closed.get("/metrics", headers={"Authorization": "Bearer k"}).status_code == 200
+    assert closed.get("/health").status_code == 200

@@ -35,6 +35,7 @@ def test_defaults_match_h2ogpt():
         ({"prompt_type": "llama2"}, "--prompt_type", "plain"),
         ({"inference_server": "http://x"}, "--inference_server", "not available"),
         ({"api_rate_limit": "lots"}, "--api_rate_limit", "not a rate limit"),
+        ({"metrics_api_key_required": True}, "--metrics_api_key_required", "--enforce_h2ogpt_api_key"),
     ],
 )
 def test_bad_values_name_the_flag(flags, flag, words):

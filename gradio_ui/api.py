@@ -20,6 +20,7 @@ import gradio as gr
 from gradio_ui.context import BadRequest, UIContext, gradio_errors, parse_param_dict
 from gradio_ui.documents import Documents, requester
 from src.evaluate import EvalChunk
+from src.ipc.ops import count_tokens
 from src.params import EvalParams
 
 log = logging.getLogger(__name__)
@@ -95,12 +96,13 @@ class Endpoints:
         return self.ctx.system_hash
 
     def count_tokens(self, text: str, h2ogpt_key: str = "") -> int:
-        """Tokens `text` takes in the served model's tokenizer."""
+        """Tokens `text` takes in the served model's tokenizer (no special tokens): the code
+        of the API's /tokenize."""
         with gradio_errors():
             self.ctx.access.check_key(h2ogpt_key)
             if not isinstance(text, str):
                 raise BadRequest("text must be a string")
-            return self.ctx.evaluator.registry.default.count_tokens(text)
+            return count_tokens(self.ctx.evaluator, text)
 
 
     # --- documents ------------------------------------------------------------------------

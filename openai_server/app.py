@@ -1,7 +1,8 @@
 """The FastAPI app factory of the OpenAI-compatible API (one app per worker process).
 
 ``create_app(settings, engine_client)`` wires the pieces: error envelope handlers, the
-request body limit, API key checks on /v1 (ApiKeyMiddleware), and the routers of ``openai_server.routers``.
+middleware (CORS, metrics, draining on shutdown, API keys, rate limits, the request body
+limit: openai_server.middleware), and the routers of ``openai_server.routers``.
 The engine client is the worker's IPC client (src.ipc.client.EngineClient) or, in unit
 tests, a scripted fake with the same two methods.
 """
@@ -18,6 +19,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from openai_server.auth import ApiKeyMiddleware, Authenticator
 from openai_server.errors import RequestTooLargeError, error_response, install_error_handlers
 from openai_server.files import FileStore
+from openai_server.middleware import (
+    Drain,
+    DrainMiddleware,
+    EnvelopeCORSMiddleware,
+    MetricsMiddleware,
+    RateLimitMiddleware,
+    WebSocketMiddleware,
+)
 from openai_server.routers import OPEN_ROUTERS, V1_ROUTERS
 from openai_server.serving import CompletionService, EngineClient
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
@@ -106,15 +115,29 @@ def create_app(settings: Settings, engine_client: EngineClient) -> FastAPI:
     app.state.settings = settings
     app.state.engine_client = engine_client
     app.state.auth = auth
-    app.state.completions = CompletionService(engine_client)
+    app.state.completions = CompletionService(engine_client, settings.openai_max_messages, app.version)
     app.state.embeddings = EmbeddingService(engine_client)
     app.state.files = FileService(FileStore(files_dir(settings)))
     app.state.collections = CollectionService(engine_client, app.state.files)
     app.state.audio = AudioService(engine_client, settings.max_audio_bytes)
     app.state.images = ImageService(engine_client)
+    app.state.drain = Drain()
     install_error_handlers(app)
+    # Added innermost first: CORS, metrics, draining, keys, rate limits, body size, the routes.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.openai_max_request_bytes)
-    app.add_middleware(ApiKeyMiddleware, authenticator=auth)  # outermost: before the body is read
+    if settings.api_rate_limit or settings.enforce_h2ogpt_api_key:  # keys may carry their own
+        app.add_middleware(RateLimitMiddleware, authenticator=auth, engine_client=engine_client,
+                           default_limit=settings.api_rate_limit)
+    protected = {"/tokenize", "/detokenize"} | ({"/metrics"} if settings.metrics_api_key_required else set())
+    app.add_middleware(ApiKeyMiddleware, authenticator=auth, paths=frozenset(protected))
+    app.add_middleware(DrainMiddleware, drain=app.state.drain)
+    app.add_middleware(MetricsMiddleware, engine_client=engine_client)
+    app.add_middleware(WebSocketMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            EnvelopeCORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+            allow_headers=["*"], expose_headers=["Retry-After"], max_age=600,
+        )
     for router in OPEN_ROUTERS:
         app.include_router(router)
     for router in V1_ROUTERS:

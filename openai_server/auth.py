@@ -72,16 +72,22 @@ class Authenticator:
 
 
 class ApiKeyMiddleware:
-    """Checks the API key of every request under /v1 before anything else is read."""
+    """Checks the API key of every request under /v1 (and ``paths``) before anything else is
+    read."""
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator, prefix: str = "/v1") -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, prefix: str = "/v1",
+                 paths: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.authenticator = authenticator
         self.prefix = prefix
+        self.paths = paths  # more protected paths outside the prefix (/tokenize, /metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path == self.prefix or path.startswith(self.prefix + "/"):
+        if scope.get("method") == "OPTIONS":  # a CORS preflight carries no key
+            await self.app(scope, receive, send)
+            return
+        if path == self.prefix or path.startswith(self.prefix + "/") or path in self.paths:
             try:
                 self.authenticator.check_key(Headers(scope=scope))
             except AuthenticationError as exc:

@@ -68,6 +68,13 @@ class RequestTooLargeError(APIError):
     type = "invalid_request_error"
 
 
+class TooManyRequestsError(APIError):
+    """Over --api_rate_limit (or the key's own limit); sent with Retry-After."""
+
+    status = 429
+    type = "rate_limit_error"
+
+
 class ServiceUnavailableError(APIError):
     status = 503
     type = "server_error"
@@ -147,7 +154,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         kind: type[APIError] = {
             404: NotFoundError, 401: AuthenticationError, 413: RequestTooLargeError,
-            503: ServiceUnavailableError,
+            429: TooManyRequestsError, 503: ServiceUnavailableError,
         }.get(exc.status_code, InvalidRequestError)
         error = kind(str(exc.detail))
         error.status = exc.status_code

@@ -34,7 +34,7 @@ class OpenAIService:
         self.ipc_dir = ipc_dir
 
     def stop(self) -> None:
-        self.pool.stop()
+        self.pool.stop(grace_seconds=self.pool.settings.shutdown_timeout + 5)
         self.pool.sock.close()
         self.ipc.stop()
         shutil.rmtree(self.ipc_dir, ignore_errors=True)

@@ -42,10 +42,34 @@ def _h2ogpt_fields() -> dict[str, tuple[Any, FieldInfo]]:
 H2OGPT_FIELDS = _h2ogpt_fields()
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _huge_int_at(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds an integer beyond 64 bits (nothing downstream can carry one)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return path or "value" if abs(value) > INT64_MAX else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _huge_int_at(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 class OpenAIBaseModel(BaseModel):
-    """Accepts unknown fields so that new OpenAI clients keep working; logs and drops them."""
+    """Accepts unknown fields so that new OpenAI clients keep working; logs and drops them.
+    Integers beyond 64 bits are refused anywhere in a request (a 400, not an overflow)."""
 
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_huge_ints(cls, data: Any) -> Any:
+        where = _huge_int_at(data)
+        if where is not None:
+            raise ValueError(f"{where}: integer out of range (at most 64 bits)")
+        return data
 
     @model_validator(mode="after")
     def _log_unknown(self) -> OpenAIBaseModel:
@@ -195,10 +219,20 @@ def now() -> int:
     return int(time.time())
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = Field(0, description="Prompt tokens read from a prefix cache (none here).")
+
+
+class CompletionTokensDetails(BaseModel):
+    reasoning_tokens: int = Field(0, description="Hidden reasoning tokens (this server has none).")
+
+
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
+    completion_tokens_details: CompletionTokensDetails = Field(default_factory=CompletionTokensDetails)
 
 
 class TopLogprob(BaseModel):

@@ -23,7 +23,9 @@ class EmbeddingRequest(OpenAIBaseModel):
     (``--hf_embedding_model``) answers."""
 
     input: str | list[str] | list[int] | list[list[int]] = Field(
-        ..., description=f"A text or a list of up to {MAX_EMBEDDING_INPUTS} texts (not empty)."
+        ..., description=f"A text, a list of up to {MAX_EMBEDDING_INPUTS} texts, or token ids of "
+        "the embedding model's own vocabulary (one list, or a list of lists); not empty. An "
+        "input longer than the model's window is a 400."
     )
     model: str | None = Field(None, description="Accepted for compatibility; ignored.")
     dimensions: int | None = Field(None, ge=1, description="Must equal the model's dimension when given.")
@@ -34,20 +36,25 @@ class EmbeddingRequest(OpenAIBaseModel):
 
     @field_validator("input")
     @classmethod
-    def _texts(cls, value: Any) -> str | list[str]:
-        texts = [value] if isinstance(value, str) else list(value)
-        if not texts:
+    def _inputs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        elif value and all(isinstance(t, int) for t in value):
+            value = [value]  # one token array
+        inputs = list(value)
+        if not inputs:
             raise ValueError("must not be empty")
-        if len(texts) > MAX_EMBEDDING_INPUTS:
-            raise ValueError(f"takes at most {MAX_EMBEDDING_INPUTS} texts, got {len(texts)}")
-        if not all(isinstance(t, str) for t in texts):
-            raise ValueError("token arrays are not supported: send texts")
-        if any(not t for t in texts):
-            raise ValueError("texts must not be empty strings")
-        return value  # type: ignore[no-any-return]
+        if len(inputs) > MAX_EMBEDDING_INPUTS:
+            raise ValueError(f"takes at most {MAX_EMBEDDING_INPUTS} inputs, got {len(inputs)}")
+        if any(not t for t in inputs):
+            raise ValueError("inputs must not be empty strings or empty token lists")
+        if any(isinstance(t, list) and any(i < 0 for i in t) for t in inputs):
+            raise ValueError("token ids must not be negative")
+        return inputs
 
-    def texts(self) -> list[str]:
-        return [self.input] if isinstance(self.input, str) else [str(t) for t in self.input]
+    def inputs(self) -> list[str] | list[list[int]]:
+        """Texts, or token id lists (never a mix: the schema allows one kind)."""
+        return self.input  # type: ignore[return-value]  # a list after _inputs
 
 
 class Embedding(BaseModel):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol
 
 from openai_server import translate
-from openai_server.errors import NotFoundError
+from openai_server.errors import InvalidRequestError, NotFoundError
 from openai_server.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -170,8 +171,10 @@ def _usage(finals: dict[int, Chunk], prompts: int = 1, per_prompt: int = 1) -> U
 class CompletionService:
     """Chat and text completions over an engine client."""
 
-    def __init__(self, client: EngineClient) -> None:
+    def __init__(self, client: EngineClient, max_messages: int = 2048, version: str = "") -> None:
         self.client = client
+        self.version = version
+        self.max_messages = max_messages  # --openai_max_messages
         self._models: list[Model] | None = None
 
     async def models(self) -> list[Model]:
@@ -180,6 +183,10 @@ class CompletionService:
             raw = await self.client.call("models", timeout=10)
             self._models = [Model(**m) for m in raw]
         return self._models
+
+    def fingerprint(self, model: str) -> str:
+        """``system_fingerprint``: changes when the server's version or the model does."""
+        return "fp_" + hashlib.sha256(f"{self.version}\0{model}".encode()).hexdigest()[:12]
 
     async def model_id(self, requested: str | None) -> str:
         """The id to answer with; an unknown model is a 404."""
@@ -196,6 +203,11 @@ class CompletionService:
     async def chat(self, request: ChatCompletionFields,
                    requester: Requester = None) -> ChatCompletion | AsyncIterator[Any]:
         """``requester``: whose personal collections (MyData) a document query searches."""
+        if len(request.messages) > self.max_messages:
+            raise InvalidRequestError(
+                f"{len(request.messages)} messages is more than this server takes "
+                f"({self.max_messages}, --openai_max_messages)", param="messages",
+                code="too_many_messages")
         model = await self.model_id(request.model)
         choices = _on_model(translate.chat_params(request), model)
         if request.stream:
@@ -205,6 +217,7 @@ class CompletionService:
         finals = await self._collect(choices, requester)
         return ChatCompletion(
             id=new_id("chatcmpl"), created=now(), model=model, usage=_usage(finals),
+            system_fingerprint=self.fingerprint(model),
             choices=[
                 ChatChoice(
                     index=i, message=AssistantMessage(content=c["response"]),
@@ -217,11 +230,12 @@ class CompletionService:
 
     async def _chat_stream(self, items: AsyncGenerator[tuple[int, Chunk], None], model: str,
                            include_usage: bool) -> AsyncIterator[ChatCompletionChunk]:
-        rid, created = new_id("chatcmpl"), now()
+        rid, created, fp = new_id("chatcmpl"), now(), self.fingerprint(model)
         usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
 
         def chunk(choice: ChatChunkChoice) -> ChatCompletionChunk:
-            return ChatCompletionChunk(id=rid, created=created, model=model, choices=[choice], **usage_field)
+            return ChatCompletionChunk(id=rid, created=created, model=model, choices=[choice],
+                                       system_fingerprint=fp, **usage_field)
 
         started: set[int] = set()
         finals: dict[int, Chunk] = {}
@@ -240,7 +254,8 @@ class CompletionService:
                         sources=item.get("sources") or None,
                     ))
         if include_usage:
-            yield ChatCompletionChunk(id=rid, created=created, model=model, choices=[], usage=_usage(finals))
+            yield ChatCompletionChunk(id=rid, created=created, model=model, choices=[], usage=_usage(finals),
+                                      system_fingerprint=fp)
 
     # --- text completions ------------------------------------------------------------------
     async def completion(self, request: CompletionFields,
@@ -261,12 +276,13 @@ class CompletionService:
                 finish_reason=translate.finish_reason(c["finish_reason"]), sources=c.get("sources") or None,
             ))
         return Completion(id=new_id("cmpl"), created=now(), model=model, choices=out,
+                          system_fingerprint=self.fingerprint(model),
                           usage=_usage(finals, len(prompts), request.n))
 
     async def _completion_stream(self, request: CompletionFields, prompts: list[str],
                                  items: AsyncGenerator[tuple[int, Chunk], None], model: str,
                                  include_usage: bool) -> AsyncIterator[Completion]:
-        rid, created = new_id("cmpl"), now()
+        rid, created, fp = new_id("cmpl"), now(), self.fingerprint(model)
         usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
         finals: dict[int, Chunk] = {}
         started: set[int] = set()
@@ -280,7 +296,7 @@ class CompletionService:
                 if reason is not None:
                     finals[index] = item
                 if text or reason is not None or item.get("logprobs"):
-                    yield Completion(id=rid, created=created, model=model, **usage_field, choices=[
+                    yield Completion(id=rid, created=created, model=model, system_fingerprint=fp, **usage_field, choices=[
                         CompletionChoice(
                             index=index, text=text, logprobs=_completion_logprobs([item]),
                             finish_reason=translate.finish_reason(reason) if reason is not None else None,
@@ -288,7 +304,7 @@ class CompletionService:
                         )
                     ])
         if include_usage:
-            yield Completion(id=rid, created=created, model=model, choices=[],
+            yield Completion(id=rid, created=created, model=model, choices=[], system_fingerprint=fp,
                              usage=_usage(finals, len(prompts), request.n))
 
     async def _collect(self, choices: list[EvalParams], requester: Requester = None) -> dict[int, Chunk]:

@@ -58,8 +58,9 @@ class EmbeddingService:
         self.client = client
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        texts = request.texts()
-        raw = await self.client.call("embed", {"texts": texts})
+        inputs = request.inputs()
+        kind = "token_ids" if isinstance(inputs[0], list) else "texts"
+        raw = await self.client.call("embed", {kind: inputs})
         dim, blob = int(raw["dimension"]), bytes(raw["data"])
         if request.dimensions is not None and request.dimensions != dim:
             raise InvalidRequestError(
@@ -67,7 +68,7 @@ class EmbeddingService:
                 param="dimensions",
             )
         row = dim * 4
-        rows = [blob[i * row:(i + 1) * row] for i in range(len(texts))]
+        rows = [blob[i * row:(i + 1) * row] for i in range(len(inputs))]
         data = [
             Embedding(index=i, embedding=base64.b64encode(r).decode() if request.encoding_format == "base64"
                       else list(struct.unpack(f"<{dim}f", r)))

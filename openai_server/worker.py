@@ -3,7 +3,9 @@
 It reads its configuration as JSON on stdin (the settings, the IPC address of the
 engine, the listening socket's file descriptor and the parent's pid), then serves the
 app with uvicorn on the inherited socket. It loads no model and never imports torch.
-It exits when its parent (the engine process) goes away, so no worker is orphaned.
+It exits (code 1) when its parent (the engine process) goes away, so no worker is
+orphaned. SIGTERM drains it: new requests get a 503 envelope while those in flight
+finish, for up to --shutdown_timeout seconds, then it exits with code 0.
 """
 
 from __future__ import annotations
@@ -14,41 +16,69 @@ import logging
 import os
 import socket
 import sys
+import time
+from types import FrameType
 from typing import Any
 
 import uvicorn
 
 from openai_server.app import create_app
+from openai_server.middleware import Drain
 from src.ipc.client import EngineClient
 from src.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-async def _watch_parent(parent_pid: int, server: uvicorn.Server) -> None:
-    while os.getppid() == parent_pid:
-        await asyncio.sleep(0.5)
-    log.warning("the engine process %d is gone; worker %d exits", parent_pid, os.getpid())
-    server.should_exit = True
+class DrainingServer(uvicorn.Server):
+    """uvicorn, but SIGTERM drains: new requests get 503 (DrainMiddleware) while those in
+    flight finish, for up to ``timeout`` seconds; then the worker exits (code 0)."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, timeout: float) -> None:
+        super().__init__(config)
+        self.drain = drain
+        self.timeout = timeout
+        self.drain_deadline: float | None = None
+        self.parent_gone = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.drain.draining:  # a second signal: stop now
+            self.should_exit = self.force_exit = True
+            return
+        self.drain.draining = True
+        self.drain_deadline = time.monotonic() + self.timeout
+        log.info("worker %d draining %d request(s)", os.getpid(), self.drain.in_flight)
+
+    async def watch(self, parent_pid: int) -> None:
+        """Exit once drained (or at the deadline), or when the engine process is gone."""
+        while not self.should_exit:
+            await asyncio.sleep(0.1)
+            if os.getppid() != parent_pid:
+                log.warning("the engine process %d is gone; worker %d exits", parent_pid, os.getpid())
+                self.parent_gone = self.should_exit = True
+            elif self.drain_deadline is not None and (
+                    self.drain.in_flight == 0 or time.monotonic() > self.drain_deadline):
+                self.should_exit = True
 
 
-def serve(config: dict[str, Any]) -> None:
+def serve(config: dict[str, Any]) -> int:
     settings = Settings.model_validate(config["settings"])
     logging.basicConfig(
         level=logging.DEBUG if settings.verbose else logging.INFO,
         format=f"%(asctime)s %(levelname)s worker-{os.getpid()} %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per IPC call
     client = EngineClient(config["ipc_address"])
     app = create_app(settings, client)
     sock = socket.socket(fileno=int(config["fd"]))
-    server = uvicorn.Server(uvicorn.Config(
+    server = DrainingServer(uvicorn.Config(
         app, log_level="debug" if settings.verbose else "warning", access_log=settings.verbose,
-        timeout_graceful_shutdown=3, lifespan="off",
-    ))
+        timeout_graceful_shutdown=1, lifespan="off", ws="websockets-sansio",
+    ), app.state.drain, settings.shutdown_timeout)
 
     async def main() -> None:
-        watcher = asyncio.create_task(_watch_parent(int(config["parent_pid"]), server))
+        watcher = asyncio.create_task(server.watch(int(config["parent_pid"])))
         try:
             await server.serve(sockets=[sock])
         finally:
@@ -56,7 +86,8 @@ def serve(config: dict[str, Any]) -> None:
             await client.close()
 
     asyncio.run(main())
+    return 1 if server.parent_gone else 0
 
 
 if __name__ == "__main__":
-    serve(json.loads(sys.stdin.read()))
+    sys.exit(serve(json.loads(sys.stdin.read())))

@@ -4,7 +4,9 @@ Shared by the OpenAI API and the Gradio UI, which enforce keys independently
 (--enforce_h2ogpt_api_key and --enforce_h2ogpt_ui_key). Keys are kept as SHA-256
 digests; a check compares the given key against every stored digest with
 ``secrets.compare_digest``, with no early exit, so its time does not reveal which key
-matched. See h2ogpt_api_keys.json.example for the file format.
+matched. See h2ogpt_api_keys.json.example for the file format: a list whose entries are
+keys, or objects ``{"key": ..., "rate_limit": "10/minute"}`` that give a key its own
+--api_rate_limit.
 """
 
 from __future__ import annotations
@@ -23,11 +25,23 @@ def key_digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
+def _valid_limit(limit: str) -> bool:
+    from limits import parse_many
+
+    try:
+        parse_many(limit)
+    except ValueError:
+        log.error("ignoring the rate_limit %r of a key in the keys file: write it as '60/minute'", limit)
+        return False
+    return True
+
+
 class ApiKeys:
     """The accepted keys; ``check(key)`` is True for one of them."""
 
     def __init__(self, keys: list[str] | str, reload_seconds: float = 2.0) -> None:
         self._digests: list[bytes] = []
+        self._limits: dict[bytes, str] = {}
         self._file: WatchedJson | None = None
         if isinstance(keys, str):
             if keys:
@@ -58,6 +72,13 @@ class ApiKeys:
             found |= secrets.compare_digest(given, known)
         return found
 
+    def rate_limit(self, key: str | None) -> str | None:
+        """The key's own rate limit from the keys file, if it has one."""
+        if not key:
+            return None
+        self._maybe_reload()
+        return self._limits.get(key_digest(key))
+
     def _maybe_reload(self) -> None:
         if self._file is not None:
             self._file.maybe_reload()
@@ -71,4 +92,12 @@ class ApiKeys:
         if not isinstance(data, list):
             log.error("an API keys file must hold a JSON list of keys; keeping the previous keys")
             return
-        self._digests = [key_digest(str(k)) for k in data if k]
+        digests, limits = [], {}
+        for entry in data:
+            key, limit = (entry.get("key"), entry.get("rate_limit")) if isinstance(entry, dict) else (entry, None)
+            if not key:
+                continue
+            digests.append(key_digest(str(key)))
+            if limit and _valid_limit(str(limit)):
+                limits[digests[-1]] = str(limit)
+        self._digests, self._limits = digests, limits

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from src.engine.registry import build_registry
 from src.evaluate import Evaluator
 from src.media import MediaServices
+from src.metrics import instrument
 from src.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def build_documents(settings: Settings) -> DocumentService | None:
 
 def build_evaluator(settings: Settings) -> Evaluator:
     """Load the model(s), start their backends, and open the document store."""
-    return Evaluator(settings, build_registry(settings), build_documents(settings))
+    return instrument(Evaluator(settings, build_registry(settings), build_documents(settings)))
 
 
 def main(settings: Settings) -> int:

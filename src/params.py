@@ -16,6 +16,9 @@ DocumentSubset = Literal["Relevant", "TopKSources", "RelSources"]
 ResponseFormat = Literal["text", "json_object", "json_code"]
 
 
+MIN_TEMPERATURE = 1e-4
+
+
 class EvalParams(BaseModel):
     """Everything one evaluate() call needs. h2oGPT's names, types and meanings."""
 
@@ -55,14 +58,16 @@ class EvalParams(BaseModel):
     )
     chat_template: str | None = Field(None, description="Jinja chat template for this call.")
     temperature: float | None = Field(
-        None, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy."
+        None, ge=0.0, le=2.0,
+        description="Sampling temperature; 0 is greedy (so is anything below 1e-4, which would "
+        "overflow the logits).",
     )
     top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
     top_k: int | None = Field(None, ge=0, description="Sample from the k most likely tokens; 0 disables.")
     max_new_tokens: int | None = Field(None, ge=1, description="Most tokens to generate.")
     min_new_tokens: int | None = Field(None, ge=0, description="Fewest tokens to generate.")
     repetition_penalty: float | None = Field(
-        None, gt=0.0, le=3.0, description="Penalty on repeated tokens; 1.0 disables."
+        None, ge=0.01, le=3.0, description="Penalty on repeated tokens; 1.0 disables."
     )
     presence_penalty: float = Field(
         0.0, ge=-2.0, le=2.0, description="Subtracted once from every token already generated."
@@ -116,6 +121,11 @@ class EvalParams(BaseModel):
         description="When no document matches, answer as a plain LLM (True) or say that "
         "nothing was found (False).",
     )
+
+    @field_validator("temperature")
+    @classmethod
+    def _tiny_temperature_is_greedy(cls, value: float | None) -> float | None:
+        return 0.0 if value is not None and value < MIN_TEMPERATURE else value
 
     @field_validator("logit_bias")
     @classmethod

@@ -112,7 +112,7 @@ class Settings(BaseModel):
     max_new_tokens: int = Field(1024, ge=1, description="Most tokens to generate per answer.")
     min_new_tokens: int = Field(0, ge=0, description="Fewest tokens to generate per answer.")
     repetition_penalty: float = Field(
-        1.07, gt=0.0, le=3.0, description="Penalty on repeated tokens; 1.0 disables."
+        1.07, ge=0.01, le=3.0, description="Penalty on repeated tokens; 1.0 disables."
     )
     seed: int = Field(0, ge=0, description="Random seed for sampling; 0 picks a random one.")
     stream_output: bool = Field(True, description="Stream answers token by token.")
@@ -219,6 +219,27 @@ class Settings(BaseModel):
         ge=1024,
         description="Largest OpenAI API request body in bytes; a bigger one is refused (413).",
     )
+    openai_max_messages: int = Field(
+        2048, ge=1, description="Most messages in one chat completion request; more is a 400.",
+    )
+    api_rate_limit: str = Field(
+        "",
+        description="Requests allowed per API key (per client address when keys are off), "
+        "counted once across all workers, e.g. '60/minute' or '10/second;1000/day'; over it: "
+        "429 with Retry-After. Empty: no limit. A keys file may set a key's own 'rate_limit'.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins a browser may call the OpenAI API from ('*' for any); none by default.",
+    )
+    metrics_api_key_required: bool = Field(
+        False, description="Require an API key for /metrics (open like /health by default).",
+    )
+    shutdown_timeout: float = Field(
+        30.0, ge=0,
+        description="Seconds that in-flight API requests may take to finish after SIGTERM; "
+        "new requests meanwhile get 503.",
+    )
     openai_files_dir: str | None = Field(
         None,
         description="Folder of the files uploaded through /v1/files, kept per API key "
@@ -312,6 +333,18 @@ class Settings(BaseModel):
                 "--langchain_mode",
                 f"{self.langchain_mode!r} is not in --langchain_modes {self.langchain_modes}",
             )
+        if self.metrics_api_key_required and not self.enforce_h2ogpt_api_key:
+            raise SettingsError("--metrics_api_key_required",
+                                "needs --enforce_h2ogpt_api_key=True (there are no keys to check)")
+        if self.api_rate_limit:
+            from limits import parse_many
+
+            try:
+                parse_many(self.api_rate_limit)
+            except ValueError:
+                raise SettingsError(
+                    "--api_rate_limit", f"{self.api_rate_limit!r} is not a rate limit; "
+                    "write it as '60/minute' or '10/second;1000/day'") from None
         if self.min_new_tokens > self.max_new_tokens:
             raise SettingsError("--min_new_tokens", "must not exceed --max_new_tokens")
         return self

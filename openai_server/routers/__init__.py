@@ -1,6 +1,7 @@
 """Routers, one per endpoint family. A route handler is a few lines: HTTP only.
 
-``OPEN_ROUTERS`` need no API key (/health, /version); ``V1_ROUTERS`` are mounted under
+``OPEN_ROUTERS`` are outside /v1: /health, /version and /metrics are open (/metrics needs
+a key with --metrics_api_key_required), /tokenize and /detokenize need one when enforced; ``V1_ROUTERS`` are mounted under
 /v1 behind the API key check. To add an endpoint family (for example /v1/embeddings):
 write ``routers/embeddings.py`` with an ``APIRouter`` whose handlers call the engine
 through ``engine_client(request)`` (``await client.call("embed", {...})``), register the
@@ -21,9 +22,10 @@ from openai_server.routers import (
     health,
     images,
     models,
+    ops,
 )
 
-OPEN_ROUTERS: list[APIRouter] = [health.router]
+OPEN_ROUTERS: list[APIRouter] = [health.router, ops.router]
 V1_ROUTERS: list[APIRouter] = [
     models.router, chat.router, completions.router, embeddings.router, files.router,
     collections.router, audio.router, images.router,

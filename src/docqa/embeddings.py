@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from src.errors import ContextLengthError, InvalidParamsError
 from src.settings import DEFAULT_EMBEDDING_MODEL
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,28 @@ class Embedder:
         if not texts:
             return 0
         return sum(len(e.ids) for e in self.tokenizer.encode_batch(texts))
+
+    @property
+    def window(self) -> int:
+        """Most tokens (special tokens included) the model reads of one input."""
+        return int(self.model.max_seq_length)
+
+    def check_window(self, texts: list[str]) -> None:
+        """Refuse (ContextLengthError) an input the model would silently truncate."""
+        window = self.window
+        for i, encoding in enumerate(self.tokenizer.encode_batch(texts) if texts else []):
+            if len(encoding.ids) > window:
+                raise ContextLengthError(
+                    f"input {i} has {len(encoding.ids)} tokens; the embedding model reads at most "
+                    f"{window}", param="input")
+
+    def decode(self, token_ids: list[list[int]]) -> list[str]:
+        """The texts of token id lists of this model's vocabulary (ids outside it are a 400)."""
+        size = self.tokenizer.get_vocab_size()
+        if any(not 0 <= i < size for ids in token_ids for i in ids):
+            raise InvalidParamsError(f"token ids must be in [0, {size}) for the embedding model",
+                                     param="input")
+        return [str(t) for t in self.tokenizer.decode_batch(token_ids, skip_special_tokens=True)]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """An ``(len(texts), dimension)`` float32 array of unit vectors."""

@@ -116,6 +116,7 @@ class TransformersBackend:
         loaded = self.loaded
         return {"id": self.name, "backend": "transformers", "device": loaded.device,
                 "context_window": self.context_window, "weights": loaded.weights,
+                "vocab_size": len(loaded.tokenizer),
                 "kv_cache_capacity_tokens": self.kv_budget_tokens}
 
     def stats(self) -> dict[str, int]:

@@ -64,8 +64,14 @@ class DocumentMethods:
         return self._docs
 
     def embed(self, args: dict[str, Any]) -> dict[str, Any]:
-        """{texts} -> {model, dimension, tokens, data: little-endian float32 bytes, row-major}."""
-        texts = [str(t) for t in args.get("texts") or []]
+        """{texts} or {token_ids} -> {model, dimension, tokens, data: little-endian float32
+        bytes, row-major}. Token ids are the embedding model's own (vLLM's meaning), read
+        as their text. An input over the model's window is refused with the numbers."""
+        if args.get("token_ids") is not None:
+            texts = self.docs.embedder.decode([[int(i) for i in ids] for ids in args["token_ids"]])
+        else:
+            texts = [str(t) for t in args.get("texts") or []]
+        self.docs.embedder.check_window(texts)
         vectors, tokens = self.docs.embed(texts)
         return {
             "model": embedding_model_name(self.docs),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from src.ipc.documents import register_document_methods, requester
 from src.ipc.media import register_media_methods
+from src.ipc.ops import register_ops_methods
 from src.ipc.server import IpcServer
 from src.media import MediaServices
 from src.params import EvalParams
@@ -60,3 +61,4 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: Medi
     server.register_stream("evaluate", evaluate)
     register_document_methods(server, evaluator.docs)
     register_media_methods(server, media or MediaServices.from_settings(evaluator.settings))
+    register_ops_methods(server, evaluator)  # tokenize, metrics, rate limits: src/ipc/ops.py

@@ -102,11 +102,35 @@ def test_embeddings_base64_is_little_endian_float32(server):
 
 @pytest.mark.parametrize("value, words", [
     ([], "must not be empty"), (["x"] * 2049, "at most 2048"), ([""], "empty strings"),
-    ([[1, 2, 3]], "token arrays"),
+    ([[-1, 2]], "must not be negative"),
 ])
 def test_embeddings_bad_input_is_400(server, value, words):
     error = error_of(api(server, "POST", "/embeddings", json={"input": value, "model": "x"}), 400)
     assert error["type"] == "invalid_request_error" and words in error["message"]
+
+
+def test_embeddings_take_token_ids_of_the_embedding_model(server):
+    from tokenizers import Tokenizer
+
+    from src.docqa.embeddings import resolve_embedding_model
+    from src.settings import DEFAULT_EMBEDDING_MODEL
+
+    tokenizer = Tokenizer.from_file(f"{resolve_embedding_model(DEFAULT_EMBEDDING_MODEL)}/tokenizer.json")
+    ids = tokenizer.encode("hello world", add_special_tokens=False).ids
+    by_text = api(server, "POST", "/embeddings", json={"input": "hello world"}).json()["data"][0]
+    one = api(server, "POST", "/embeddings", json={"input": ids}).json()["data"]
+    many = api(server, "POST", "/embeddings", json={"input": [ids, ids]}).json()["data"]
+    assert len(one) == 1 and len(many) == 2
+    for got in (one[0], many[0], many[1]):
+        assert max(abs(a - b) for a, b in zip(got["embedding"], by_text["embedding"], strict=True)) < 1e-5
+    error = error_of(api(server, "POST", "/embeddings", json={"input": [10**7]}), 400)
+    assert "token ids must be in" in error["message"]
+
+
+def test_embeddings_longer_than_the_window_are_a_400_with_the_numbers(server):
+    error = error_of(api(server, "POST", "/embeddings", json={"input": ["ok", "word " * 400]}), 400)
+    assert error["code"] == "context_length_exceeded" and error["param"] == "input"
+    assert "input 1 has 402 tokens" in error["message"] and "at most 256" in error["message"]
 
 
 # --- files ---------------------------------------------------------------------------------

@@ -159,7 +159,10 @@ def test_chat_response_shape(api, engine):
     body = api.post("/v1/chat/completions", json={"messages": HELLO, "n": 2}).json()
     assert body["object"] == "chat.completion" and body["model"] == MODEL
     assert [c["message"]["content"] for c in body["choices"]] == ["Hello there friend"] * 2
-    assert body["usage"] == {"prompt_tokens": 1, "completion_tokens": 6, "total_tokens": 7}
+    assert body["usage"] == {"prompt_tokens": 1, "completion_tokens": 6, "total_tokens": 7,
+                             "prompt_tokens_details": {"cached_tokens": 0},
+                             "completion_tokens_details": {"reasoning_tokens": 0}}
+    assert body["system_fingerprint"].startswith("fp_")
     assert "sources" not in body["choices"][0]
     assert all(call["stream_output"] is False for call in engine.calls)
 

@@ -34,6 +34,8 @@ def test_defaults_match_h2ogpt():
         ({"min_new_tokens": 10, "max_new_tokens": 5}, "--min_new_tokens", "exceed"),
         ({"prompt_type": "llama2"}, "--prompt_type", "plain"),
         ({"inference_server": "http://x"}, "--inference_server", "not available"),
+        ({"api_rate_limit": "lots"}, "--api_rate_limit", "not a rate limit"),
+        ({"metrics_api_key_required": True}, "--metrics_api_key_required", "--enforce_h2ogpt_api_key"),
     ],
 )
 def test_bad_values_name_the_flag(flags, flag, words):

@@ -1,0 +1,49 @@
+"""GET /metrics, POST /tokenize and POST /detokenize (vLLM's paths, outside /v1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from openai_server.protocol import wire
+from openai_server.protocol_ops import (
+    DetokenizeRequest,
+    DetokenizeResponse,
+    TokenizeChatRequest,
+    TokenizeRequest,
+    TokenizeResponse,
+)
+from openai_server.routers.deps import completion_service, engine_client
+from openai_server.translate import message_text
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of the whole server (every worker, the Gradio UI and the engine)."""
+    text = await engine_client(request).call("metrics", timeout=10)
+    return Response(content=bytes(text), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/tokenize", response_model=TokenizeResponse)
+async def tokenize(body: TokenizeRequest, request: Request) -> dict[str, Any]:
+    """Token ids of ``prompt``, or of ``messages`` with the chat template applied."""
+    await completion_service(request).model_id(body.model)
+    args: dict[str, Any] = {"return_token_strs": body.return_token_strs}
+    if isinstance(body, TokenizeChatRequest):
+        args["messages"] = [{"role": m.role, "content": message_text(m)} for m in body.messages]
+        args["chat_template"] = body.chat_template or ""
+    else:
+        args["prompt"], args["add_special_tokens"] = body.prompt, body.add_special_tokens
+    return wire(TokenizeResponse(**await engine_client(request).call("tokenize", args, timeout=30)))
+
+
+@router.post("/detokenize", response_model=DetokenizeResponse)
+async def detokenize(body: DetokenizeRequest, request: Request) -> dict[str, Any]:
+    """The text of ``tokens``; ids outside the vocabulary are a 400."""
+    await completion_service(request).model_id(body.model)
+    return wire(DetokenizeResponse(**await engine_client(request).call(
+        "detokenize", {"tokens": body.tokens}, timeout=30)))

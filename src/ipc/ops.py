@@ -1,0 +1,176 @@
+"""Operations services in the engine process: tokenizer, metrics and the shared rate limiter.
+
+Registered on the IPC server by :func:`register_ops_methods` (one line in
+src/ipc/services.py). The API workers are N processes; whatever must be counted or
+limited once for all of them lives here, in the one engine process:
+
+- ``tokenize`` / ``detokenize``: the model's tokenizer, for /tokenize, /detokenize and
+  the Gradio ``/count_tokens`` endpoint (one code path);
+- ``metrics``: the Prometheus text of the engine's registry (src/metrics.py), which the
+  workers serve at /metrics; ``observe_http``: a worker reports one HTTP response;
+- ``rate_hit``: one hit on a rate limit, counted across all workers (``limits``' moving
+  window in this process's memory).
+
+Every access to engine internals goes through :class:`EngineAdapter` (marked below), so
+that a change of the engine's interface touches one class.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from src.errors import InvalidParamsError
+from src.ipc.server import IpcServer
+from src.metrics import EngineMetrics, metrics_of
+
+if TYPE_CHECKING:
+    from src.evaluate import Evaluator
+
+log = logging.getLogger(__name__)
+
+
+# ---- ENGINE ADAPTER: the only place this module touches the engine ------------------------
+class EngineAdapter:
+    """The engine as the operations services need it: the default model's Backend for the
+    tokenizer, and every backend's ``stats()`` summed for the gauges."""
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.registry = evaluator.registry
+        self.settings = evaluator.settings
+
+    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return [int(i) for i in self.registry.default.tokenize(text, add_special_tokens=add_special_tokens)]
+
+    def detokenize(self, ids: list[int]) -> str:
+        return self.registry.default.detokenize(ids)
+
+    def vocab_size(self) -> int:
+        return int(self.registry.default.info().get("vocab_size") or 0)
+
+    def chat_prompt_ids(self, messages: list[dict[str, str]], prompt_type: str = "",
+                        chat_template: str = "") -> list[int]:
+        return self.registry.default.chat_prompt_ids(
+            messages, prompt_type or self.settings.prompt_type, chat_template or self.settings.chat_template)
+
+    @property
+    def context_window(self) -> int:
+        return int(self.registry.default.context_window)
+
+    def stats(self) -> dict[str, int]:
+        """running, queued, kv_cache_used_tokens, kv_cache_capacity_tokens (all models)."""
+        total = {"running": 0, "queued": 0, "kv_cache_used_tokens": 0, "kv_cache_capacity_tokens": 0}
+        for backend in self.registry:
+            for key, value in backend.stats().items():
+                total[key] = total.get(key, 0) + int(value)
+        return total
+# ---- end of the engine adapter ------------------------------------------------------------
+
+
+class RateLimits:
+    """A moving-window limiter shared by every worker: ``hit(identity, limit)``."""
+
+    def __init__(self) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._items: dict[str, list[RateLimitItem]] = {}
+        self._lock = threading.Lock()
+
+    def _parsed(self, limit: str) -> list[RateLimitItem]:
+        items = self._items.get(limit)
+        if items is None:
+            try:
+                items = self._items[limit] = parse_many(limit)
+            except ValueError:
+                raise InvalidParamsError(f"not a rate limit: {limit!r}") from None
+        return items
+
+    def hit(self, identity: str, limit: str) -> dict[str, Any]:
+        """{allowed, limit, remaining, reset (epoch seconds when a slot frees)}: a hit is
+        counted only when every limit of ``limit`` ('10/second;100/minute') has room."""
+        with self._lock:
+            items = self._parsed(limit)
+            full = [i for i in items if not self._limiter.test(i, identity)]
+            if not full:
+                for item in items:
+                    self._limiter.hit(item, identity)
+            tightest = full[0] if full else min(
+                items, key=lambda i: self._limiter.get_window_stats(i, identity).remaining)
+            stats = self._limiter.get_window_stats(tightest, identity)
+        return {"allowed": not full, "limit": tightest.amount,
+                "remaining": int(stats.remaining), "reset": float(stats.reset_time)}
+
+
+def _messages(raw: Any) -> list[dict[str, str]]:
+    if not isinstance(raw, list) or not raw:
+        raise InvalidParamsError("messages must be a non-empty list", param="messages")
+    out = []
+    for message in raw:
+        if not isinstance(message, dict):
+            raise InvalidParamsError("each message must be an object", param="messages")
+        out.append({"role": str(message.get("role") or "user"), "content": str(message.get("content") or "")})
+    return out
+
+
+class OpsMethods:
+    """The handlers; each takes the IPC args dict and returns msgpack-able data."""
+
+    def __init__(self, engine: EngineAdapter, metrics: EngineMetrics | None) -> None:
+        self.engine = engine
+        self.metrics = metrics
+        self.rate_limits = RateLimits()
+
+    def tokenize(self, args: dict[str, Any]) -> dict[str, Any]:
+        """{prompt, add_special_tokens?} or {messages, add_generation_prompt?,...} -> vLLM's
+        {count, max_model_len, tokens, token_strs?}."""
+        if args.get("messages") is not None:
+            ids = self.engine.chat_prompt_ids(_messages(args["messages"]),
+                                              str(args.get("prompt_type") or ""),
+                                              str(args.get("chat_template") or ""))
+        else:
+            ids = self.engine.tokenize(str(args.get("prompt") or ""),
+                                       bool(args.get("add_special_tokens", True)))
+        out: dict[str, Any] = {"count": len(ids), "max_model_len": self.engine.context_window,
+                               "tokens": ids}
+        if args.get("return_token_strs"):
+            out["token_strs"] = [self.engine.detokenize([i]) for i in ids]
+        return out
+
+    def detokenize(self, args: dict[str, Any]) -> dict[str, Any]:
+        ids = args.get("tokens")
+        vocab = self.engine.vocab_size()
+        if not isinstance(ids, list) or not all(isinstance(i, int) and 0 <= i < vocab for i in ids):
+            raise InvalidParamsError(
+                f"tokens must be a list of token ids in [0, {vocab})", param="tokens")
+        return {"prompt": self.engine.detokenize(ids)}
+
+    def metrics_text(self, args: dict[str, Any]) -> bytes:
+        if self.metrics is None:
+            return b""
+        return self.metrics.exposition(self.engine.stats())
+
+    def observe_http(self, args: dict[str, Any]) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_http(str(args.get("route") or "other"), int(args.get("status") or 0))
+
+    def rate_hit(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self.rate_limits.hit(str(args.get("identity") or ""), str(args.get("limit") or ""))
+
+
+def count_tokens(evaluator: Evaluator, text: str) -> int:
+    """Tokens of ``text`` without special tokens: h2oGPT's count_tokens (UI and IPC)."""
+    return len(EngineAdapter(evaluator).tokenize(text, add_special_tokens=False))
+
+
+def register_ops_methods(server: IpcServer, evaluator: Evaluator) -> None:
+    """tokenize, detokenize, metrics, observe_http and rate_hit."""
+    methods = OpsMethods(EngineAdapter(evaluator), metrics_of(evaluator))
+    server.register("tokenize", methods.tokenize)
+    server.register("detokenize", methods.detokenize)
+    server.register("metrics", methods.metrics_text)
+    server.register("observe_http", methods.observe_http)
+    server.register("rate_hit", methods.rate_hit)

@@ -176,20 +176,24 @@ class IpcServer:
         log.info("engine IPC listening on %s (%s)", self.address, ", ".join(self.methods))
 
     def stop(self) -> None:
-        """Stop accepting, cancel every stream and drop every connection."""
+        """Stop accepting, drop every connection, then cancel every stream.
+
+        Connections go first: a stream woken by its cancel must find its socket gone, or
+        it could still write a clean end and the worker would take a cut answer for a whole one.
+        """
         if self._listener is not None:
             self._listener.shutdown()
             self._listener.server_close()
             self._listener = None
         with self._lock:
             events, connections = list(self._cancels.values()), list(self._connections)
-        for event in events:
-            event.set()
         for conn in connections:
             try:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        for event in events:
+            event.set()
         if os.path.exists(self.address):
             os.unlink(self.address)
 

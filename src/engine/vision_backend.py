@@ -199,7 +199,16 @@ class VisionBackend:
         batch = self.processor(
             text=[text], images=[decode_image(b) for b in images] or None, return_tensors="pt"
         )
-        return {k: v.to(self.device) if hasattr(v, "to") else v for k, v in batch.items()}
+        return {k: self._on_device(v) for k, v in batch.items()}
+
+    def _on_device(self, value: Any) -> Any:
+        """A processor output on the model's device; pixel values in the model's dtype
+        (bfloat16 weights on CUDA get bfloat16 pixels)."""
+        if not hasattr(value, "to"):
+            return value
+        if value.is_floating_point():
+            return value.to(self.device, dtype=self.model.dtype)
+        return value.to(self.device)
 
     def _render(self, messages: Seq[Message], chat_template: str, images: list[bytes]) -> str:
         rendered = []

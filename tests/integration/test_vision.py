@@ -19,13 +19,32 @@ from tests.vision import IMAGE_TOKENS, make_tiny_vision_model, png_bytes, png_da
 
 
 @pytest.fixture(scope="module")
-def vision(tmp_path_factory, settings) -> Iterator[object]:
+def folder(tmp_path_factory):
+    return make_tiny_vision_model(tmp_path_factory.mktemp("models") / "tiny-llava")
+
+
+@pytest.fixture(scope="module")
+def vision(folder, settings) -> Iterator[object]:
     from src.engine.vision_backend import load_vision_backend
 
-    folder = make_tiny_vision_model(tmp_path_factory.mktemp("models") / "tiny-llava")
     backend = load_vision_backend(str(folder), settings)
     yield backend
     backend.shutdown()
+
+
+def test_torch_dtype_applies_to_the_vision_model_and_its_pixels(folder, settings):
+    import torch
+
+    from src.engine.vision_backend import load_vision_backend
+
+    backend = load_vision_backend(str(folder), settings.model_copy(update={"torch_dtype": "bfloat16"}))
+    try:
+        assert backend.model.dtype == torch.bfloat16
+        assert backend.inputs(ask(png_bytes()))["pixel_values"].dtype == torch.bfloat16
+        events = run(backend, ask(png_bytes(), max_new_tokens=3, min_new_tokens=3))
+        assert events[-1].completion_tokens == 3 and events[-1].finish_reason == "length"
+    finally:
+        backend.shutdown()
 
 
 def ask(image: bytes | None, text: str = "What is in the picture?", **options) -> GenerationRequest:
@@ -69,14 +88,21 @@ def test_a_fixed_seed_samples_the_same_answer(vision):
 
 
 def test_cancelling_stops_within_a_token_and_frees_the_backend(vision):
-    handle = vision.submit(ask(png_bytes(), max_new_tokens=400, min_new_tokens=400))
-    events = []
-    for event in handle:
-        events.append(event)
-        if event.completion_tokens >= 2:
-            handle.cancel()
+    cancel = threading.Event()
+    steps: list[int] = []
+
+    def on_step(module, args, output):  # the cancel comes while the 3rd token is computed
+        steps.append(1)
+        if len(steps) == 3:
+            cancel.set()
+
+    hook = vision.model.register_forward_hook(on_step)
+    try:
+        events = list(vision.submit(ask(png_bytes(), max_new_tokens=400, min_new_tokens=400), cancel))
+    finally:
+        hook.remove()
     assert events[-1].finish_reason == "cancelled"
-    assert events[-1].completion_tokens <= 4
+    assert events[-1].completion_tokens <= 4 and len(steps) <= 4
     assert wait_idle(vision) == 0
 
 

@@ -287,7 +287,8 @@ class VisionBackend:
             "do_sample": opts.sampling, "repetition_penalty": opts.repetition_penalty,
             "max_time": opts.max_time, "streamer": streamer,
             "stopping_criteria": StoppingCriteriaList([_StopWhen(handle, text)]),
-            "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            "pad_token_id": self.tokenizer.eos_token_id if self.tokenizer.pad_token_id is None
+            else self.tokenizer.pad_token_id,
         }
         if opts.sampling:
             kwargs.update(temperature=opts.temperature, top_p=opts.top_p, top_k=opts.top_k or None)

@@ -81,6 +81,17 @@ def test_tokens_stream_after_a_started_event_and_length_ends_the_answer(vision):
     assert events[-1].finish_reason == "length" and events[-1].completion_tokens == 5
 
 
+def test_a_stop_string_ends_the_answer_before_it(vision):
+    full = "".join(e.delta for e in run(vision, ask(png_bytes(), max_new_tokens=8, min_new_tokens=8)))
+    words = full.split()
+    assert len(words) >= 3, full
+    stop = words[2]
+    events = run(vision, ask(png_bytes(), max_new_tokens=8, min_new_tokens=8, stop=(stop,)))
+    text = "".join(e.delta for e in events)
+    assert events[-1].finish_reason == "stop" and stop not in text
+    assert full.startswith(text) and text == full[:full.index(stop)]
+
+
 def test_a_fixed_seed_samples_the_same_answer(vision):
     request = ask(png_bytes(), temperature=1.0, seed=7, min_new_tokens=6)
     first = "".join(e.delta for e in run(vision, request))

@@ -82,13 +82,14 @@ class Endpoints:
 
     def model_names(self) -> str:
         """The served models as str(list of dicts) with `base_model`, `prompt_type`,
-        `max_seq_len` and `inference_server`."""
+        `max_seq_len`, `inference_server` and `vision` (it reads images)."""
         s = self.ctx.settings
         return str([{
             "base_model": backend.name,
             "prompt_type": s.prompt_type,
             "max_seq_len": backend.context_window,
             "inference_server": s.inference_server,
+            "vision": backend.capabilities.vision,
         } for backend in self.ctx.evaluator.registry])
 
     def system_hash(self) -> str:

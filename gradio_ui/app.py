@@ -26,20 +26,21 @@ ACTIONS = ["Query", "Summarize", "Extract"]
 ChatUpdate = tuple[list[Turn], list[dict[str, Any]]]
 
 
-def add_turn(message: str, turns: list[Turn]) -> tuple[str, list[Turn], list[dict[str, Any]]]:
-    """Put the user's message into the chat (an empty message changes nothing)."""
+def add_turn(message: str, image: str | None, turns: list[Turn]) -> tuple[str, None, list[Turn], list[dict[str, Any]]]:
+    """Put the user's message, and the image attached to it, into the chat (nothing changes
+    when both are empty)."""
     message = (message or "").strip()
-    if not message:
-        return "", turns, render(turns)
-    turns = [*turns, Turn(message)]
-    return "", turns, render(turns, pending=True)
+    if not message and not image:
+        return "", None, turns, render(turns)
+    turns = [*turns, Turn(message, attachments=[image] if image else [])]
+    return "", None, turns, render(turns, pending=True)
 
 
 def regenerate(turns: list[Turn]) -> ChatUpdate:
     """Forget the last answer so that it is generated again."""
     if not turns:
         return turns, render(turns)
-    turns = [*turns[:-1], Turn(turns[-1].question)]
+    turns = [*turns[:-1], Turn(turns[-1].question, attachments=turns[-1].attachments)]
     return turns, render(turns, pending=True)
 
 
@@ -72,6 +73,7 @@ class ChatHandlers:
         max_new_tokens: float,
         repetition_penalty: float,
         system_prompt: str,
+        model: str,
         h2ogpt_key: str,
         request: gr.Request,
     ) -> Iterator[ChatUpdate]:
@@ -83,7 +85,8 @@ class ChatHandlers:
             self.ctx.access.check_key(h2ogpt_key)
             options = ChatOptions(
                 langchain_mode, langchain_action, int(top_k_docs), temperature, top_p, int(top_k),
-                int(max_new_tokens), repetition_penalty, system_prompt or "",
+                int(max_new_tokens), repetition_penalty, system_prompt or "", model=model or "",
+                vision=model in vision_models(self.ctx),
             )
             params = options.params(turns)
             user = requester(self.ctx, request)
@@ -95,6 +98,27 @@ class ChatHandlers:
                         turn.sources = chunk.sources
                     yield turns, render(turns, pending=chunk.finish_reason is None)
         yield turns, render(turns)
+
+
+def vision_models(ctx: UIContext) -> list[str]:
+    """The served models that read images (--visible_vision_models)."""
+    return [b.name for b in ctx.evaluator.registry if b.capabilities.vision]
+
+
+def _model_picker(ctx: UIContext) -> tuple[gr.components.Component, gr.components.Component]:
+    """The model dropdown (when more than one is served) and, when a vision model is served,
+    the image to send with the next message; attaching one picks a vision model."""
+    names = ctx.evaluator.registry.names
+    vision = vision_models(ctx)
+    with gr.Row(visible=len(names) > 1 or bool(vision)):
+        model = gr.Dropdown(names, value=names[0], label="Model", elem_id="visible_models",
+                            visible=len(names) > 1, allow_custom_value=False)
+        image = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Image for a vision model",
+                         elem_id="chat_image", height=160, visible=bool(vision))
+    if vision:
+        image.upload(lambda chosen: chosen if chosen in vision else vision[0], [model], [model],
+                     queue=False, api_visibility="private")
+    return model, image
 
 
 def _collections(ctx: UIContext) -> list[str]:
@@ -152,6 +176,7 @@ def create_ui(ctx: UIContext) -> gr.Blocks:
                 chatbot = gr.Chatbot(label="Chat", elem_id="chatbot", height=480, buttons=["copy"])
                 prompt = gr.Textbox(placeholder="Ask anything (Enter to send)", show_label=False,
                                     elem_id="prompt", lines=1, max_lines=8, autofocus=True)
+                model, image = _model_picker(ctx)
                 with gr.Row():
                     submit = gr.Button("Submit", variant="primary", elem_id="submit")
                     stop = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -162,11 +187,13 @@ def create_ui(ctx: UIContext) -> gr.Blocks:
                 media.build_controls(media_endpoints, prompt, turns, chatbot, h2ogpt_key)
         settings_inputs = _settings_panel(ctx)
 
-        answer_inputs = [turns, langchain_mode, langchain_action, top_k_docs, *settings_inputs, h2ogpt_key]
+        answer_inputs = [turns, langchain_mode, langchain_action, top_k_docs, *settings_inputs, model,
+                         h2ogpt_key]
         events = []
         for trigger in (prompt.submit, submit.click):
             events.append(
-                trigger(add_turn, [prompt, turns], [prompt, turns, chatbot], queue=False, api_visibility="private")
+                trigger(add_turn, [prompt, image, turns], [prompt, image, turns, chatbot], queue=False,
+                    api_visibility="private")
                 .then(handlers.answer, answer_inputs, [turns, chatbot], api_visibility="private")
             )
         events.append(

@@ -7,8 +7,11 @@ regenerate are list operations.
 
 from __future__ import annotations
 
+import base64
 import html
+import mimetypes
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from src.params import EvalParams
@@ -22,6 +25,7 @@ class Turn:
     answer: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # PNG files drawn for this turn
+    attachments: list[str] = field(default_factory=list)  # image files the user sent with it
 
 
 def conversation(turns: list[Turn]) -> list[list[str]]:
@@ -80,11 +84,24 @@ def render_sources(sources: list[dict[str, Any]]) -> str:
     return "\n".join(items)
 
 
+def _mime(path: str) -> str:
+    return mimetypes.guess_type(path)[0] or "image/png"
+
+
+def image_data_uri(path: str) -> str:
+    """An image file as a data: URI, the form evaluate() reads images in."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"data:{_mime(path)};base64,{data}"
+
+
 def render(turns: list[Turn], pending: bool = False) -> list[dict[str, Any]]:
     """Chatbot messages for ``turns``; sources follow their answer as a collapsed block."""
     messages: list[dict[str, Any]] = []
     for i, turn in enumerate(turns):
-        messages.append({"role": "user", "content": turn.question})
+        for path in turn.attachments:
+            messages.append({"role": "user", "content": {"path": path, "mime_type": _mime(path)}})
+        if turn.question:
+            messages.append({"role": "user", "content": turn.question})
         last = i == len(turns) - 1
         if turn.answer or not (pending and last or turn.images):
             messages.append({"role": "assistant", "content": turn.answer})
@@ -115,10 +132,19 @@ class ChatOptions:
     repetition_penalty: float
     system_prompt: str
     document_choice: list[str] = field(default_factory=list)
+    model: str = ""  # '' is the first served model
+    vision: bool = False  # the model reads images: every turn's images go with the question
 
     def params(self, turns: list[Turn]) -> EvalParams:
-        """EvalParams for answering the last turn (validated; raises ValidationError)."""
+        """EvalParams for answering the last turn (validated; raises ValidationError).
+
+        A vision model gets the images of the whole conversation (it answers follow-up
+        questions about them); any other model only the last turn's, which it refuses.
+        """
+        sent = turns if self.vision else turns[-1:]
         return EvalParams(
+            visible_models=self.model or None,
+            images=[image_data_uri(path) for turn in sent for path in turn.attachments],
             instruction=turns[-1].question,
             chat_conversation=conversation(turns),
             system_prompt=self.system_prompt,

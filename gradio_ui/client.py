@@ -9,6 +9,7 @@
     print(client.query("What does it say about tides?", text=["The tide rises twice a day."]))
     Path("hello.wav").write_bytes(client.speak("Hello there."))
     print(client.transcribe("hello.wav"))
+    print(client.question("What is in the picture?", images=["cat.png"], visible_models="my-vlm"))
 
 It wraps the named endpoints (``/submit_nochat_api``, ``/upload_api``, ``/add_file_api`` ...)
 of :mod:`gradio_ui.api` with ``gradio_client``. With ``persist=True`` the client keeps the
@@ -21,6 +22,7 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import mimetypes
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,9 @@ class GradioClient:
 
     # --- plain questions ----------------------------------------------------------------
     def question(self, instruction: str, **params: Any) -> str:
-        """The model's answer to ``instruction`` (no documents); EvalParams as keywords."""
+        """The model's answer to ``instruction`` (no documents); EvalParams as keywords.
+        ``images`` may list image files (sent as data: URIs) for a vision model, chosen with
+        ``visible_models``."""
         return self._answer({"instruction": instruction, "langchain_mode": "LLM", **params})
 
     def question_stream(self, instruction: str, **params: Any) -> Iterator[str]:
@@ -170,7 +174,20 @@ class GradioClient:
         values.setdefault("langchain_mode", self.langchain_mode)
         return values
 
+    @staticmethod
+    def image_data_uri(image: str | Path) -> str:
+        """An image for the ``images`` parameter: a file path becomes a data: URI; a data: URI
+        or an http(s) URL is passed as is."""
+        text = str(image)
+        if text.startswith(("data:", "http://", "https://")):
+            return text
+        path = Path(image)
+        mime = mimetypes.guess_type(path.name)[0] or "image/png"
+        return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
     def _payload(self, values: dict[str, Any]) -> str:
+        if values.get("images"):
+            values["images"] = [self.image_data_uri(image) for image in values["images"]]
         if self.persist:
             values.setdefault("chat_conversation", list(self.chat_conversation))
         if self.h2ogpt_key:

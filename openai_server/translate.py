@@ -2,7 +2,7 @@
 
 - ``messages``: system (and developer) messages become ``system_prompt``; the last user
   (or tool) message becomes ``instruction``; the turns between become
-  ``chat_conversation`` as {role, content} messages.
+  ``chat_conversation`` as {role, content} messages; ``image_url`` parts become ``images``.
 - ``max_completion_tokens`` (else ``max_tokens``, else 256) -> ``max_new_tokens``.
 - ``temperature`` 0 -> greedy decoding (``do_sample=False``).
 - ``stop`` (string or list), ``seed``, ``top_p``, penalties, ``logit_bias`` (token ids as
@@ -35,18 +35,28 @@ SYSTEM_ROLES = ("system", "developer")
 
 
 def message_text(message: ChatMessage) -> str:
-    """The text of a message; image parts are refused (the served model reads text only)."""
+    """The text of a message (its image parts are taken by :func:`message_images`)."""
     if message.content is None or isinstance(message.content, str):
         return message.content or ""
-    texts = []
-    for part in message.content:
-        if isinstance(part, ImagePart):
-            raise InvalidRequestError(
-                "image inputs are not supported by the served model", param="messages",
-                code="unsupported_content",
-            )
-        texts.append(part.text)
-    return "\n".join(texts)
+    return "\n".join(part.text for part in message.content if not isinstance(part, ImagePart))
+
+
+def message_images(messages: list[ChatMessage]) -> list[str]:
+    """The ``image_url.url`` of every image part, in order; they go with the last user turn.
+
+    The engine reads data: URIs, fetches http(s) URLs only with --allow_image_url_fetch,
+    and refuses images for a model that reads text only.
+    """
+    urls = []
+    for message in messages:
+        if isinstance(message.content, list):
+            for part in message.content:
+                if isinstance(part, ImagePart):
+                    url = part.image_url.get("url")
+                    if not isinstance(url, str) or not url:
+                        raise InvalidRequestError("an image_url part needs a url", param="messages")
+                    urls.append(url)
+    return urls
 
 
 def split_messages(messages: list[ChatMessage]) -> tuple[str | None, list[dict[str, str]], str]:
@@ -128,6 +138,9 @@ def chat_params(request: ChatCompletionFields) -> list[EvalParams]:
     system_prompt, history, instruction = split_messages(request.messages)
     values = _sampling_values(request, request.max_completion_tokens or request.max_tokens)
     values.update(instruction=instruction, chat_conversation=history)
+    images = message_images(request.messages)
+    if images:
+        values["images"] = images
     if system_prompt is not None:
         values["system_prompt"] = system_prompt
     if request.logprobs:

@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from src.docqa.answer import DocPlan, DocumentAnswerer, Step
 from src.engine.backend import Backend
+from src.engine.image_inputs import image_bytes, image_part
 from src.engine.prompting import Message
 from src.engine.registry import ModelRegistry
 from src.engine.types import GenerationRequest, SamplingOptions, TokenLogprob
+from src.errors import UnsupportedFeatureError
 from src.params import EvalParams
 from src.settings import Settings
 
@@ -143,13 +145,31 @@ class Evaluator:
         self.docs = docs
 
     def backend(self, params: EvalParams) -> Backend:
-        """The model ``params`` asks for (``visible_models``); raises UnknownModelError."""
-        return self.registry.get(params.visible_models)
+        """The model ``params`` asks for (``visible_models``); raises UnknownModelError, and
+        UnsupportedFeatureError for images given to a model that reads text only."""
+        backend = self.registry.get(params.visible_models)
+        if params.images and not backend.capabilities.vision:
+            raise UnsupportedFeatureError(
+                f"the model {backend.name!r} reads text only; images need a vision model served "
+                "with --visible_vision_models (its folder name is the model to ask for)",
+                param="images",
+            )
+        return backend
 
     def request(self, params: EvalParams) -> GenerationRequest:
-        """The backend request of ``params`` (defaults already filled in)."""
+        """The backend request of ``params`` (defaults already filled in); its images go into
+        the last user message as image content parts, before the text."""
+        messages: list[dict[str, Any]] = [dict(m) for m in build_messages(params)]
+        if params.images:
+            allow = self.settings.allow_image_url_fetch
+            parts = [image_part(image_bytes(ref, allow)) for ref in params.images]
+            user = next((m for m in reversed(messages) if m["role"] == "user"), None)
+            if user is None:
+                user = {"role": "user", "content": ""}
+                messages.append(user)
+            user["content"] = [*parts, {"type": "text", "text": user["content"]}]
         return GenerationRequest(
-            messages=tuple(build_messages(params)), prompt_type=params.prompt_type or "",
+            messages=tuple(messages), prompt_type=params.prompt_type or "",
             chat_template=params.chat_template or "", options=sampling_options(params),
         )
 

@@ -39,6 +39,12 @@ class EvalParams(BaseModel):
         default_factory=list,
         description="Earlier turns: [human, bot] pairs, or {role, content} messages.",
     )
+    images: list[str] = Field(
+        default_factory=list,
+        description="Images that go with the user's message, for a vision model "
+        "(--visible_vision_models): data: URIs (data:image/png;base64,...), or http(s) URLs "
+        "when --allow_image_url_fetch is on.",
+    )
     text_context_list: list[str] = Field(
         default_factory=list,
         description="Documents given with the request; they are put into the prompt as context.",

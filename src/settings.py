@@ -192,6 +192,19 @@ class Settings(BaseModel):
         "by its folder name (the API's 'model'); none by default.",
     )
 
+    visible_vision_models: list[str] = Field(
+        default_factory=list,
+        description="Vision-language models that read images in chat (OpenAI image_url parts, "
+        "the UI's image upload): local transformers model directories loadable with "
+        "AutoModelForImageTextToText and AutoProcessor, each named by its folder name (the "
+        "API's 'model', h2oGPT's visible_models); none by default.",
+    )
+    allow_image_url_fetch: bool = Field(
+        False,
+        description="Let a chat request's images be http(s) URLs that the server downloads; off "
+        "by default (the product is offline): only data: URIs are read.",
+    )
+
     # --- Servers ------------------------------------------------------------------
     gradio: bool = Field(True, description="Serve the Gradio UI and its API.")
     cli: bool = Field(
@@ -320,6 +333,14 @@ class Settings(BaseModel):
                 raise ValueError(f"not a diffusers pipeline directory (no model_index.json): {path}")
         return value
 
+    @field_validator("visible_vision_models")
+    @classmethod
+    def _vision_models_are_dirs(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not (Path(path).expanduser() / "config.json").is_file():
+                raise ValueError(f"not a transformers model directory (no config.json): {path}")
+        return value
+
     @model_validator(mode="after")
     def _combinations(self) -> Settings:
         if self.share:
@@ -432,5 +453,5 @@ def _coerce_text(name: str, value: Any) -> Any:
     return value
 
 
-_STRUCTURED_FLAGS = {"tts_model", "visible_image_models", "langchain_modes", "langchain_mode_paths", "langchain_mode_types", "h2ogpt_api_keys", "auth"}
-_PATH_LIST_FLAGS = {"tts_model", "visible_image_models"}
+_STRUCTURED_FLAGS = {"tts_model", "visible_image_models", "visible_vision_models", "langchain_modes", "langchain_mode_paths", "langchain_mode_types", "h2ogpt_api_keys", "auth"}
+_PATH_LIST_FLAGS = {"tts_model", "visible_image_models", "visible_vision_models"}

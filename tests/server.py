@@ -90,10 +90,10 @@ class RemoteServer(GuardedApp):
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = self.url + "/v1"
         all_flags = [f"--gradio={gradio}", "--server_name=127.0.0.1", f"--openai_port={self.port}", *flags]
-        self.gradio_url = ""
+        self.gradio_url = ""  # the UI's address, with gradio=True
         if gradio:
             gradio_port = free_port()
-            self.gradio_url = f"http://127.0.0.1:{gradio_port}"
+            self.gradio_url = f"http://127.0.0.1:{gradio_port}/"
             all_flags.append(f"--server_port={gradio_port}")
         super().__init__(workdir, all_flags, root)
 

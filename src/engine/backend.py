@@ -5,7 +5,8 @@ In the spirit of vLLM's ``EngineClient`` and simonw/llm's ``Model``: a backend t
 sampling options and an optional output constraint) and returns a handle of
 :class:`TokenEvent` s; it tokenizes with its own tokenizer and declares what it can do.
 Implementations: :class:`src.engine.transformers_backend.TransformersBackend` (a local
-model with continuous batching). Nothing above ``src/engine/`` names an implementation:
+model with continuous batching) and :class:`src.engine.vision_backend.VisionBackend` (a local
+vision-language model reading image content parts). Nothing above ``src/engine/`` names an implementation:
 callers get backends from the :class:`src.engine.registry.ModelRegistry`.
 """
 

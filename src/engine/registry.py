@@ -73,7 +73,8 @@ class ModelRegistry:
 
 
 def build_registry(settings: Settings) -> ModelRegistry:
-    """Load the model(s) the flags name and start their backends."""
+    """Load the model(s) the flags name and start their backends: the chat model first (the
+    default), then each of --visible_vision_models."""
     from src.engine.loader import load_model
     from src.engine.transformers_backend import TransformersBackend
 
@@ -82,4 +83,9 @@ def build_registry(settings: Settings) -> ModelRegistry:
         loaded, max_queue_time=settings.max_queue_time or None,
         concurrency=settings.concurrency_count, kv_cache_gb=settings.kv_cache_gb,
     )
-    return ModelRegistry([backend])
+    backends: list[Backend] = [backend]
+    if settings.visible_vision_models:
+        from src.engine.vision_backend import load_vision_backend
+
+        backends.extend(load_vision_backend(path, settings) for path in settings.visible_vision_models)
+    return ModelRegistry(backends)

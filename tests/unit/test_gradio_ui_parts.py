@@ -33,15 +33,33 @@ def test_pending_turn_has_no_empty_answer_bubble():
 
 
 def test_add_regenerate_undo():
-    prompt, turns, _ = add_turn("  ", [])
+    prompt, _, turns, _ = add_turn("  ", None, [])
     assert turns == [] and prompt == ""
-    _, turns, _ = add_turn("q1", [Turn("q0", "a0")])
+    _, _, turns, _ = add_turn("q1", None, [Turn("q0", "a0")])
     assert [t.question for t in turns] == ["q0", "q1"]
     turns[-1].answer = "a1"
     turns, _ = regenerate(turns)
     assert turns[-1].answer == "" and turns[0].answer == "a0"
     prompt, turns, _ = undo(turns)
     assert prompt == "q1" and [t.question for t in turns] == ["q0"]
+
+
+def test_an_attached_image_is_shown_kept_by_regenerate_and_sent_as_a_data_uri(tmp_path):
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(b"\x89PNG fake")
+    prompt, image, turns, messages = add_turn("", str(picture), [])
+    assert prompt == "" and image is None and turns[0].attachments == [str(picture)]
+    assert messages == [{"role": "user", "content": {"path": str(picture), "mime_type": "image/png"}}]
+    _, _, turns, _ = add_turn("what is it?", None, turns)
+    turns, _ = regenerate(turns[:1])
+    assert turns[0].attachments == [str(picture)]
+    followup = [Turn("", "a cat", attachments=[str(picture)]), Turn("its colour?")]
+    uri = "data:image/png;base64,iVBORyBmYWtl"
+    vision = ChatOptions("LLM", "Query", 3, 0.1, 0.75, 40, 64, 1.07, "", model="tiny-llava", vision=True)
+    params = vision.params(followup)
+    assert params.images == [uri] and params.visible_models == "tiny-llava"
+    text_only = ChatOptions("LLM", "Query", 3, 0.1, 0.75, 40, 64, 1.07, "")
+    assert text_only.params(followup).images == [] and text_only.params(followup).visible_models is None
 
 
 def test_sources_tolerate_metadata_and_missing_fields():

@@ -112,8 +112,25 @@ def test_a_final_assistant_message_is_continued_and_system_only_is_answered():
     assert system.system_prompt == "only" and system.instruction == "" and system.chat_conversation == []
 
 
+def test_image_url_parts_become_images_and_their_text_the_instruction():
+    messages = [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
+                                     {"type": "text", "text": "first"}]},
+        {"role": "assistant", "content": "a red square"},
+        {"role": "user", "content": [{"type": "text", "text": "and this?"},
+                                     {"type": "image_url", "image_url": {"url": "https://x.test/b.png"}}]},
+    ]
+    (params,) = translate.chat_params(chat_request(messages=messages))
+    assert params.images == ["data:image/png;base64,AA", "https://x.test/b.png"]
+    assert params.instruction == "and this?"
+    assert params.chat_conversation[0] == {"role": "user", "content": "first"}
+    (plain,) = translate.chat_params(chat_request())
+    assert plain.images == [] and "images" not in plain.model_fields_set
+
+
 @pytest.mark.parametrize("messages", [
-    [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}],
+    [{"role": "user", "content": [{"type": "image_url", "image_url": {"detail": "low"}}]}],
+    [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ""}}]}],
 ])
 def test_bad_messages_are_invalid_requests(messages):
     with pytest.raises(InvalidRequestError):

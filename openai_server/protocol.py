@@ -79,7 +79,8 @@ class StreamOptions(OpenAIBaseModel):
 
 
 class ResponseFormat(OpenAIBaseModel):
-    """``json_schema`` is accepted and answered like ``json_object`` (no guided decoding)."""
+    """``json_object``: any JSON object; ``json_schema``: ``{"name", "schema", "strict"}``, the
+    schema enforced by constrained decoding; ``json_code``: h2oGPT's JSON in a ```json fence."""
 
     type: Literal["text", "json_object", "json_code", "json_schema"] = "text"
     json_schema: dict[str, Any] | None = None

@@ -9,7 +9,8 @@
   strings) map one to one; ``logprobs``/``top_logprobs`` ask the engine for log probs.
 - ``n`` choices are ``n`` evaluate() calls; with a fixed seed choice ``i`` uses ``seed + i``
   so that choices differ but a request is still reproducible.
-- ``response_format.type`` json_object / json_code / json_schema -> ``response_format``.
+- ``response_format.type`` json_object / json_code -> ``response_format`` (the answer is
+  constrained to one JSON object); json_schema -> ``guided_json`` = its ``schema``.
 - h2oGPT fields (``extra_body``) set explicitly win over values derived from OpenAI
   fields; an explicit ``chat_conversation`` goes before the turns from ``messages``.
 """
@@ -26,6 +27,7 @@ from openai_server.protocol import (
     ChatMessage,
     CompletionFields,
     ImagePart,
+    ResponseFormat,
     h2ogpt_values,
 )
 from src.params import EvalParams
@@ -132,10 +134,27 @@ def chat_params(request: ChatCompletionFields) -> list[EvalParams]:
         values["system_prompt"] = system_prompt
     if request.logprobs:
         values.update(logprobs=True, top_logprobs=request.top_logprobs or 0)
-    fmt = request.response_format
-    if fmt is not None and fmt.type != "text":
-        values["response_format"] = "json_code" if fmt.type == "json_code" else "json_object"
+    values.update(response_format_values(request.response_format))
     return _build(_merge_h2ogpt(values, h2ogpt_values(request)), request.n)
+
+
+def response_format_values(fmt: ResponseFormat | None) -> dict[str, Any]:
+    """EvalParams of a ``response_format``: json_schema's ``schema`` becomes ``guided_json``
+    (enforced whether or not ``strict`` is set: the grammar is the only way we answer)."""
+    if fmt is None or fmt.type == "text":
+        return {}
+    if fmt.type == "json_code":
+        return {"response_format": "json_code"}
+    if fmt.type == "json_object":
+        return {"response_format": "json_object"}
+    spec = fmt.json_schema or {}
+    schema = spec.get("schema")
+    if not isinstance(schema, dict):
+        raise InvalidRequestError(
+            "response_format json_schema needs json_schema.schema, a JSON schema object",
+            param="response_format.json_schema.schema",
+        )
+    return {"response_format": "json_object", "guided_json": schema}
 
 
 def completion_prompts(request: CompletionFields) -> list[str]:

@@ -24,7 +24,7 @@ from src.docqa.answer import DocPlan, DocumentAnswerer, Step
 from src.engine.backend import Backend
 from src.engine.prompting import Message
 from src.engine.registry import ModelRegistry
-from src.engine.types import GenerationRequest, SamplingOptions, TokenLogprob
+from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions, TokenLogprob
 from src.params import EvalParams
 from src.settings import Settings
 
@@ -60,8 +60,8 @@ def build_messages(params: EvalParams) -> list[Message]:
     """System prompt, earlier turns, then the user turn with any documents as context."""
     messages: list[Message] = []
     system = params.system_prompt or ""
-    if params.response_format != "text":
-        system = f"{system}\n{JSON_INSTRUCTION}".strip()
+    if params.response_format != "text" or params.guided_json is not None:
+        system = f"{system}\n{json_instruction(params.guided_json)}".strip()
     if system:
         messages.append({"role": "system", "content": system})
     messages.extend(conversation_messages(params.chat_conversation))
@@ -72,6 +72,14 @@ def build_messages(params: EvalParams) -> list[Message]:
     if user or not messages:  # no user turn: answer the system prompt, or continue the assistant's
         messages.append({"role": "user", "content": user})
     return messages
+
+
+def json_instruction(schema: dict[str, Any] | str | None) -> str:
+    """The prompt's JSON instruction (a hint for the model; the grammar enforces the format)."""
+    if schema is None:
+        return JSON_INSTRUCTION
+    text = schema if isinstance(schema, str) else json.dumps(schema)
+    return f"{JSON_INSTRUCTION} It must match this JSON schema: {text}"
 
 
 def conversation_messages(conversation: list[Any]) -> list[Message]:
@@ -110,6 +118,21 @@ def sampling_options(params: EvalParams) -> SamplingOptions:
     )
 
 
+def output_constraint(params: EvalParams) -> OutputConstraint | None:
+    """The constraint ``params`` ask for: a guided_* field, else JSON for a JSON response_format."""
+    if params.guided_json is not None:
+        return OutputConstraint("json_schema", params.guided_json)
+    if params.guided_regex is not None:
+        return OutputConstraint("regex", params.guided_regex)
+    if params.guided_choice is not None:
+        return OutputConstraint("choice", tuple(params.guided_choice))
+    if params.guided_grammar is not None:
+        return OutputConstraint("grammar", params.guided_grammar)
+    if params.response_format != "text":
+        return OutputConstraint("json_object")
+    return None
+
+
 def logprob_dict(logprob: TokenLogprob) -> dict[str, Any]:
     """A token's log prob as plain data: {token, logprob, top: [[token, logprob], ...]}."""
     return {
@@ -117,21 +140,6 @@ def logprob_dict(logprob: TokenLogprob) -> dict[str, Any]:
         "logprob": logprob.logprob,
         "top": [[token, value] for token, value in logprob.top],
     }
-
-
-def extract_json(text: str, as_code: bool = False) -> str:
-    """The first JSON object or array in ``text`` (``{}`` when there is none)."""
-    decoder = json.JSONDecoder()
-    found: Any = {}
-    for i, char in enumerate(text):
-        if char in "{[":
-            try:
-                found, _ = decoder.raw_decode(text[i:])
-                break
-            except json.JSONDecodeError:
-                continue
-    dumped = json.dumps(found)
-    return f"```json\n{dumped}\n```" if as_code else dumped
 
 
 class Evaluator:
@@ -151,6 +159,7 @@ class Evaluator:
         return GenerationRequest(
             messages=tuple(build_messages(params)), prompt_type=params.prompt_type or "",
             chat_template=params.chat_template or "", options=sampling_options(params),
+            constraint=output_constraint(params),
         )
 
     def complete_many(
@@ -221,7 +230,7 @@ class Evaluator:
         handle = backend.submit(self.request(params), cancel)
         response = ""
         pending: list[dict[str, Any]] = []  # log probs of tokens not yet yielded
-        streaming = params.stream_output and params.response_format == "text"
+        streaming = params.stream_output and params.response_format != "json_code"
         try:
             for event in handle:
                 response += event.delta
@@ -239,9 +248,8 @@ class Evaluator:
             handle.cancel()
 
     def _final(self, params: EvalParams, chunk: EvalChunk) -> EvalChunk:
-        if params.response_format != "text":
-            text = extract_json(chunk.response, as_code=params.response_format == "json_code")
-            chunk.response = chunk.delta = text
+        if params.response_format == "json_code":  # the constrained JSON, in a fence
+            chunk.response = chunk.delta = f"```json\n{chunk.response.strip()}\n```"
         elif not params.stream_output:
             chunk.delta = chunk.response
         return chunk

@@ -11,6 +11,8 @@
   so that choices differ but a request is still reproducible.
 - ``response_format.type`` json_object / json_code -> ``response_format`` (the answer is
   constrained to one JSON object); json_schema -> ``guided_json`` = its ``schema``.
+- ``tools``, ``tool_choice``, ``parallel_tool_calls`` map one to one; assistant
+  ``tool_calls`` and ``tool`` messages stay in ``chat_conversation`` with their ids.
 - h2oGPT fields (``extra_body``) set explicitly win over values derived from OpenAI
   fields; an explicit ``chat_conversation`` goes before the turns from ``messages``.
 """
@@ -30,6 +32,7 @@ from openai_server.protocol import (
     ResponseFormat,
     h2ogpt_values,
 )
+from src import tools
 from src.params import EvalParams
 
 DEFAULT_MAX_TOKENS = 256
@@ -51,7 +54,18 @@ def message_text(message: ChatMessage) -> str:
     return "\n".join(texts)
 
 
-def split_messages(messages: list[ChatMessage]) -> tuple[str | None, list[dict[str, str]], str]:
+def history_turn(message: ChatMessage) -> dict[str, Any]:
+    """A turn of ``chat_conversation``: role and content, plus an assistant's ``tool_calls``
+    or a tool result's ``tool_call_id`` and ``name`` (rendered by evaluate())."""
+    turn: dict[str, Any] = {"role": message.role, "content": message_text(message)}
+    if message.role == "assistant" and message.tool_calls:
+        turn["tool_calls"] = message.tool_calls
+    if message.role == "tool":
+        turn.update({k: v for k, v in (("tool_call_id", message.tool_call_id), ("name", message.name)) if v})
+    return turn
+
+
+def split_messages(messages: list[ChatMessage]) -> tuple[str | None, list[dict[str, Any]], str]:
     """(system_prompt or None, earlier turns, instruction) of an OpenAI messages array.
 
     As OpenAI does, a conversation may end with the assistant's message (the model
@@ -62,9 +76,7 @@ def split_messages(messages: list[ChatMessage]) -> tuple[str | None, list[dict[s
         raise InvalidRequestError("messages must not be empty", param="messages")
     system = [message_text(m) for m in messages if m.role in SYSTEM_ROLES]
     turns = [m for m in messages if m.role not in SYSTEM_ROLES]
-    history = [
-        {"role": "user" if m.role == "tool" else m.role, "content": message_text(m)} for m in turns
-    ]
+    history = [history_turn(m) for m in turns]
     instruction = ""
     if history and history[-1]["role"] == "user":
         instruction = history.pop()["content"]
@@ -135,6 +147,12 @@ def chat_params(request: ChatCompletionFields) -> list[EvalParams]:
     if request.logprobs:
         values.update(logprobs=True, top_logprobs=request.top_logprobs or 0)
     values.update(response_format_values(request.response_format))
+    if request.tools:
+        tools.offered(request.tools, request.tool_choice)  # a bad tool or tool_choice: 400 now
+        values.update(tools=request.tools, tool_choice=request.tool_choice,
+                      parallel_tool_calls=request.parallel_tool_calls)
+    elif isinstance(request.tool_choice, dict) or request.tool_choice == "required":
+        raise InvalidRequestError("tool_choice needs tools", param="tool_choice")
     return _build(_merge_h2ogpt(values, h2ogpt_values(request)), request.n)
 
 

@@ -20,11 +20,13 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from src import tools
 from src.docqa.answer import DocPlan, DocumentAnswerer, Step
 from src.engine.backend import Backend
 from src.engine.prompting import Message
 from src.engine.registry import ModelRegistry
 from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions, TokenLogprob
+from src.errors import UnsupportedFeatureError
 from src.params import EvalParams
 from src.settings import Settings
 
@@ -60,7 +62,10 @@ def build_messages(params: EvalParams) -> list[Message]:
     """System prompt, earlier turns, then the user turn with any documents as context."""
     messages: list[Message] = []
     system = params.system_prompt or ""
-    if params.response_format != "text" or params.guided_json is not None:
+    funcs = tools.offered(params.tools, params.tool_choice)
+    if funcs:
+        system = f"{system}\n{tools.tools_instruction(funcs)}".strip()
+    elif params.response_format != "text" or params.guided_json is not None:
         system = f"{system}\n{json_instruction(params.guided_json)}".strip()
     if system:
         messages.append({"role": "system", "content": system})
@@ -87,7 +92,7 @@ def conversation_messages(conversation: list[Any]) -> list[Message]:
     messages: list[Message] = []
     for turn in conversation:
         if isinstance(turn, dict):
-            messages.append({"role": str(turn["role"]), "content": str(turn.get("content") or "")})
+            messages.append(tools.render_history_message(turn))
             continue
         human, bot = turn
         if human:
@@ -120,6 +125,9 @@ def sampling_options(params: EvalParams) -> SamplingOptions:
 
 def output_constraint(params: EvalParams) -> OutputConstraint | None:
     """The constraint ``params`` ask for: a guided_* field, else JSON for a JSON response_format."""
+    funcs = tools.offered(params.tools, params.tool_choice)
+    if funcs:
+        return OutputConstraint("grammar", tools.call_grammar(funcs, tools.must_call(params.tools, params.tool_choice)))
     if params.guided_json is not None:
         return OutputConstraint("json_schema", params.guided_json)
     if params.guided_regex is not None:
@@ -161,6 +169,17 @@ class Evaluator:
             chat_template=params.chat_template or "", options=sampling_options(params),
             constraint=output_constraint(params),
         )
+
+    def checked_request(self, backend: Backend, params: EvalParams) -> GenerationRequest:
+        """The request of ``params``, refused (400) when ``backend`` cannot honour its constraint."""
+        request = self.request(params)
+        caps = backend.capabilities
+        if tools.offered(params.tools, params.tool_choice) and not caps.tools:
+            raise UnsupportedFeatureError(f"the model {backend.name} cannot call tools", param="tools")
+        if request.constraint is not None and not caps.constrained_decoding:
+            raise UnsupportedFeatureError(f"the model {backend.name} cannot constrain its output",
+                                          param="response_format")
+        return request
 
     def complete_many(
         self, many: list[EvalParams], cancel: threading.Event | None = None
@@ -227,7 +246,7 @@ class Evaluator:
             if plan.params is None:
                 return
             params, sources = plan.params, plan.sources
-        handle = backend.submit(self.request(params), cancel)
+        handle = backend.submit(self.checked_request(backend, params), cancel)
         response = ""
         pending: list[dict[str, Any]] = []  # log probs of tokens not yet yielded
         streaming = params.stream_output and params.response_format != "json_code"

@@ -108,6 +108,19 @@ class EvalParams(BaseModel):
     guided_grammar: str | None = Field(
         None, description="A context-free grammar (Lark or GBNF) the answer must follow."
     )
+    tools: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="OpenAI function tools the model may call ({type: function, function: "
+        "{name, description, parameters}}); a call's arguments are constrained to the schema.",
+    )
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = Field(
+        None,
+        description="'none', 'auto' (text or a call; the default with tools), 'required' (a "
+        "call), or {type: function, function: {name}} (a call to that function).",
+    )
+    parallel_tool_calls: bool = Field(
+        True, description="Accepted as OpenAI's; an answer holds at most one call."
+    )
 
     # --- Documents --------------------------------------------------------------------
     langchain_mode: str | None = Field(
@@ -160,6 +173,12 @@ class EvalParams(BaseModel):
         guides = [name for name in GUIDED_FIELDS if getattr(self, name) is not None]
         if len(guides) > 1:
             raise ValueError(f"give at most one of {', '.join(GUIDED_FIELDS)} (got {', '.join(guides)})")
+        return self
+
+    @model_validator(mode="after")
+    def _tools_without_guides(self) -> EvalParams:
+        if self.tools and self.tool_choice != "none" and any(getattr(self, n) is not None for n in GUIDED_FIELDS):
+            raise ValueError("tools cannot be combined with guided_json/regex/choice/grammar")
         return self
 
     @model_validator(mode="after")

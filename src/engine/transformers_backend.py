@@ -38,7 +38,7 @@ class TransformersBackend:
     """A local model: tokenizer, chat template, and a batch engine running its generations."""
 
     capabilities = Capabilities(logprobs=True, logit_bias=True, logits_processors=True,
-                                constrained_decoding=True)
+                                constrained_decoding=True, tools=True)
 
     def __init__(
         self,

@@ -7,12 +7,13 @@ import json
 import jsonschema
 import pytest
 
+from src import tools
 from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions
 from src.errors import InvalidParamsError
 from src.evaluate import json_instruction
 from src.params import EvalParams
 from tests.conftest import wait_idle
-from tests.structured_cases import SCHEMAS
+from tests.structured_cases import SCHEMAS, TOOLS
 
 MAX_TOKENS = 64
 
@@ -108,3 +109,35 @@ def test_a_schema_compiles_once(engine):
     misses = grammars.misses
     grammars.grammar(OutputConstraint("json_schema", dict(reversed(list(schema.items())))))  # same, keys reordered
     assert grammars.misses == misses
+
+
+def test_every_required_tool_call_names_an_offered_tool_with_valid_arguments(evaluator, engine):
+    assert len(TOOLS) >= 10
+    cases = []
+    for i, (prompt, tool) in enumerate(TOOLS):
+        offered = [tool, TOOLS[(i + 1) % len(TOOLS)][1]]
+        params = EvalParams(instruction=prompt, tools=offered, tool_choice="required", max_new_tokens=MAX_TOKENS,
+                            temperature=0).with_defaults(evaluator.settings)
+        cases.append((offered, engine.submit(evaluator.checked_request(engine, params))))
+    stopped = 0
+    for offered, handle in cases:
+        text, finish = "", None
+        for event in handle:
+            text += event.delta
+            finish = event.finish_reason
+        if finish != "stop":
+            assert finish == "length"
+            continue
+        stopped += 1
+        [call] = tools.parse_tool_calls(text)
+        schemas = {t["function"]["name"]: t["function"]["parameters"] for t in offered}
+        assert call.name in schemas
+        jsonschema.validate(json.loads(call.arguments), schemas[call.name])
+    assert stopped >= len(TOOLS) * 0.75
+
+
+def test_auto_tool_choice_lets_the_model_answer_in_text(evaluator):
+    final = list(evaluator.evaluate(EvalParams(
+        instruction="Hello! How are you today?", tools=[TOOLS[1][1]], tool_choice="auto", max_new_tokens=24,
+        temperature=0)))[-1]
+    assert final.response and (not final.response.startswith("<tool_call>") or tools.parse_tool_calls(final.response))

@@ -15,6 +15,7 @@ from openai_server.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
     H2oGPTParams,
+    wire,
 )
 from src.errors import EngineUnavailableError, QueueTimeoutError
 from src.params import EvalParams
@@ -88,6 +89,7 @@ def test_h2ogpt_fields_are_generated_from_evalparams():
     expected = set(EvalParams.model_fields) - {
         "temperature", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty",
         "logit_bias", "logprobs", "top_logprobs", "response_format", "stream_output",
+        "tools", "tool_choice", "parallel_tool_calls",
     }
     assert set(H2OGPT_FIELDS) == expected
     assert set(H2oGPTParams.model_fields) == expected
@@ -270,7 +272,7 @@ def test_a_stream_starts_when_the_engine_starts_not_at_the_first_token(kind):
             first = []
         engine.hold.set()
         rest = [chunk async for chunk in stream]
-        return [c.model_dump() for c in (*first, *rest)]
+        return [wire(c) for c in (*first, *rest)]
 
     chunks = asyncio.run(scenario())
     if kind == "chat":

@@ -140,4 +140,5 @@ def test_auto_tool_choice_lets_the_model_answer_in_text(evaluator):
     final = list(evaluator.evaluate(EvalParams(
         instruction="Hello! How are you today?", tools=[TOOLS[1][1]], tool_choice="auto", max_new_tokens=24,
         temperature=0)))[-1]
-    assert final.response and (not final.response.startswith("<tool_call>") or tools.parse_tool_calls(final.response))
+    assert final.finish_reason in ("stop", "length")
+    assert final.response.strip() and tools.parse_tool_calls(final.response) == []  # a text answer

@@ -1,7 +1,7 @@
 """Tool calling: the prompt the model sees, the grammar its call must follow, and the parser.
 
-A model whose chat template does not render tools (the default SmolLM2 does not) gets the
-documented fallback format (docs/structured_output.md):
+Every model gets this format (docs/structured_output.md); the default SmolLM2 template has
+no tool support, and templates with their own tool format are not used for tools yet:
 
 - the tools are listed in the system prompt as JSON, with the instruction to answer a call
   as ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``;

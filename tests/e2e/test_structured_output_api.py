@@ -123,3 +123,11 @@ def test_langchain_bind_tools_with_a_forced_tool(server, model):
     message = llm.bind_tools([ADD], tool_choice="add").invoke("Add 2 and 3.")
     [call] = message.tool_calls
     assert call["name"] == "add" and set(call["args"]) == {"a", "b"}
+
+
+def test_langchain_with_structured_output_returns_the_model(server, model):
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(base_url=server.base_url, api_key="EMPTY", model=model, max_tokens=48, temperature=0)
+    person = llm.with_structured_output(Person).invoke("Describe a person.")
+    assert isinstance(person, Person) and 0 <= person.age <= 120

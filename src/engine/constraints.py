@@ -7,21 +7,25 @@ shared with other work, SmolLM2-135M's 49,152-token vocabulary) against xgrammar
                            llguidance 1.9.1               xgrammar 0.2.9
 =========================  =============================  =============================
 tokenizer set-up           3.6 s (once per model)         0.6 s
-schema to first mask, p50  99 ms (bench/structured.py,    1.7 ms (the 21 test schemas)
-                           33 schemas and tool grammars)
-mask per token             0.3 ms mean, 1.1 ms max        0.01 ms mean, 0.15 ms max
+schema to first mask, p50  0.5 ms compile + 0.1 ms mask   1.7 ms
+                           (bench/structured.py: 21       (the 21 test schemas)
+                           schemas and 12 tool grammars)
+mask per token             0.1-0.3 ms mean, 1.1 ms max    0.01 ms mean, 0.15 ms max
 install                    3 MB wheel, no dependencies    + apache-tvm-ffi and triton
                                                           (~1 GB, useful on GPU only)
 ``format: "nope"``,        refused: "Unknown format",     both accepted silently
 ``dependentRequired``      "Unimplemented keys"
 =========================  =============================  =============================
 
-xgrammar is faster, but a decoding step of the tiny model takes 30-60 ms on this CPU, so
-llguidance's 0.3 ms mask is about 1 % of a step, and its slower first mask is paid once per
-distinct schema (the cache below). What decides is correctness and the install: llguidance
-refuses the JSON-schema keywords it cannot enforce (we answer 400; xgrammar would drop
-them and return JSON that does not validate) and brings nothing GPU-only into the CPU
-install.
+xgrammar's mask is faster, but a decoding step of the tiny model takes 30-60 ms on this
+CPU, so llguidance's mask is under 1 % of a step (bench/structured.py measures the whole
+effect: constrained decoding runs at unconstrained speed); its compile is faster. What
+decides is correctness and the install: llguidance refuses the JSON-schema keywords it
+cannot enforce (we answer 400; xgrammar would drop them and return JSON that does not
+validate) and brings nothing GPU-only into the CPU install.
+
+The mask is applied with numpy on CPU: torch splits a 49k-element op over its OpenMP
+threads, which cost tens of milliseconds per token on a busy machine.
 
 A compiled grammar (a never advanced llguidance matcher) is cached per distinct constraint
 (an LRU keyed by the canonical JSON dump of kind and value); each sequence gets its own

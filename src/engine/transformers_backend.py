@@ -20,7 +20,7 @@ from src.engine.loader import LoadedModel
 from src.engine.prompting import render_prompt
 from src.engine.sequence import Sequence
 from src.engine.types import Capabilities, GenerationRequest, Message
-from src.errors import ContextLengthError
+from src.errors import ContextLengthError, InvalidParamsError
 
 GIB = 1024**3
 
@@ -76,6 +76,9 @@ class TransformersBackend:
         """Queue ``request`` for the batch; refuses a prompt that does not fit the context window
         and a constraint that cannot be compiled (InvalidParamsError, with ``param``)."""
         if request.constraint is not None:
+            if request.options.min_new_tokens:  # it would hold back the end the grammar requires
+                raise InvalidParamsError("min_new_tokens cannot be combined with constrained output",
+                                         param="min_new_tokens")
             mask = self.grammars.processor(request.constraint)
             request = dataclasses.replace(request, constraint=None,
                                           logits_processors=(*request.logits_processors, mask))

@@ -142,3 +142,11 @@ def test_auto_tool_choice_lets_the_model_answer_in_text(evaluator):
         temperature=0)))[-1]
     assert final.finish_reason in ("stop", "length")
     assert final.response.strip() and tools.parse_tool_calls(final.response) == []  # a text answer
+
+
+def test_min_new_tokens_with_a_constraint_is_refused(engine):
+    with pytest.raises(InvalidParamsError) as info:
+        engine.submit(GenerationRequest(messages=({"role": "user", "content": "hi"},),
+                                        options=SamplingOptions(min_new_tokens=4),
+                                        constraint=OutputConstraint("json_object")))
+    assert info.value.param == "min_new_tokens"

@@ -172,7 +172,6 @@ class GrammarCompiler:
             return GrammarProcessor(template.deep_copy(), self.vocab_size, self.eos_ids)
 
 
-
 class GrammarProcessor:
     """A :data:`SequenceProcessor`: masks the logits to what the grammar allows next.
 

@@ -11,7 +11,10 @@ from fastapi.testclient import TestClient
 
 from openai_server.app import create_app
 from src import tools
-from src.errors import InvalidParamsError
+from src.engine.types import Capabilities
+from src.errors import InvalidParamsError, UnsupportedFeatureError
+from src.evaluate import Evaluator
+from src.params import EvalParams
 from src.settings import build_settings
 from tests.structured_cases import TOOLS
 from tests.unit.fake_engine import FakeEngine
@@ -111,3 +114,21 @@ def test_streamed_call_in_openai_shape(api):
     assert json.loads("".join(c["function"]["arguments"] for c in calls)) == {"a": 2, "b": 3}
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
     assert not any(c["choices"][0]["delta"].get("content") for c in chunks if c["choices"])
+
+
+class NoConstraintsBackend:
+    name = "remote"
+    capabilities = Capabilities()  # neither constrained decoding nor tools
+
+
+@pytest.mark.parametrize(("values", "param"), [
+    ({"tools": FUNCS[:1]}, "tools"),
+    ({"response_format": "json_object"}, "response_format"),
+    ({"guided_choice": ["a", "b"]}, "response_format"),
+])
+def test_a_backend_that_cannot_constrain_refuses_up_front(values, param):
+    settings = build_settings({})
+    params = EvalParams(instruction="hi", **values).with_defaults(settings)
+    with pytest.raises(UnsupportedFeatureError) as info:
+        Evaluator(settings, registry=None).checked_request(NoConstraintsBackend(), params)
+    assert info.value.param == param

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 #: EvalParams fields that OpenAI names itself; the OpenAI field is translated onto them.
 OPENAI_NAMED = frozenset({
     "temperature", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty",
-    "logit_bias", "logprobs", "top_logprobs", "response_format",
+    "logit_bias", "logprobs", "top_logprobs", "response_format", "tools", "tool_choice",
+    "parallel_tool_calls",
 })
 #: EvalParams fields the API sets itself (``stream_output`` follows ``stream``).
 API_CONTROLLED = frozenset({"stream_output"})
@@ -95,6 +96,7 @@ class ChatMessage(OpenAIBaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart | ImagePart] | None = None
     name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
 
 
@@ -103,7 +105,8 @@ class StreamOptions(OpenAIBaseModel):
 
 
 class ResponseFormat(OpenAIBaseModel):
-    """``json_schema`` is accepted and answered like ``json_object`` (no guided decoding)."""
+    """``json_object``: any JSON object; ``json_schema``: ``{"name", "schema", "strict"}``, the
+    schema enforced by constrained decoding; ``json_code``: h2oGPT's JSON in a ```json fence."""
 
     type: Literal["text", "json_object", "json_code", "json_schema"] = "text"
     json_schema: dict[str, Any] | None = None
@@ -146,7 +149,13 @@ class ChatCompletionFields(_SamplingFields):
     messages: list[ChatMessage] = Field(..., min_length=1)
     logprobs: bool = False
     max_completion_tokens: int | None = Field(None, ge=1, description="Preferred to max_tokens.")
+    parallel_tool_calls: bool = True
     response_format: ResponseFormat | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = Field(
+        None, description="'none', 'auto' (default with tools), 'required', or "
+        "{\"type\": \"function\", \"function\": {\"name\": ...}}.")
+    tools: list[dict[str, Any]] | None = Field(
+        None, description="Function tools; a call's arguments are constrained to the function's schema.")
     top_logprobs: int | None = Field(None, ge=0, le=20)
 
     @model_validator(mode="after")
@@ -208,6 +217,10 @@ def wire(response: BaseModel) -> dict[str, Any]:
             choice.pop("sources", None)
         if isinstance(choice.get("delta"), dict):  # a delta carries only what changed
             choice["delta"] = {k: v for k, v in choice["delta"].items() if v is not None}
+            for call in choice["delta"].get("tool_calls") or []:
+                for key in [k for k, v in call.items() if v is None]:
+                    del call[key]
+                call["function"] = {k: v for k, v in call["function"].items() if v is not None}
     return data
 
 
@@ -249,9 +262,28 @@ class ChoiceLogprobs(BaseModel):
     content: list[TokenLogprob] | None = None
 
 
+class FunctionCall(BaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ToolCallDelta(BaseModel):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionCall
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    tool_calls: list[ToolCall] | None = None
 
 
 class ChatChoice(BaseModel):
@@ -277,6 +309,7 @@ class ChatCompletion(BaseModel):
 class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChatChunkChoice(BaseModel):

@@ -31,14 +31,18 @@ from openai_server.protocol import (
     CompletionFields,
     CompletionLogprobs,
     Delta,
+    FunctionCall,
     Model,
     TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
     TopLogprob,
     Usage,
     new_id,
     now,
 )
 from src.params import EvalParams
+from src.tools import ToolCallStream, parse_tool_calls
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +172,38 @@ def _usage(finals: dict[int, Chunk], prompts: int = 1, per_prompt: int = 1) -> U
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
+def _offers_tools(params: EvalParams) -> bool:
+    return bool(params.tools) and params.tool_choice != "none"
+
+
+def _chat_choice(index: int, chunk: Chunk, with_tools: bool) -> ChatChoice:
+    """A finished choice: text, or (when the answer is a call) ``tool_calls`` and no content."""
+    reason = translate.finish_reason(chunk["finish_reason"])
+    calls = parse_tool_calls(chunk["response"]) if with_tools and reason == "stop" else []
+    message = AssistantMessage(content=chunk["response"])
+    if calls:
+        message = AssistantMessage(content=None, tool_calls=[
+            ToolCall(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments)) for c in calls])
+        reason = "tool_calls"
+    return ChatChoice(index=index, message=message, logprobs=_chat_logprobs(chunk), finish_reason=reason,
+                      sources=chunk.get("sources") or None)
+
+
+def _tool_deltas(stream: ToolCallStream, text: str, final: bool) -> list[Delta]:
+    """OpenAI's deltas for a piece of an answer that may be a tool call: the first call delta
+    has index, id, type and name; later ones carry argument fragments."""
+    out = []
+    for kind, value in stream.feed(text, final):
+        if kind == "text":
+            out.append(Delta(content=value))
+        elif kind == "call":
+            out.append(Delta(tool_calls=[ToolCallDelta(index=0, id=value.id, type="function",
+                                                       function=FunctionCall(name=value.name, arguments=""))]))
+        else:
+            out.append(Delta(tool_calls=[ToolCallDelta(index=0, function=FunctionCall(arguments=value))]))
+    return out
+
+
 class CompletionService:
     """Chat and text completions over an engine client."""
 
@@ -213,23 +249,17 @@ class CompletionService:
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             items = await _primed(_merged(self.client, choices, requester))
-            return self._chat_stream(items, model, include_usage)
+            return self._chat_stream(items, model, include_usage, _offers_tools(choices[0]))
         finals = await self._collect(choices, requester)
+        with_tools = _offers_tools(choices[0])
         return ChatCompletion(
             id=new_id("chatcmpl"), created=now(), model=model, usage=_usage(finals),
             system_fingerprint=self.fingerprint(model),
-            choices=[
-                ChatChoice(
-                    index=i, message=AssistantMessage(content=c["response"]),
-                    logprobs=_chat_logprobs(c), finish_reason=translate.finish_reason(c["finish_reason"]),
-                    sources=c.get("sources") or None,
-                )
-                for i, c in sorted(finals.items())
-            ],
+            choices=[_chat_choice(i, c, with_tools) for i, c in sorted(finals.items())],
         )
 
     async def _chat_stream(self, items: AsyncGenerator[tuple[int, Chunk], None], model: str,
-                           include_usage: bool) -> AsyncIterator[ChatCompletionChunk]:
+                           include_usage: bool, with_tools: bool = False) -> AsyncIterator[ChatCompletionChunk]:
         rid, created, fp = new_id("chatcmpl"), now(), self.fingerprint(model)
         usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
 
@@ -239,20 +269,27 @@ class CompletionService:
 
         started: set[int] = set()
         finals: dict[int, Chunk] = {}
+        calls: dict[int, ToolCallStream] = {}
         async with contextlib.aclosing(items):  # leaving early cancels the engine's work
             async for index, item in items:
                 if index not in started:
                     started.add(index)
                     yield chunk(ChatChunkChoice(index=index, delta=Delta(role="assistant", content="")))
-                if item["delta"] or item.get("logprobs"):
+                final = item["finish_reason"] is not None
+                if with_tools:
+                    stream = calls.setdefault(index, ToolCallStream())
+                    for delta in _tool_deltas(stream, item["delta"], final):
+                        yield chunk(ChatChunkChoice(index=index, delta=delta))
+                elif item["delta"] or item.get("logprobs"):
                     yield chunk(ChatChunkChoice(index=index, delta=Delta(content=item["delta"]),
                                                 logprobs=_chat_logprobs(item)))
-                if item["finish_reason"] is not None:
+                if final:
                     finals[index] = item
-                    yield chunk(ChatChunkChoice(
-                        index=index, delta=Delta(), finish_reason=translate.finish_reason(item["finish_reason"]),
-                        sources=item.get("sources") or None,
-                    ))
+                    reason = translate.finish_reason(item["finish_reason"])
+                    if index in calls and calls[index].call is not None and reason == "stop":
+                        reason = "tool_calls"
+                    yield chunk(ChatChunkChoice(index=index, delta=Delta(), finish_reason=reason,
+                                                sources=item.get("sources") or None))
         if include_usage:
             yield ChatCompletionChunk(id=rid, created=created, model=model, choices=[], usage=_usage(finals),
                                       system_fingerprint=fp)

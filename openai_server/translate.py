@@ -9,7 +9,10 @@
   strings) map one to one; ``logprobs``/``top_logprobs`` ask the engine for log probs.
 - ``n`` choices are ``n`` evaluate() calls; with a fixed seed choice ``i`` uses ``seed + i``
   so that choices differ but a request is still reproducible.
-- ``response_format.type`` json_object / json_code / json_schema -> ``response_format``.
+- ``response_format.type`` json_object / json_code -> ``response_format`` (the answer is
+  constrained to one JSON object); json_schema -> ``guided_json`` = its ``schema``.
+- ``tools``, ``tool_choice``, ``parallel_tool_calls`` map one to one; assistant
+  ``tool_calls`` and ``tool`` messages stay in ``chat_conversation`` with their ids.
 - h2oGPT fields (``extra_body``) set explicitly win over values derived from OpenAI
   fields; an explicit ``chat_conversation`` goes before the turns from ``messages``.
 """
@@ -26,8 +29,10 @@ from openai_server.protocol import (
     ChatMessage,
     CompletionFields,
     ImagePart,
+    ResponseFormat,
     h2ogpt_values,
 )
+from src import tools
 from src.params import EvalParams
 
 DEFAULT_MAX_TOKENS = 256
@@ -59,7 +64,18 @@ def message_images(messages: list[ChatMessage]) -> list[str]:
     return urls
 
 
-def split_messages(messages: list[ChatMessage]) -> tuple[str | None, list[dict[str, str]], str]:
+def history_turn(message: ChatMessage) -> dict[str, Any]:
+    """A turn of ``chat_conversation``: role and content, plus an assistant's ``tool_calls``
+    or a tool result's ``tool_call_id`` and ``name`` (rendered by evaluate())."""
+    turn: dict[str, Any] = {"role": message.role, "content": message_text(message)}
+    if message.role == "assistant" and message.tool_calls:
+        turn["tool_calls"] = message.tool_calls
+    if message.role == "tool":
+        turn.update({k: v for k, v in (("tool_call_id", message.tool_call_id), ("name", message.name)) if v})
+    return turn
+
+
+def split_messages(messages: list[ChatMessage]) -> tuple[str | None, list[dict[str, Any]], str]:
     """(system_prompt or None, earlier turns, instruction) of an OpenAI messages array.
 
     As OpenAI does, a conversation may end with the assistant's message (the model
@@ -70,9 +86,7 @@ def split_messages(messages: list[ChatMessage]) -> tuple[str | None, list[dict[s
         raise InvalidRequestError("messages must not be empty", param="messages")
     system = [message_text(m) for m in messages if m.role in SYSTEM_ROLES]
     turns = [m for m in messages if m.role not in SYSTEM_ROLES]
-    history = [
-        {"role": "user" if m.role == "tool" else m.role, "content": message_text(m)} for m in turns
-    ]
+    history = [history_turn(m) for m in turns]
     instruction = ""
     if history and history[-1]["role"] == "user":
         instruction = history.pop()["content"]
@@ -145,10 +159,33 @@ def chat_params(request: ChatCompletionFields) -> list[EvalParams]:
         values["system_prompt"] = system_prompt
     if request.logprobs:
         values.update(logprobs=True, top_logprobs=request.top_logprobs or 0)
-    fmt = request.response_format
-    if fmt is not None and fmt.type != "text":
-        values["response_format"] = "json_code" if fmt.type == "json_code" else "json_object"
+    values.update(response_format_values(request.response_format))
+    if request.tools:
+        tools.offered(request.tools, request.tool_choice)  # a bad tool or tool_choice: 400 now
+        values.update(tools=request.tools, tool_choice=request.tool_choice,
+                      parallel_tool_calls=request.parallel_tool_calls)
+    elif isinstance(request.tool_choice, dict) or request.tool_choice == "required":
+        raise InvalidRequestError("tool_choice needs tools", param="tool_choice")
     return _build(_merge_h2ogpt(values, h2ogpt_values(request)), request.n)
+
+
+def response_format_values(fmt: ResponseFormat | None) -> dict[str, Any]:
+    """EvalParams of a ``response_format``: json_schema's ``schema`` becomes ``guided_json``
+    (enforced whether or not ``strict`` is set: the grammar is the only way we answer)."""
+    if fmt is None or fmt.type == "text":
+        return {}
+    if fmt.type == "json_code":
+        return {"response_format": "json_code"}
+    if fmt.type == "json_object":
+        return {"response_format": "json_object"}
+    spec = fmt.json_schema or {}
+    schema = spec.get("schema")
+    if not isinstance(schema, dict):
+        raise InvalidRequestError(
+            "response_format json_schema needs json_schema.schema, a JSON schema object",
+            param="response_format.json_schema.schema",
+        )
+    return {"response_format": "json_object", "guided_json": schema}
 
 
 def completion_prompts(request: CompletionFields) -> list[str]:

@@ -20,12 +20,13 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from src import tools
 from src.docqa.answer import DocPlan, DocumentAnswerer, Step
 from src.engine.backend import Backend
 from src.engine.image_inputs import image_bytes, image_part
 from src.engine.prompting import Message
 from src.engine.registry import ModelRegistry
-from src.engine.types import GenerationRequest, SamplingOptions, TokenLogprob
+from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions, TokenLogprob
 from src.errors import UnsupportedFeatureError
 from src.params import EvalParams
 from src.settings import Settings
@@ -62,8 +63,11 @@ def build_messages(params: EvalParams) -> list[Message]:
     """System prompt, earlier turns, then the user turn with any documents as context."""
     messages: list[Message] = []
     system = params.system_prompt or ""
-    if params.response_format != "text":
-        system = f"{system}\n{JSON_INSTRUCTION}".strip()
+    funcs = tools.offered(params.tools, params.tool_choice)
+    if funcs:
+        system = f"{system}\n{tools.tools_instruction(funcs)}".strip()
+    elif params.response_format != "text" or params.guided_json is not None:
+        system = f"{system}\n{json_instruction(params.guided_json)}".strip()
     if system:
         messages.append({"role": "system", "content": system})
     messages.extend(conversation_messages(params.chat_conversation))
@@ -76,12 +80,20 @@ def build_messages(params: EvalParams) -> list[Message]:
     return messages
 
 
+def json_instruction(schema: dict[str, Any] | str | None) -> str:
+    """The prompt's JSON instruction (a hint for the model; the grammar enforces the format)."""
+    if schema is None:
+        return JSON_INSTRUCTION
+    text = schema if isinstance(schema, str) else json.dumps(schema)
+    return f"{JSON_INSTRUCTION} It must match this JSON schema: {text}"
+
+
 def conversation_messages(conversation: list[Any]) -> list[Message]:
     """h2oGPT's [human, bot] pairs, or {role, content} dicts, as chat messages."""
     messages: list[Message] = []
     for turn in conversation:
         if isinstance(turn, dict):
-            messages.append({"role": str(turn["role"]), "content": str(turn.get("content") or "")})
+            messages.append(tools.render_history_message(turn))
             continue
         human, bot = turn
         if human:
@@ -112,6 +124,24 @@ def sampling_options(params: EvalParams) -> SamplingOptions:
     )
 
 
+def output_constraint(params: EvalParams) -> OutputConstraint | None:
+    """The constraint ``params`` ask for: a guided_* field, else JSON for a JSON response_format."""
+    funcs = tools.offered(params.tools, params.tool_choice)
+    if funcs:
+        return OutputConstraint("grammar", tools.call_grammar(funcs, tools.must_call(params.tools, params.tool_choice)))
+    if params.guided_json is not None:
+        return OutputConstraint("json_schema", params.guided_json)
+    if params.guided_regex is not None:
+        return OutputConstraint("regex", params.guided_regex)
+    if params.guided_choice is not None:
+        return OutputConstraint("choice", tuple(params.guided_choice))
+    if params.guided_grammar is not None:
+        return OutputConstraint("grammar", params.guided_grammar)
+    if params.response_format != "text":
+        return OutputConstraint("json_object")
+    return None
+
+
 def logprob_dict(logprob: TokenLogprob) -> dict[str, Any]:
     """A token's log prob as plain data: {token, logprob, top: [[token, logprob], ...]}."""
     return {
@@ -119,21 +149,6 @@ def logprob_dict(logprob: TokenLogprob) -> dict[str, Any]:
         "logprob": logprob.logprob,
         "top": [[token, value] for token, value in logprob.top],
     }
-
-
-def extract_json(text: str, as_code: bool = False) -> str:
-    """The first JSON object or array in ``text`` (``{}`` when there is none)."""
-    decoder = json.JSONDecoder()
-    found: Any = {}
-    for i, char in enumerate(text):
-        if char in "{[":
-            try:
-                found, _ = decoder.raw_decode(text[i:])
-                break
-            except json.JSONDecodeError:
-                continue
-    dumped = json.dumps(found)
-    return f"```json\n{dumped}\n```" if as_code else dumped
 
 
 class Evaluator:
@@ -171,7 +186,19 @@ class Evaluator:
         return GenerationRequest(
             messages=tuple(messages), prompt_type=params.prompt_type or "",
             chat_template=params.chat_template or "", options=sampling_options(params),
+            constraint=output_constraint(params),
         )
+
+    def checked_request(self, backend: Backend, params: EvalParams) -> GenerationRequest:
+        """The request of ``params``, refused (400) when ``backend`` cannot honour its constraint."""
+        request = self.request(params)
+        caps = backend.capabilities
+        if tools.offered(params.tools, params.tool_choice) and not caps.tools:
+            raise UnsupportedFeatureError(f"the model {backend.name} cannot call tools", param="tools")
+        if request.constraint is not None and not caps.constrained_decoding:
+            raise UnsupportedFeatureError(f"the model {backend.name} cannot constrain its output",
+                                          param="response_format")
+        return request
 
     def complete_many(
         self, many: list[EvalParams], cancel: threading.Event | None = None
@@ -238,10 +265,10 @@ class Evaluator:
             if plan.params is None:
                 return
             params, sources = plan.params, plan.sources
-        handle = backend.submit(self.request(params), cancel)
+        handle = backend.submit(self.checked_request(backend, params), cancel)
         response = ""
         pending: list[dict[str, Any]] = []  # log probs of tokens not yet yielded
-        streaming = params.stream_output and params.response_format == "text"
+        streaming = params.stream_output and params.response_format != "json_code"
         try:
             for event in handle:
                 response += event.delta
@@ -259,9 +286,8 @@ class Evaluator:
             handle.cancel()
 
     def _final(self, params: EvalParams, chunk: EvalChunk) -> EvalChunk:
-        if params.response_format != "text":
-            text = extract_json(chunk.response, as_code=params.response_format == "json_code")
-            chunk.response = chunk.delta = text
+        if params.response_format == "json_code":  # the constrained JSON, in a fence
+            chunk.response = chunk.delta = f"```json\n{chunk.response.strip()}\n```"
         elif not params.stream_output:
             chunk.delta = chunk.response
         return chunk

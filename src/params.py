@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 LangchainAction = Literal["Query", "Summarize", "Extract"]
 DocumentSubset = Literal["Relevant", "TopKSources", "RelSources"]
 ResponseFormat = Literal["text", "json_object", "json_code"]
+#: The constraint fields (vLLM's guided decoding); at most one per request.
+GUIDED_FIELDS = ("guided_json", "guided_regex", "guided_choice", "guided_grammar")
 
 
 MIN_TEMPERATURE = 1e-4
@@ -100,8 +102,35 @@ class EvalParams(BaseModel):
     max_time: float | None = Field(None, gt=0, description="Most seconds to spend generating.")
     response_format: ResponseFormat = Field(
         "text",
-        description="'text'; 'json_object' asks for JSON and returns the first JSON object "
-        "found in the answer; 'json_code' returns it as a ```json code block.",
+        description="'text'; 'json_object' constrains the answer to one JSON object (with "
+        "guided_json: one valid against that schema); 'json_code' returns it as a ```json "
+        "code block.",
+    )
+    guided_json: dict[str, Any] | str | None = Field(
+        None,
+        description="A JSON schema the answer must satisfy (enforced by constrained decoding; "
+        "OpenAI's response_format json_schema maps here). Keywords the grammar engine cannot "
+        "enforce are refused (400).",
+    )
+    guided_regex: str | None = Field(None, description="A regular expression the answer must match.")
+    guided_choice: list[str] | None = Field(
+        None, description="The answer is exactly one of these strings."
+    )
+    guided_grammar: str | None = Field(
+        None, description="A context-free grammar (Lark or GBNF) the answer must follow."
+    )
+    tools: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="OpenAI function tools the model may call ({type: function, function: "
+        "{name, description, parameters}}); a call's arguments are constrained to the schema.",
+    )
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = Field(
+        None,
+        description="'none', 'auto' (text or a call; the default with tools), 'required' (a "
+        "call), or {type: function, function: {name}} (a call to that function).",
+    )
+    parallel_tool_calls: bool = Field(
+        True, description="Accepted as OpenAI's; an answer holds at most one call."
     )
 
     # --- Documents --------------------------------------------------------------------
@@ -154,6 +183,19 @@ class EvalParams(BaseModel):
     @classmethod
     def _no_empty_stop(cls, value: list[str]) -> list[str]:
         return [s for s in value if s]
+
+    @model_validator(mode="after")
+    def _one_guide(self) -> EvalParams:
+        guides = [name for name in GUIDED_FIELDS if getattr(self, name) is not None]
+        if len(guides) > 1:
+            raise ValueError(f"give at most one of {', '.join(GUIDED_FIELDS)} (got {', '.join(guides)})")
+        return self
+
+    @model_validator(mode="after")
+    def _tools_without_guides(self) -> EvalParams:
+        if self.tools and self.tool_choice != "none" and any(getattr(self, n) is not None for n in GUIDED_FIELDS):
+            raise ValueError("tools cannot be combined with guided_json/regex/choice/grammar")
+        return self
 
     @model_validator(mode="after")
     def _min_below_max(self) -> EvalParams:

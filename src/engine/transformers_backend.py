@@ -7,18 +7,20 @@ template (or as plain text), so callers never touch the tokenizer.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from collections.abc import Sequence as Seq
 from typing import Any
 
 from src.engine.batching import BatchEngine
+from src.engine.constraints import GrammarCompiler
 from src.engine.handle import RequestHandle
 from src.engine.loader import LoadedModel
 from src.engine.prompting import render_prompt
 from src.engine.sequence import Sequence
 from src.engine.types import Capabilities, GenerationRequest, Message
-from src.errors import ContextLengthError, UnsupportedFeatureError
+from src.errors import ContextLengthError, InvalidParamsError
 
 GIB = 1024**3
 
@@ -35,7 +37,8 @@ def kv_bytes_per_token(config: Any, dtype_bytes: int) -> int:
 class TransformersBackend:
     """A local model: tokenizer, chat template, and a batch engine running its generations."""
 
-    capabilities = Capabilities(logprobs=True, logit_bias=True, logits_processors=True)
+    capabilities = Capabilities(logprobs=True, logit_bias=True, logits_processors=True,
+                                constrained_decoding=True, tools=True)
 
     def __init__(
         self,
@@ -52,6 +55,7 @@ class TransformersBackend:
         head = loaded.model.get_output_embeddings()  # an int8 Linear has no .weight tensor
         self.vocab_size = int(getattr(head, "out_features", None) or loaded.model.config.vocab_size)
         self._ids = itertools.count(1)
+        self.grammars = GrammarCompiler(loaded.tokenizer, self.vocab_size, loaded.eos_token_ids)
         self._engine = BatchEngine(loaded.model, loaded.device, concurrency, self.kv_budget_tokens,
                                    prefill_chunk)
 
@@ -69,12 +73,15 @@ class TransformersBackend:
         return self._engine.active
 
     def submit(self, request: GenerationRequest, cancel: threading.Event | None = None) -> RequestHandle:
-        """Queue ``request`` for the batch; refuses a prompt that does not fit the context window."""
+        """Queue ``request`` for the batch; refuses a prompt that does not fit the context window
+        and a constraint that cannot be compiled (InvalidParamsError, with ``param``)."""
         if request.constraint is not None:
-            raise UnsupportedFeatureError(
-                f"constrained output ({request.constraint.kind}) is not available on this model",
-                param="response_format",
-            )
+            if request.options.min_new_tokens:  # it would hold back the end the grammar requires
+                raise InvalidParamsError("min_new_tokens cannot be combined with constrained output",
+                                         param="min_new_tokens")
+            mask = self.grammars.processor(request.constraint)
+            request = dataclasses.replace(request, constraint=None,
+                                          logits_processors=(*request.logits_processors, mask))
         prompt_ids = self.prompt_ids(request)
         if not prompt_ids:
             raise ContextLengthError("the prompt is empty")

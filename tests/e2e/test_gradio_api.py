@@ -81,6 +81,18 @@ def test_plain_endpoint_returns_one_final_result(client: Client):
     assert result["response"] and result["finish_reason"] in ("stop", "length")
 
 
+def test_guided_fields_constrain_the_answer(client: Client):
+    choice = ast.literal_eval(client.predict(params(instruction="Is fire hot?", guided_choice=["yes", "no"],
+                                                    max_new_tokens=4), api_name="/submit_nochat_plain_api"))
+    assert choice["response"] in ("yes", "no")
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}},
+              "required": ["n"], "additionalProperties": False}
+    result = ast.literal_eval(client.predict(params(instruction="Pick a digit.", guided_json=schema,
+                                                    response_format="json_object", max_new_tokens=16),
+                                             api_name="/submit_nochat_plain_api"))
+    assert result["finish_reason"] == "stop" and 0 <= json.loads(result["response"])["n"] <= 9
+
+
 @pytest.mark.parametrize(
     ("payload", "message"),
     [

@@ -15,6 +15,7 @@ from openai_server.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
     H2oGPTParams,
+    wire,
 )
 from src.errors import EngineUnavailableError, QueueTimeoutError
 from src.params import EvalParams
@@ -22,6 +23,7 @@ from src.settings import build_settings
 from tests.unit.fake_engine import MODEL, FakeEngine
 
 HELLO = [{"role": "user", "content": "hi"}]
+SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
 
 
 def chat_request(**body):
@@ -53,7 +55,7 @@ def test_openai_fields_map_onto_evaluate():
     params = translate.chat_params(chat_request(
         max_tokens=10, max_completion_tokens=20, temperature=0, stop="END", seed=5,
         presence_penalty=0.5, frequency_penalty=0.25, logit_bias={"42": -100}, logprobs=True,
-        top_logprobs=3, response_format={"type": "json_schema", "json_schema": {"name": "x"}},
+        top_logprobs=3, response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": SCHEMA}},
     ))[0]
     assert params.max_new_tokens == 20  # max_completion_tokens wins
     assert params.temperature == 0 and params.do_sample is False
@@ -61,7 +63,20 @@ def test_openai_fields_map_onto_evaluate():
     assert params.presence_penalty == 0.5 and params.frequency_penalty == 0.25
     assert params.logit_bias == {42: -100.0}
     assert params.logprobs is True and params.top_logprobs == 3
-    assert params.response_format == "json_object"
+    assert params.response_format == "json_object" and params.guided_json == SCHEMA
+
+
+def test_json_schema_without_a_schema_is_a_400_naming_the_param():
+    with pytest.raises(InvalidRequestError) as info:
+        translate.chat_params(chat_request(response_format={"type": "json_schema", "json_schema": {"name": "x"}}))
+    assert info.value.param == "response_format.json_schema.schema"
+
+
+def test_guided_fields_pass_through_extra_body():
+    chat = translate.chat_params(chat_request(guided_choice=["yes", "no"]))[0]
+    assert chat.guided_choice == ["yes", "no"]
+    text = translate.completion_params(CompletionRequest(prompt="p", guided_regex="[0-9]+"))[0]
+    assert text.guided_regex == "[0-9]+"
 
 
 def test_n_choices_get_consecutive_seeds():
@@ -74,6 +89,7 @@ def test_h2ogpt_fields_are_generated_from_evalparams():
     expected = set(EvalParams.model_fields) - {
         "temperature", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty",
         "logit_bias", "logprobs", "top_logprobs", "response_format", "stream_output",
+        "tools", "tool_choice", "parallel_tool_calls",
     }
     assert set(H2OGPT_FIELDS) == expected
     assert set(H2oGPTParams.model_fields) == expected
@@ -276,7 +292,7 @@ def test_a_stream_starts_when_the_engine_starts_not_at_the_first_token(kind):
             first = []
         engine.hold.set()
         rest = [chunk async for chunk in stream]
-        return [c.model_dump() for c in (*first, *rest)]
+        return [wire(c) for c in (*first, *rest)]
 
     chunks = asyncio.run(scenario())
     if kind == "chat":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from src.evaluate import build_messages, extract_json
+from src.evaluate import build_messages, output_constraint
 from src.params import EvalParams
 from src.settings import build_settings
 
@@ -63,7 +63,18 @@ def test_text_context_list_goes_into_the_user_message():
     assert "Team A won 3-1." in content and "It rained." in content and content.endswith("Who won?")
 
 
-def test_extract_json():
-    assert extract_json('Sure! {"a": 1} done') == '{"a": 1}'
-    assert extract_json("no json here") == "{}"
-    assert extract_json('x [1, 2]', as_code=True) == "```json\n[1, 2]\n```"
+def test_json_modes_and_guided_fields_become_one_constraint():
+    assert output_constraint(EvalParams()) is None
+    assert output_constraint(EvalParams(response_format="json_object")).kind == "json_object"
+    assert output_constraint(EvalParams(response_format="json_code")).kind == "json_object"
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    both = output_constraint(EvalParams(response_format="json_object", guided_json=schema))
+    assert both.kind == "json_schema" and both.value == schema
+    assert output_constraint(EvalParams(guided_regex="a+")).kind == "regex"
+    assert output_constraint(EvalParams(guided_choice=["x", "y"])).value == ("x", "y")
+    assert output_constraint(EvalParams(guided_grammar='start: "a"')).kind == "grammar"
+
+
+def test_at_most_one_guided_field():
+    with pytest.raises(ValidationError, match="at most one"):
+        EvalParams(guided_regex="a", guided_choice=["a"])

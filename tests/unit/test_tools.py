@@ -1,0 +1,134 @@
+"""Tool calling without a model: the call grammar, the fallback rendering, the parser and
+the stream cut into OpenAI's tool-call deltas (through the API with a scripted engine)."""
+
+from __future__ import annotations
+
+import json
+
+import llguidance
+import pytest
+from fastapi.testclient import TestClient
+
+from openai_server.app import create_app
+from src import tools
+from src.engine.types import Capabilities
+from src.errors import InvalidParamsError, UnsupportedFeatureError
+from src.evaluate import Evaluator
+from src.params import EvalParams
+from src.settings import build_settings
+from tests.structured_cases import TOOLS
+from tests.unit.fake_engine import FakeEngine
+
+FUNCS = [t for _, t in TOOLS]
+CALL = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>'
+
+
+def test_every_test_tool_compiles_into_a_valid_call_grammar():
+    assert len(FUNCS) >= 10
+    for required in (True, False):
+        grammar = llguidance.LLMatcher.grammar_from_lark(tools.call_grammar(tools.functions(FUNCS), required))
+        is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar)
+        assert not is_error, messages
+
+
+def test_tool_choice_naming_an_unknown_function_is_refused():
+    with pytest.raises(InvalidParamsError) as info:
+        tools.offered(FUNCS, {"type": "function", "function": {"name": "nope"}})
+    assert info.value.param == "tool_choice"
+    assert [f["name"] for f in tools.offered(FUNCS, {"type": "function", "function": {"name": "add"}})] == ["add"]
+    assert tools.offered(FUNCS, "none") == []
+
+
+def test_history_renders_calls_and_results_in_the_fallback_format():
+    call = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 3}'}}]}
+    assert tools.render_history_message(call) == {"role": "assistant", "content": CALL}
+    result = tools.render_history_message({"role": "tool", "tool_call_id": "call_1", "content": "5"})
+    assert result == {"role": "user", "content": '<tool_response id="call_1">5</tool_response>'}
+
+
+def test_parse_tool_calls_reads_the_call_and_leaves_text_alone():
+    [call] = tools.parse_tool_calls(CALL)
+    assert call.name == "add" and json.loads(call.arguments) == {"a": 2, "b": 3}
+    assert call.id.startswith("call_")
+    assert tools.parse_tool_calls("The answer is 5.") == []
+
+
+def test_stream_cut_into_name_then_argument_fragments():
+    stream = tools.ToolCallStream()
+    events = []
+    pieces = [CALL[i:i + 3] for i in range(0, len(CALL), 3)]
+    for i, piece in enumerate(pieces):
+        events.extend(stream.feed(piece, final=i == len(pieces) - 1))
+    assert events[0][0] == "call" and events[0][1].name == "add"
+    assert all(kind == "arguments" for kind, _ in events[1:])
+    assert json.loads("".join(v for _, v in events[1:])) == {"a": 2, "b": 3}
+
+
+def test_stream_of_plain_text_stays_text():
+    stream = tools.ToolCallStream()
+    assert stream.feed("Hel") == [("text", "Hel")]
+    assert stream.feed("lo", final=True) == [("text", "lo")]
+
+
+@pytest.fixture
+def api():
+    engine = FakeEngine(answer=CALL)  # streamed word by word
+    with TestClient(create_app(build_settings({}), engine)) as client:
+        yield client, engine
+
+
+def test_forced_call_response_has_tool_calls_and_no_content(api):
+    client, _ = api
+    body = client.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "add"}], "tools": FUNCS, "tool_choice": "required"}).json()
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+    [call] = choice["message"]["tool_calls"]
+    assert call["type"] == "function" and call["id"].startswith("call_") and call["function"]["name"] == "add"
+    assert json.loads(call["function"]["arguments"]) == {"a": 2, "b": 3}
+
+
+def test_unknown_tool_choice_is_a_400_with_param(api):
+    client, _ = api
+    response = client.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "add"}], "tools": FUNCS,
+        "tool_choice": {"type": "function", "function": {"name": "nope"}}})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "tool_choice"
+
+
+def test_streamed_call_in_openai_shape(api):
+    client, _ = api
+    response = client.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "add"}], "tools": FUNCS, "tool_choice": "required",
+        "stream": True})
+    lines = [ln[6:] for ln in response.text.splitlines() if ln.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(ln) for ln in lines[:-1]]
+    deltas = [c["choices"][0]["delta"].get("tool_calls") for c in chunks if c["choices"]]
+    calls = [d[0] for d in deltas if d]
+    first = calls[0]
+    assert first["index"] == 0 and first["id"].startswith("call_") and first["type"] == "function"
+    assert first["function"]["name"] == "add"
+    assert all(set(c) == {"index", "function"} and set(c["function"]) == {"arguments"} for c in calls[1:])
+    assert json.loads("".join(c["function"]["arguments"] for c in calls)) == {"a": 2, "b": 3}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert not any(c["choices"][0]["delta"].get("content") for c in chunks if c["choices"])
+
+
+class NoConstraintsBackend:
+    name = "remote"
+    capabilities = Capabilities()  # neither constrained decoding nor tools
+
+
+@pytest.mark.parametrize(("values", "param"), [
+    ({"tools": FUNCS[:1]}, "tools"),
+    ({"response_format": "json_object"}, "response_format"),
+    ({"guided_choice": ["a", "b"]}, "response_format"),
+])
+def test_a_backend_that_cannot_constrain_refuses_up_front(values, param):
+    settings = build_settings({})
+    params = EvalParams(instruction="hi", **values).with_defaults(settings)
+    with pytest.raises(UnsupportedFeatureError) as info:
+        Evaluator(settings, registry=None).checked_request(NoConstraintsBackend(), params)
+    assert info.value.param == param

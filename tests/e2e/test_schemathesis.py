@@ -52,12 +52,13 @@ def _fuzz(operation, failures: list[str]) -> None:
         response = case.call(timeout=120)
         STATS["requests"] += 1
         STATS[f"{response.status_code // 100}xx"] += 1
-        where = f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"
+        text = response.content.decode("utf-8", "replace")  # audio and images are bytes
+        where = f"{case.method} {case.path}: {response.status_code} {text[:300]}"
         if response.status_code >= 500:
             failures.append(where)
         elif response.status_code >= 400:
             try:
-                body = json.loads(response.text)
+                body = json.loads(text)
                 ok = set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
             except (ValueError, TypeError):
                 ok = False

@@ -12,12 +12,13 @@ pass directly with a padded batch and transformers' ``DynamicCache``:
 
 - **Layout.** The batch's KV cache holds every running sequence left-padded to one length
   L; an attention mask marks the padding and each row gets its own position ids, so a
-  row computes what it would compute alone. A joining sequence is prefilled alone, then
-  its cache is padded (or the batch's is) and concatenated; leaving rows are dropped and
-  columns of padding that no row needs any more are trimmed.
-- **Bounded prefill.** A new prompt is prefilled in chunks of ``prefill_chunk`` tokens,
-  one chunk between two decode steps, so a long prompt stalls running streams for one
-  chunk's time at most.
+  row computes what it would compute alone. Joining rows are prefilled apart from the
+  batch, then their cache is padded (or the batch's is) and concatenated; leaving rows are
+  dropped and columns of padding that no row needs any more are trimmed.
+- **Bounded prefill.** Short new prompts that arrive together are read in one forward pass
+  (left-padded, up to ``2 x prefill_chunk`` tokens); a long prompt is read in chunks of
+  ``prefill_chunk`` tokens, one chunk between two decode steps, so it stalls running
+  streams for one chunk's time at most.
 - **Bounded memory.** At most ``max_batch`` sequences run at once (``--concurrency_count``),
   and a sequence is admitted only while ``rows x longest possible row`` stays within the
   KV cache budget in tokens (``--kv_cache_gb`` of this model's K and V), so the cache can
@@ -31,6 +32,7 @@ Works on CPU and CUDA alike (tensors live on the model's device).
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 from typing import Any
@@ -71,28 +73,36 @@ class Batch:
     def width(self) -> int:
         return int(self.mask.shape[1])
 
-    def add(self, seq: Sequence, first_token: int) -> None:
-        """Join a prefilled sequence whose first generated token is ``first_token``."""
-        cache, length = seq.cache, seq.prompt_len
-        seq.cache = None
-        row_mask = torch.ones((1, length), dtype=torch.long, device=self.device)
+    @classmethod
+    def of(cls, device: str, seqs: list[Sequence], cache: Any, mask: torch.Tensor,
+           first_tokens: list[int]) -> Batch:
+        """A batch of freshly prefilled rows (left-padded, ``mask`` marks the real tokens)."""
+        batch = cls(device)
+        batch.rows, batch.cache, batch.mask = list(seqs), cache, mask
+        batch.lengths = mask.sum(dim=1)
+        batch.next_tokens = torch.tensor(first_tokens, dtype=torch.long, device=device)
+        return batch
+
+    def merge(self, other: Batch) -> None:
+        """Take the rows of ``other``: the narrower side is padded on the left to one width."""
+        if not other.rows:
+            return
         if not self.rows:
-            self.cache, self.mask = cache, row_mask
-        else:
-            if length < self.width:
-                _pad_left(cache, self.width - length)
-                row_mask = torch.cat([row_mask.new_zeros((1, self.width - length)), row_mask], dim=1)
-            elif length > self.width:
-                _pad_left(self.cache, length - self.width)
-                self.mask = torch.cat([self.mask.new_zeros((len(self.rows), length - self.width)),
-                                       self.mask], dim=1)
-            for mine, theirs in zip(_layers(self.cache), _layers(cache), strict=True):
-                mine.keys = torch.cat([mine.keys, theirs.keys], dim=0)
-                mine.values = torch.cat([mine.values, theirs.values], dim=0)
-            self.mask = torch.cat([self.mask, row_mask], dim=0)
-        self.rows.append(seq)
-        self.lengths = torch.cat([self.lengths, self.lengths.new_tensor([length])])
-        self.next_tokens = torch.cat([self.next_tokens, self.next_tokens.new_tensor([first_token])])
+            self.rows, self.cache, self.mask = other.rows, other.cache, other.mask
+            self.lengths, self.next_tokens = other.lengths, other.next_tokens
+            return
+        for narrow, wide in ((self, other), (other, self)):
+            if narrow.width < wide.width:
+                extra = wide.width - narrow.width
+                _pad_left(narrow.cache, extra)
+                narrow.mask = torch.cat([narrow.mask.new_zeros((len(narrow.rows), extra)), narrow.mask], dim=1)
+        for mine, theirs in zip(_layers(self.cache), _layers(other.cache), strict=True):
+            mine.keys = torch.cat([mine.keys, theirs.keys], dim=0)
+            mine.values = torch.cat([mine.values, theirs.values], dim=0)
+        self.mask = torch.cat([self.mask, other.mask], dim=0)
+        self.rows = self.rows + other.rows
+        self.lengths = torch.cat([self.lengths, other.lengths])
+        self.next_tokens = torch.cat([self.next_tokens, other.next_tokens])
 
     def keep(self, keep: list[int]) -> None:
         """Keep only the rows at ``keep``; drop padding columns no row needs any more."""
@@ -190,7 +200,11 @@ class BatchEngine:
                     break
             self._drop_cancelled_waiting()
             if self.prefilling is None:
-                self.prefilling = self._admit()
+                group = self._admit()
+                if len(group) == 1 and group[0].prompt_len > self.prefill_chunk:
+                    self.prefilling = group[0]
+                elif group:
+                    self._guarded(functools.partial(self._prefill_together, group), group)
             if self.prefilling is not None:
                 self._guarded(self._prefill_chunk, [self.prefilling])
             if self.batch.rows:
@@ -210,22 +224,32 @@ class BatchEngine:
             if any(seq in rows for seq in self.batch.rows):
                 self.batch = Batch(self.device)
 
-    def _admit(self) -> Sequence | None:
-        """The next waiting sequence if it fits the batch and the KV budget (FIFO: no skipping)."""
+    def _admit(self) -> list[Sequence]:
+        """The next waiting sequences that fit the batch and the KV budget (FIFO: no skipping).
+
+        Short prompts are taken together (up to ``2 x prefill_chunk`` padded tokens) and read
+        in one forward pass; a prompt longer than a chunk comes alone and is read in chunks.
+        """
+        group: list[Sequence] = []
         with self._wake:
-            if not self._waiting:
-                return None
-            seq = self._waiting[0]
-            rows = self.batch.rows
-            if rows:
+            while self._waiting:
+                seq = self._waiting[0]
+                rows = self.batch.rows + group
                 longest = max([seq.final_len, *(r.final_len for r in rows)])
-                if len(rows) >= self.max_batch or (len(rows) + 1) * longest > self.kv_budget_tokens:
-                    return None
-            self._waiting.popleft()
-        if not seq.start():  # cancelled or timed out while it waited
-            self._release(seq)
-            return None
-        return seq
+                if rows and (len(rows) >= self.max_batch or (len(rows) + 1) * longest > self.kv_budget_tokens):
+                    break
+                long_prompt = seq.prompt_len > self.prefill_chunk
+                widest = max([seq.prompt_len, *(g.prompt_len for g in group)])
+                if group and (long_prompt or (len(group) + 1) * widest > 2 * self.prefill_chunk):
+                    break
+                group.append(self._waiting.popleft())
+                if long_prompt:
+                    break
+        started = [seq for seq in group if seq.start()]
+        for seq in group:
+            if seq not in started:  # cancelled or timed out while it waited
+                self._release(seq)
+        return started
 
     def _drop_cancelled_waiting(self) -> None:
         with self._wake:
@@ -258,11 +282,33 @@ class BatchEngine:
         if end < seq.prompt_len:
             return
         self.prefilling = None
-        token = seq.step(out.logits[0, -1, :].float())
-        if seq.finish_reason is not None:
+        mask = torch.ones((1, seq.prompt_len), dtype=torch.long, device=self.device)
+        cache, seq.cache = seq.cache, None
+        self._join([seq], cache, mask, out.logits[:, -1, :].float())
+
+    def _prefill_together(self, group: list[Sequence]) -> None:
+        """Read several short prompts in one forward pass (left-padded), then join the batch."""
+        width = max(seq.prompt_len for seq in group)
+        ids = torch.zeros((len(group), width), dtype=torch.long, device=self.device)
+        mask = torch.zeros((len(group), width), dtype=torch.long, device=self.device)
+        for i, seq in enumerate(group):
+            ids[i, width - seq.prompt_len:] = torch.tensor(seq.prompt_ids, device=self.device)
+            mask[i, width - seq.prompt_len:] = 1
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                         past_key_values=DynamicCache(config=self.model.config), use_cache=True,
+                         logits_to_keep=1)
+        self._join(group, out.past_key_values, mask, out.logits[:, -1, :].float())
+
+    def _join(self, seqs: list[Sequence], cache: Any, mask: torch.Tensor, logits: torch.Tensor) -> None:
+        """Prefilled rows take their first token and join the running batch (unless already done)."""
+        tokens = [seq.step(logits[i]) for i, seq in enumerate(seqs)]
+        joining = Batch.of(self.device, seqs, cache, mask, tokens)
+        done = [seq for seq in seqs if seq.finish_reason is not None]
+        joining.keep([i for i, seq in enumerate(seqs) if seq.finish_reason is None])
+        self.batch.merge(joining)
+        for seq in done:
             self._release(seq)
-        else:
-            self.batch.add(seq, token)
 
     def _decode(self) -> None:
         logits = self.batch.forward(self.model)

@@ -163,7 +163,7 @@ class OpsMethods:
 
 def count_tokens(evaluator: Evaluator, text: str) -> int:
     """Tokens of ``text`` without special tokens: h2oGPT's count_tokens (UI and IPC)."""
-    return len(EngineAdapter(evaluator).tokenize(text, add_special_tokens=False))
+    return evaluator.registry.default.count_tokens(text)
 
 
 def register_ops_methods(server: IpcServer, evaluator: Evaluator) -> None:

@@ -2,7 +2,7 @@
 
 Two kinds of method, both plain synchronous Python (the engine's own code is synchronous):
 
-- a *call* handler ``handler(args: dict) -> Any`` answers once (health, models, count_tokens);
+- a *call* handler ``handler(args: dict) -> Any`` answers once (health, models, tokenize);
 - a *stream* handler ``handler(args: dict, cancel: threading.Event) -> Iterator[Any]`` yields
   items (evaluate() chunks). When the client cancels (its HTTP client went away) ``cancel``
   is set and the iterator is closed, so the engine stops that generation within one

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: MediaServices | None = None) -> None:
-    """health, models, count_tokens (calls), evaluate (stream of EvalChunk dicts), the
+    """health, models (calls), evaluate (stream of EvalChunk dicts), the
     document methods of src.ipc.documents (embed, ingestion, sources, collections) and the
     speech and image methods of src.ipc.media (from ``media``, else built from the settings).
 
@@ -46,9 +46,6 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: Medi
         return [{"id": m["id"], "created": m["created"], "owned_by": m["owned_by"],
                  "max_model_len": m["context_window"]} for m in registry.listing()]
 
-    def count_tokens(args: dict[str, Any]) -> int:
-        return registry.get(args.get("model")).count_tokens(str(args.get("text", "")))
-
     def evaluate(args: dict[str, Any], cancel: threading.Event) -> Iterator[dict[str, Any]]:
         user = requester(args)
         params = EvalParams.model_validate({k: v for k, v in args.items() if k != "requester"})
@@ -57,7 +54,6 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: Medi
 
     server.register("health", health)
     server.register("models", models)
-    server.register("count_tokens", count_tokens)
     server.register_stream("evaluate", evaluate)
     register_document_methods(server, evaluator.docs)
     register_media_methods(server, media or MediaServices.from_settings(evaluator.settings))

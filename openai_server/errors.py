@@ -80,6 +80,13 @@ class ServiceUnavailableError(APIError):
     type = "server_error"
 
 
+class GatewayTimeoutError(APIError):
+    """The remote inference server did not answer in time."""
+
+    status = 504
+    type = "server_error"
+
+
 #: The HTTP face of each stable domain error code (src/errors.py); every code has one.
 STATUS_OF_CODE: dict[str, type[APIError]] = {
     "internal_error": APIError,
@@ -90,6 +97,9 @@ STATUS_OF_CODE: dict[str, type[APIError]] = {
     "context_length_exceeded": InvalidRequestError,
     "queue_timeout": ServiceUnavailableError,
     "engine_unavailable": ServiceUnavailableError,
+    "remote_unavailable": ServiceUnavailableError,
+    "remote_timeout": GatewayTimeoutError,
+    "remote_rejected": InvalidRequestError,
     "documents_error": InvalidRequestError,
     "collection_not_found": NotFoundError,
     "collection_exists": ConflictError,

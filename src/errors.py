@@ -74,6 +74,24 @@ class EngineUnavailableError(EngineError):
     code = "engine_unavailable"
 
 
+class RemoteUnavailableError(EngineUnavailableError):
+    """The remote inference server cannot be reached, or it failed; the message names it."""
+
+    code = "remote_unavailable"
+
+
+class RemoteTimeoutError(EngineError):
+    """The remote inference server did not answer in time; the message names it."""
+
+    code = "remote_timeout"
+
+
+class RemoteRejectedError(InvalidParamsError):
+    """The remote inference server refused the request (a 4xx); its message is passed on."""
+
+    code = "remote_rejected"
+
+
 # --- document Q&A ---------------------------------------------------------------------------
 class DocQAError(DomainError):
     """Base of document Q&A errors; messages are safe to show to users."""

@@ -26,7 +26,7 @@ from src.engine.backend import Backend
 from src.engine.image_inputs import image_bytes, image_part
 from src.engine.prompting import Message
 from src.engine.registry import ModelRegistry
-from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions, TokenLogprob
+from src.engine.types import Capabilities, GenerationRequest, OutputConstraint, SamplingOptions, TokenLogprob
 from src.errors import UnsupportedFeatureError
 from src.params import EvalParams
 from src.settings import Settings
@@ -59,18 +59,23 @@ class EvalChunk:
     logprobs: list[dict[str, Any]] = field(default_factory=list)
 
 
-def build_messages(params: EvalParams) -> list[Message]:
-    """System prompt, earlier turns, then the user turn with any documents as context."""
+def build_messages(params: EvalParams, caps: Capabilities | None = None) -> list[Message]:
+    """System prompt, earlier turns, then the user turn with any documents as context.
+
+    For a backend that takes tools natively or forwards requests to an engine of its own
+    (``caps``), no tool or JSON instructions are added and tool turns stay as they are.
+    """
+    caps = caps or Capabilities()
     messages: list[Message] = []
     system = params.system_prompt or ""
     funcs = tools.offered(params.tools, params.tool_choice)
-    if funcs:
+    if funcs and not caps.native_tools:
         system = f"{system}\n{tools.tools_instruction(funcs)}".strip()
-    elif params.response_format != "text" or params.guided_json is not None:
+    elif not funcs and not caps.passthrough and (params.response_format != "text" or params.guided_json is not None):
         system = f"{system}\n{json_instruction(params.guided_json)}".strip()
     if system:
         messages.append({"role": "system", "content": system})
-    messages.extend(conversation_messages(params.chat_conversation))
+    messages.extend(conversation_messages(params.chat_conversation, caps.native_tools))
     user = params.user_message()
     if params.text_context_list:
         documents = "\n\n".join(params.text_context_list)
@@ -88,12 +93,14 @@ def json_instruction(schema: dict[str, Any] | str | None) -> str:
     return f"{JSON_INSTRUCTION} It must match this JSON schema: {text}"
 
 
-def conversation_messages(conversation: list[Any]) -> list[Message]:
-    """h2oGPT's [human, bot] pairs, or {role, content} dicts, as chat messages."""
+def conversation_messages(conversation: list[Any], native_tools: bool = False) -> list[Message]:
+    """h2oGPT's [human, bot] pairs, or {role, content} dicts, as chat messages; tool calls
+    and results in the fallback text format unless the backend takes them natively."""
     messages: list[Message] = []
     for turn in conversation:
         if isinstance(turn, dict):
-            messages.append(tools.render_history_message(turn))
+            messages.append(tools.native_history_message(turn) if native_tools
+                            else tools.render_history_message(turn))
             continue
         human, bot = turn
         if human:
@@ -124,11 +131,15 @@ def sampling_options(params: EvalParams) -> SamplingOptions:
     )
 
 
-def output_constraint(params: EvalParams) -> OutputConstraint | None:
-    """The constraint ``params`` ask for: a guided_* field, else JSON for a JSON response_format."""
+def output_constraint(params: EvalParams, native_tools: bool = False) -> OutputConstraint | None:
+    """The constraint ``params`` ask for: a guided_* field, else JSON for a JSON response_format;
+    a tool call's grammar unless the backend calls tools natively."""
     funcs = tools.offered(params.tools, params.tool_choice)
+    if funcs and native_tools:
+        return None
     if funcs:
-        return OutputConstraint("grammar", tools.call_grammar(funcs, tools.must_call(params.tools, params.tool_choice)))
+        return OutputConstraint("tool_call", {"functions": funcs,
+                                              "required": tools.must_call(params.tools, params.tool_choice)})
     if params.guided_json is not None:
         return OutputConstraint("json_schema", params.guided_json)
     if params.guided_regex is not None:
@@ -140,6 +151,22 @@ def output_constraint(params: EvalParams) -> OutputConstraint | None:
     if params.response_format != "text":
         return OutputConstraint("json_object")
     return None
+
+
+#: EvalParams field -> the SamplingOptions field it sets.
+OPTION_OF_PARAM = {
+    "max_new_tokens": "max_new_tokens", "min_new_tokens": "min_new_tokens",
+    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
+    "repetition_penalty": "repetition_penalty", "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty", "seed": "seed", "logit_bias": "logit_bias",
+    "top_logprobs": "logprobs", "do_sample": "do_sample", "stop": "stop", "max_time": "max_time",
+}
+
+
+def explicit_options(params: EvalParams) -> frozenset[str]:
+    """The SamplingOptions the caller set (not filled in from the server's defaults)."""
+    return frozenset(option for name, option in OPTION_OF_PARAM.items()
+                     if name not in params.defaulted and getattr(params, name, None) is not None)
 
 
 def logprob_dict(logprob: TokenLogprob) -> dict[str, Any]:
@@ -171,10 +198,17 @@ class Evaluator:
             )
         return backend
 
-    def request(self, params: EvalParams) -> GenerationRequest:
-        """The backend request of ``params`` (defaults already filled in); its images go into
-        the last user message as image content parts, before the text."""
-        messages: list[dict[str, Any]] = [dict(m) for m in build_messages(params)]
+    def model_defaults(self, params: EvalParams, backend: Backend) -> EvalParams:
+        """``params`` with the chosen model's own defaults (model_lock's prompt_type,
+        chat_template) where the caller left them to the server."""
+        own = {k: v for k, v in self.registry.defaults.get(backend.name, {}).items() if k in params.defaulted}
+        return params.model_copy(update=own) if own else params
+
+    def request(self, params: EvalParams, caps: Capabilities | None = None) -> GenerationRequest:
+        """The backend request of ``params`` (defaults already filled in) for a backend with
+        ``caps``; its images go into the last user message as image content parts, before the text."""
+        caps = caps or Capabilities()
+        messages: list[dict[str, Any]] = [dict(m) for m in build_messages(params, caps)]
         if params.images:
             allow = self.settings.allow_image_url_fetch
             parts = [image_part(image_bytes(ref, allow)) for ref in params.images]
@@ -183,16 +217,21 @@ class Evaluator:
                 user = {"role": "user", "content": ""}
                 messages.append(user)
             user["content"] = [*parts, {"type": "text", "text": user["content"]}]
+        native = caps.native_tools and bool(tools.offered(params.tools, params.tool_choice))
         return GenerationRequest(
             messages=tuple(messages), prompt_type=params.prompt_type or "",
             chat_template=params.chat_template or "", options=sampling_options(params),
-            constraint=output_constraint(params),
+            constraint=output_constraint(params, caps.native_tools),
+            explicit=explicit_options(params) if caps.passthrough else None,
+            tools=tuple(params.tools) if native else (),
+            tool_choice=params.tool_choice if native else None,
+            parallel_tool_calls=params.parallel_tool_calls if native else None,
         )
 
     def checked_request(self, backend: Backend, params: EvalParams) -> GenerationRequest:
         """The request of ``params``, refused (400) when ``backend`` cannot honour its constraint."""
-        request = self.request(params)
         caps = backend.capabilities
+        request = self.request(params, caps)
         if tools.offered(params.tools, params.tool_choice) and not caps.tools:
             raise UnsupportedFeatureError(f"the model {backend.name} cannot call tools", param="tools")
         if request.constraint is not None and not caps.constrained_decoding:
@@ -212,7 +251,9 @@ class Evaluator:
         try:
             for params in many:
                 filled = params.with_defaults(self.settings)
-                handles.append(self.backend(filled).submit(self.request(filled), cancel))
+                backend = self.backend(filled)
+                filled = self.model_defaults(filled, backend)
+                handles.append(backend.submit(self.request(filled, backend.capabilities), cancel))
             started = False
             for handle in handles:
                 text, prompt_tokens, completion_tokens = "", 0, 0
@@ -251,6 +292,7 @@ class Evaluator:
         sources: list[dict[str, Any]] = []
         params = params.with_defaults(self.settings)
         backend = self.backend(params)
+        params = self.model_defaults(params, backend)
         started = False  # a first (empty) chunk went out already
         answerer = DocumentAnswerer(
             self.docs, lambda many: self.complete_many(many, cancel), backend.count_tokens,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 LangchainAction = Literal["Query", "Summarize", "Extract"]
 DocumentSubset = Literal["Relevant", "TopKSources", "RelSources"]
@@ -25,6 +25,8 @@ class EvalParams(BaseModel):
     """Everything one evaluate() call needs. h2oGPT's names, types and meanings."""
 
     model_config = ConfigDict(extra="forbid")
+    #: The fields with_defaults() filled from the server's settings (the caller left them None).
+    _defaulted: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
     # --- What to answer ---------------------------------------------------------------
     instruction: str = Field("", description="The user's message (chat mode).")
@@ -214,7 +216,14 @@ class EvalParams(BaseModel):
             for name in type(self).model_fields
             if getattr(self, name) is None and name in type(defaults).model_fields
         }
-        return self.model_copy(update=filled)
+        copy = self.model_copy(update=filled)
+        copy._defaulted = self._defaulted | frozenset(filled)
+        return copy
+
+    @property
+    def defaulted(self) -> frozenset[str]:
+        """The fields with_defaults() filled in: the caller did not set them."""
+        return self._defaulted
 
     def user_message(self) -> str:
         """The user turn as h2oGPT builds it: context, instruction, then input."""

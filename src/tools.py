@@ -141,6 +141,18 @@ def render_history_message(message: dict[str, Any]) -> dict[str, str]:
     return {"role": str(message["role"]), "content": str(message.get("content") or "")}
 
 
+def native_history_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A history message for an engine that reads OpenAI's tool turns itself: as given, with
+    text content (assistant ``tool_calls``, ``tool`` messages with ``tool_call_id``)."""
+    out: dict[str, Any] = {"role": str(message["role"]), "content": message.get("content") or ""}
+    for key in ("tool_calls", "tool_call_id", "name"):
+        if message.get(key):
+            out[key] = message[key]
+    if out["role"] == "assistant" and out.get("tool_calls") and not message.get("content"):
+        out["content"] = None
+    return out
+
+
 @dataclass
 class ToolCall:
     """One call as OpenAI returns it: id, function name and arguments as a JSON string."""

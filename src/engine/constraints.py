@@ -56,7 +56,8 @@ JSON_OPTIONS = {"item_separator": ", ", "key_separator": ": ", "whitespace_flexi
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
 #: Which request parameter a constraint kind comes from (the ``param`` of a 400).
 PARAM_OF_KIND = {"json_schema": "response_format", "json_object": "response_format",
-                 "regex": "guided_regex", "choice": "guided_choice", "grammar": "guided_grammar"}
+                 "regex": "guided_regex", "choice": "guided_choice", "grammar": "guided_grammar",
+                 "tool_call": "tools"}
 
 
 def constraint_key(constraint: OutputConstraint) -> str:
@@ -94,6 +95,10 @@ def grammar_text(constraint: OutputConstraint) -> str:
             return str(llguidance.grammar_from("grammar", value))
         except ValueError as exc:
             raise InvalidParamsError(f"the grammar does not parse: {exc}") from None
+    if kind == "tool_call":  # {"functions": [...], "required": bool}: src/tools.py's call grammar
+        from src import tools
+
+        return str(llguidance.grammar_from("lark", tools.call_grammar(value["functions"], value["required"])))
     raise InvalidParamsError(f"unknown constraint kind {kind!r}")
 
 

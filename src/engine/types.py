@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "cancelled"]
-ConstraintKind = Literal["json_schema", "json_object", "regex", "choice", "grammar"]
+ConstraintKind = Literal["json_schema", "json_object", "regex", "choice", "grammar", "tool_call"]
 Message = Mapping[str, Any]  # {"role": ..., "content": ...}
 
 #: A per-sequence logits processor: (ids generated so far, this sequence's logits [vocab])
@@ -46,7 +46,9 @@ class SamplingOptions:
 class OutputConstraint:
     """A declarative constraint on the output, compiled by a backend that supports it and
     forwarded as is by a remote one. ``value``: a JSON schema (dict), a regex, a list of
-    choices or a grammar text, as ``kind`` says (vLLM's guided_* meanings)."""
+    choices or a grammar text, as ``kind`` says (vLLM's guided_* meanings); for
+    ``tool_call``, ``{"functions": [...], "required": bool}``: a ``<tool_call>`` of one of
+    the functions (src/tools.py), or (not required) plain text instead."""
 
     kind: ConstraintKind
     value: Any = None
@@ -69,6 +71,14 @@ class GenerationRequest:
     chat_template: str = ""
     constraint: OutputConstraint | None = None
     logits_processors: tuple[SequenceProcessor, ...] = ()
+    #: The SamplingOptions fields the caller set; None: all of them. A remote engine that
+    #: applies its own defaults (Capabilities.passthrough) is sent only these.
+    explicit: frozenset[str] | None = None
+    #: OpenAI tools, for a backend that calls them natively (Capabilities.native_tools);
+    #: other backends get them as a prompt and a grammar from evaluate() instead.
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,11 @@ class Capabilities:
     logits_processors: bool = False
     vision: bool = False
     tools: bool = False
+    #: Takes ``GenerationRequest.tools`` as they are (a remote engine's own tool format).
+    native_tools: bool = False
+    #: Forwards requests to an engine with its own defaults and prompt handling: evaluate()
+    #: adds no JSON or tool instructions to the prompt and sends only the options set.
+    passthrough: bool = False
 
 
 @dataclass(frozen=True)

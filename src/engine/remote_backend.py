@@ -1,0 +1,408 @@
+"""The remote backend: generation on an OpenAI-compatible engine (vLLM, llama.cpp, another
+instance of this product, any OpenAI-compatible server), behind the Backend interface.
+
+One pooled ``httpx.Client`` per backend carries every request; each request streams on its
+own thread, which puts :class:`TokenEvent` s on the caller's :class:`RequestHandle`:
+
+- the first (empty) event goes out when the remote has accepted the request (its 200), so a
+  refusal or an unreachable server still becomes a clean error envelope, not a broken stream;
+- a cancelled handle (or the caller's cancel event) closes the stream, which makes vLLM and
+  llama.cpp abort the generation;
+- connection refused or a connect timeout is a 503 naming the server, a read timeout a 504,
+  a remote 4xx a 400 with the remote's own message; the backend's ``state`` (``up``,
+  ``down``) is what /health shows, and requests succeed again as soon as the server is back;
+- token counts come from the remote's usage (``stream_options.include_usage``).
+
+The wire format (bodies, chunks, tool calls) is src/engine/remote_wire.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from src.engine.handle import RequestHandle
+from src.engine.remote_spec import RemoteSpec
+from src.engine.remote_wire import (
+    ChunkReader,
+    continues_final,
+    finish_reason,
+    plain_text,
+    request_body,
+    uses_chat,
+)
+from src.engine.types import Capabilities, GenerationRequest, Message, TokenEvent
+from src.errors import (
+    ContextLengthError,
+    DomainError,
+    RemoteRejectedError,
+    RemoteTimeoutError,
+    RemoteUnavailableError,
+    UnsupportedFeatureError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONTEXT = 4096
+
+
+@dataclass
+class Progress:
+    """One answer's state across the remote requests that make it (two for min_new_tokens on
+    llama.cpp)."""
+
+    started: bool = False
+    final: bool = True
+    prompt_tokens: int = 0
+    offset: int = 0  # completion tokens of earlier phases
+    completion_tokens: int = 0
+    text: str = ""
+    finish: str | None = None
+
+
+class RemoteBackend:
+    """A model served by a remote engine. ``name`` is the id /v1/models lists here;
+    ``remote_model`` the id sent to the remote (discovered from its /v1/models when not given)."""
+
+    def __init__(
+        self,
+        spec: RemoteSpec,
+        name: str = "",
+        remote_model: str = "",
+        connect_timeout: float = 5.0,
+        read_timeout: float = 600.0,
+        concurrency: int = 64,
+        context_window: int | None = None,
+        passthrough: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.passthrough = passthrough
+        self.client = httpx.Client(
+            base_url=spec.base_url,
+            headers={"Authorization": f"Bearer {spec.api_key}"},
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8),
+            trust_env=False,  # never through a proxy from the environment
+        )
+        self.state = "unknown"
+        self.last_error = ""
+        self._ids = itertools.count(1)
+        self._active = 0
+        self._lock = threading.Lock()
+        self._context = context_window
+        self.remote_model = remote_model
+        self._discover(name or remote_model)
+        self._name = name or self.remote_model or spec.base_url
+
+    # --- discovery and state -----------------------------------------------------------------
+    def _discover(self, wanted: str) -> None:
+        """Ask the remote's /v1/models for the model id and its context window (best effort:
+        a server that is down now is asked again at the first request that reaches it)."""
+        try:
+            response = self.client.get("/models")
+            response.raise_for_status()
+            models = response.json().get("data") or []
+        except (httpx.HTTPError, ValueError) as exc:
+            self._down(exc)
+            log.warning("inference server %s: %s; requests will fail with 503 until it answers",
+                        self.spec, self.last_error)
+            return
+        self._up()
+        ids = [str(m.get("id")) for m in models]
+        pick = next((m for m in models if wanted and m.get("id") == wanted), models[0] if models else {})
+        if not self.remote_model:
+            self.remote_model = str(pick.get("id") or "")
+        if self._context is None:
+            meta = pick.get("meta") or {}
+            window = pick.get("max_model_len") or meta.get("n_ctx") or meta.get("n_ctx_train")
+            self._context = int(window) if window else None
+        log.info("inference server %s serves %s; using %s", self.spec, ids, self.remote_model)
+
+    def _up(self) -> None:
+        self.state, self.last_error = "up", ""
+
+    def _down(self, exc: BaseException) -> None:
+        self.state = "down"
+        self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def check(self) -> str:
+        """Probe the remote now (GET /v1/models); returns and records ``up`` or ``down``."""
+        try:
+            self.client.get("/models", timeout=2.0).raise_for_status()
+            if not self.remote_model:
+                self._discover(self._name)
+            self._up()
+        except httpx.HTTPError as exc:
+            self._down(exc)
+        return self.state
+
+    # --- Backend ------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def context_window(self) -> int:
+        return self._context or DEFAULT_CONTEXT
+
+    @property
+    def capabilities(self) -> Capabilities:
+        chat = self.spec.chat
+        native = chat and self.spec.kind != "llamacpp"  # llama.cpp ignores tools its template lacks
+        return Capabilities(logprobs=True, logit_bias=True, constrained_decoding=True,
+                            tools=chat, native_tools=native, passthrough=self.passthrough)
+
+    @property
+    def active_requests(self) -> int:
+        return self._active
+
+    def submit(self, request: GenerationRequest, cancel: threading.Event | None = None) -> RequestHandle:
+        """Start streaming ``request`` from the remote; a request it cannot carry (tools on a
+        text-completion server, an unsupported constraint) is refused here, before any I/O."""
+        request_body(request, self.spec, self.remote_model)  # raises for what cannot be sent
+        handle = RequestHandle(next(self._ids), request, None, cancel)
+        with self._lock:
+            self._active += 1
+        threading.Thread(target=self._run, args=(handle,), daemon=True,
+                         name=f"remote-{handle.id}").start()
+        return handle
+
+    def _run(self, handle: RequestHandle) -> None:
+        try:
+            request = handle.request
+            prompt_ids: list[int] | str | None = None
+            if request.messages and not uses_chat(self.spec, request) and request.prompt_type != "plain":
+                if self.spec.vllm:
+                    prompt_ids = self.chat_prompt_ids(request.messages)  # vLLM renders its template
+                elif self.spec.kind == "llamacpp":
+                    prompt_ids = self._rendered(request)
+            path, body = request_body(request, self.spec, self.remote_model, prompt_ids)
+            chat = uses_chat(self.spec, request)
+            minimum = request.options.min_new_tokens
+            if minimum and self.spec.kind == "llamacpp":
+                self._at_least(handle, path, body, chat, minimum)
+            else:
+                self._stream(handle, path, body, chat, Progress())
+        except DomainError as exc:
+            handle.fail(exc)
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+                self._down(exc)
+                handle.fail(RemoteUnavailableError(f"the inference server {self.spec} did not accept "
+                                                   "a connection in time"))
+            else:
+                handle.fail(RemoteTimeoutError(f"the inference server {self.spec} did not answer in time"))
+        except httpx.HTTPError as exc:
+            self._down(exc)
+            handle.fail(RemoteUnavailableError(f"the inference server {self.spec} cannot be reached "
+                                               f"({type(exc).__name__})"))
+        except Exception as exc:  # a bug here must not hang the caller
+            log.exception("remote request failed")
+            handle.fail(RemoteUnavailableError(f"the inference server {self.spec} failed: {exc}"))
+        finally:
+            with self._lock:
+                self._active -= 1
+            handle.finish()
+
+    def _rendered(self, request: GenerationRequest) -> str:
+        """llama.cpp's prompt text of a chat: the template, and a final assistant message's text."""
+        messages = request.messages
+        if continues_final(request):
+            return self._template(messages[:-1]) + str(messages[-1].get("content") or "")
+        return self._template(messages)
+
+    def _at_least(self, handle: RequestHandle, path: str, body: dict[str, Any], chat: bool, minimum: int) -> None:
+        """min_new_tokens on llama.cpp: ``minimum`` tokens with the end of turn ignored, then
+        (when max_new_tokens allows more) a continuation of that text that may end."""
+        request = handle.request
+        if request.constraint is not None or request.prompt_ids:
+            raise UnsupportedFeatureError("min_new_tokens cannot be combined with constrained output or "
+                                          "token-id prompts on the llama.cpp backend", param="min_new_tokens")
+        total = request.options.max_new_tokens
+        more = total > minimum
+        progress = Progress(final=not more)
+        self._stream(handle, path, {**body, "ignore_eos": True, "max_tokens": min(minimum, total)}, chat, progress)
+        if not more or progress.finish != "length" or handle.is_cancelled():
+            if more:  # ended early (a stop string, cancelled): say so
+                handle.put(TokenEvent("", progress.prompt_tokens, progress.completion_tokens,
+                                      progress.finish or "stop"))  # type: ignore[arg-type]
+            return
+        prompt = (self._rendered(request) if request.messages and request.prompt_type != "plain"
+                  else plain_text(request.messages) if request.messages else request.prompt or "")
+        rest = dataclasses.replace(request, messages=(), prompt_ids=(), prompt=prompt + progress.text,
+                                   options=dataclasses.replace(request.options, min_new_tokens=0,
+                                                               max_new_tokens=total - minimum))
+        path, body = request_body(rest, dataclasses.replace(self.spec, kind="llamacpp"), self.remote_model)
+        self._stream(handle, path, body, False, Progress(started=True, prompt_tokens=progress.prompt_tokens,
+                                                         offset=progress.completion_tokens))
+
+    def _stream(self, handle: RequestHandle, path: str, body: dict[str, Any], chat: bool,
+                progress: Progress) -> None:
+        """Stream one remote request onto ``handle``; ``progress`` says whether the request
+        already started (a second phase) and whether this stream's end is the answer's end."""
+        options = handle.request.options
+        deadline = handle.submitted + options.max_time if options.max_time else None
+        with self.client.stream("POST", path, json=body) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise self._refusal(response)
+            self._up()
+            if not progress.started:
+                if not handle.start():
+                    return
+                handle.put(TokenEvent("", 0, 0))
+            constraint = handle.request.constraint
+            reader = ChunkReader(chat, top_logprobs=options.logprobs, wrap_call=constraint is not None
+                                 and constraint.kind == "tool_call" and bool(constraint.value["required"]))
+            finish: str | None = None
+            for line in response.iter_lines():
+                if handle.is_cancelled():
+                    finish = "cancelled"
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    finish = "length"
+                    break
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                chunk = json.loads(data)
+                if isinstance(chunk, dict) and chunk.get("error"):
+                    raise RemoteRejectedError(f"the inference server {self.spec} stopped the answer: "
+                                              f"{_message(chunk)}")
+                text, logprobs, remote_finish = reader.read(chunk)
+                if remote_finish is not None:
+                    finish = finish_reason(remote_finish)
+                if text or logprobs:
+                    progress.text += text
+                    handle.put(TokenEvent(text, progress.prompt_tokens or reader.prompt_tokens,
+                                          progress.offset + reader.completion_tokens, None, tuple(logprobs)))
+            progress.finish = finish or "stop"
+            progress.prompt_tokens = progress.prompt_tokens or reader.prompt_tokens
+            progress.completion_tokens = progress.offset + reader.completion_tokens
+            if progress.final:
+                handle.put(TokenEvent("", progress.prompt_tokens, progress.completion_tokens,
+                                      progress.finish))  # type: ignore[arg-type]
+
+    def _refusal(self, response: httpx.Response) -> DomainError:
+        try:
+            message = _message(response.json())
+        except ValueError:
+            message = response.text[:500]
+        status = response.status_code
+        lowered = message.lower()
+        if status == 400 and ("context" in lowered and ("exceed" in lowered or "maximum" in lowered)):
+            return ContextLengthError(f"the prompt does not fit the model's context window: {message}")
+        if status in (401, 403):
+            return RemoteUnavailableError(f"the inference server {self.spec} refused our API key "
+                                          f"({status}): {message}")
+        if status == 404 and "model" in message.lower():
+            return RemoteUnavailableError(f"the inference server {self.spec} does not serve "
+                                          f"{self.remote_model!r}: {message}")
+        if 400 <= status < 500 and status != 429:
+            return RemoteRejectedError(f"the inference server refused the request: {message}")
+        return RemoteUnavailableError(f"the inference server {self.spec} answered {status}: {message}")
+
+    # --- tokens ---------------------------------------------------------------------------------
+    def _post_root(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = self.spec.root + path
+        try:
+            response = self.client.post(url, json=body, timeout=30.0)
+        except httpx.HTTPError as exc:
+            self._down(exc)
+            raise RemoteUnavailableError(f"the inference server {self.spec} cannot be reached") from None
+        if response.status_code in (404, 405):
+            raise UnsupportedFeatureError(f"the inference server {self.spec} has no {path} endpoint")
+        if response.status_code >= 400:
+            raise self._refusal(response)
+        result: dict[str, Any] = response.json()
+        return result
+
+    def tokenize(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        if self.spec.kind == "llamacpp":
+            body: dict[str, Any] = {"content": text, "add_special": add_special_tokens}
+        else:
+            body = {"model": self.remote_model, "prompt": text, "add_special_tokens": add_special_tokens}
+        return [int(i) for i in self._post_root("/tokenize", body)["tokens"]]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        if self.spec.kind == "llamacpp":
+            return str(self._post_root("/detokenize", {"tokens": list(ids)}).get("content", ""))
+        return str(self._post_root("/detokenize", {"model": self.remote_model, "tokens": list(ids)})["prompt"])
+
+    def count_tokens(self, text: str) -> int:
+        return _count(self, text)
+
+    def chat_prompt_ids(self, messages: Sequence[Message], prompt_type: str = "",
+                        chat_template: str = "") -> list[int]:
+        listed = [dict(m) for m in messages]
+        if prompt_type == "plain":
+            return self.tokenize(plain_text(listed), add_special_tokens=True)
+        if self.spec.kind == "llamacpp":
+            if chat_template:
+                raise UnsupportedFeatureError("the llama.cpp backend uses the model's own chat template",
+                                              param="chat_template")
+            if listed[-1].get("role") == "assistant":
+                prompt = self._template(listed[:-1]) + str(listed[-1].get("content") or "")
+            else:
+                prompt = self._template(listed)
+            return self.tokenize(prompt, add_special_tokens=False)
+        body: dict[str, Any] = {"model": self.remote_model, "messages": listed,
+                                "add_generation_prompt": listed[-1].get("role") != "assistant",
+                                "continue_final_message": listed[-1].get("role") == "assistant"}
+        if chat_template:
+            body["chat_template"] = chat_template
+        return [int(i) for i in self._post_root("/tokenize", body)["tokens"]]
+
+    def _template(self, messages: Sequence[Message]) -> str:
+        """llama.cpp's rendering of ``messages`` with the model's chat template, ready for
+        the assistant's answer."""
+        return str(self._post_root("/apply-template", {"messages": [dict(m) for m in messages]})["prompt"])
+
+    def info(self) -> dict[str, Any]:
+        return {"id": self.name, "backend": "remote" if self.spec.kind != "llamacpp" else "llama.cpp",
+                "inference_server": str(self.spec), "remote_model": self.remote_model,
+                "context_window": self.context_window, "state": self.state}
+
+    def stats(self) -> dict[str, int]:
+        return {"running": self._active, "queued": 0, "kv_cache_used_tokens": 0,
+                "kv_cache_capacity_tokens": 0}
+
+    def shutdown(self) -> None:
+        self.client.close()
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_count(backend: RemoteBackend, text: str) -> int:
+    return len(backend.tokenize(text))
+
+
+def _count(backend: RemoteBackend, text: str) -> int:
+    """Tokens in ``text`` by the remote's tokenizer (cached); a server without a /tokenize
+    endpoint gets an estimate of 4 characters a token (document Q&A budgets with it)."""
+    try:
+        return _cached_count(backend, text)
+    except UnsupportedFeatureError:
+        return max(1, (len(text) + 3) // 4)
+
+
+def _message(payload: Any) -> str:
+    if isinstance(payload, dict):
+        error = payload.get("error", payload)
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("detail") or error)
+        if isinstance(payload.get("detail"), str):
+            return str(payload["detail"])
+        return str(error)
+    return str(payload)

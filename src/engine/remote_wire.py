@@ -1,0 +1,289 @@
+"""The OpenAI wire format of a remote engine: request bodies out, stream chunks in.
+
+Pure functions, no I/O, so the translation is unit-tested without a server
+(tests/unit/test_remote_wire.py) and proven end to end against vLLM and a second instance
+of this product (tests/remote/).
+
+- Sampling options are forwarded under OpenAI's names, vLLM's extensions (``top_k``,
+  ``repetition_penalty``, ``min_tokens``) beside them. A request built from an OpenAI call
+  forwards only the options its caller set (``GenerationRequest.explicit``), so the remote
+  applies its own defaults, as calling it directly would.
+- Output constraints: vLLM's ``structured_outputs``; OpenAI's ``response_format`` for JSON
+  and h2oGPT's ``guided_*`` fields for the others on other servers; llama.cpp's
+  ``json_schema`` / GBNF ``grammar``.
+- Tool calls come back as OpenAI ``tool_calls`` deltas and are re-emitted as the
+  ``<tool_call>`` text of src/tools.py, which the serving layer already turns into OpenAI's
+  tool-call objects and deltas.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from src import tools
+from src.engine.remote_spec import RemoteSpec
+from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions, TokenLogprob
+from src.errors import UnsupportedFeatureError
+
+#: SamplingOptions field -> the remote's body field (None: handled apart).
+_OPTION_FIELDS = {
+    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
+    "repetition_penalty": "repetition_penalty", "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty", "seed": "seed", "min_new_tokens": "min_tokens",
+}
+_NEUTRAL: dict[str, Any] = {"top_k": 0, "repetition_penalty": 1.0, "presence_penalty": 0.0,
+                            "frequency_penalty": 0.0, "min_new_tokens": 0, "top_p": 1.0}
+
+
+def continues_final(request: GenerationRequest) -> bool:
+    """The chat ends with the assistant's message, which the answer continues."""
+    return bool(request.messages) and request.messages[-1].get("role") == "assistant"
+
+
+def uses_chat(spec: RemoteSpec, request: GenerationRequest) -> bool:
+    """Chat completions for chat messages on a chat remote (unless 'plain' is asked for, or
+    llama.cpp is to continue a final assistant message: its chat endpoint starts a new turn)."""
+    if spec.kind == "llamacpp" and continues_final(request):
+        return False
+    return spec.chat and bool(request.messages) and request.prompt_type != "plain"
+
+
+def plain_text(messages: Any) -> str:
+    """Messages as one plain text (the 'plain' prompt type, and text-completion remotes)."""
+    return "\n".join(str(m.get("content") or "") for m in messages if m.get("content"))
+
+
+def sampling_fields(options: SamplingOptions, explicit: frozenset[str] | None, spec: RemoteSpec) -> dict[str, Any]:
+    """The body's sampling fields: what the caller set (all of them when ``explicit`` is None)."""
+    def wanted(name: str) -> bool:
+        return explicit is None or name in explicit
+
+    body: dict[str, Any] = {"max_tokens": options.max_new_tokens}
+    for name, key in _OPTION_FIELDS.items():
+        value = getattr(options, name)
+        if not wanted(name) or (explicit is None and name in _NEUTRAL and value == _NEUTRAL[name]):
+            continue
+        if name == "seed" and not value:
+            continue
+        body[key] = value
+    if wanted("temperature") and not options.sampling:
+        body["temperature"] = 0.0
+    if options.stop:
+        body["stop"] = list(options.stop)
+    if options.logit_bias:
+        body["logit_bias"] = {str(token): bias for token, bias in options.logit_bias}
+    if spec.kind == "llamacpp":  # llama.cpp's names; it has no minimum length
+        if "repetition_penalty" in body:
+            body["repeat_penalty"] = body.pop("repetition_penalty")
+        body.pop("min_tokens", None)  # the llama.cpp backend ignores the end of turn instead
+    return body
+
+
+def logprob_fields(options: SamplingOptions, chat: bool, spec: RemoteSpec) -> dict[str, Any]:
+    if options.logprobs is None:
+        return {}
+    if chat:  # llama.cpp sends no log probs for top_logprobs 0: ask for 1, ChunkReader drops it
+        top = max(options.logprobs, 1) if spec.kind == "llamacpp" else options.logprobs
+        return {"logprobs": True, "top_logprobs": top}
+    return {"logprobs": options.logprobs}
+
+
+def constraint_fields(constraint: OutputConstraint | None, spec: RemoteSpec) -> dict[str, Any]:
+    """The remote's fields for an output constraint (vLLM, llama.cpp or OpenAI dialect)."""
+    if constraint is None:
+        return {}
+    kind, value = constraint.kind, constraint.value
+    if kind == "tool_call":
+        if spec.kind != "llamacpp":  # remote engines get OpenAI tools (native_tools)
+            raise UnsupportedFeatureError(f"{spec} takes tools natively", param="tools")
+        if not value["required"]:  # llama.cpp has no grammar for "text or a call": unconstrained
+            return {}
+        schema = {k: v for k, v in tools.call_schema(value["functions"]).items() if k != "x-guidance"}
+        return {"response_format": {"type": "json_schema", "json_schema": {"schema": schema}}}
+    if spec.vllm:
+        key = {"json_schema": "json", "json_object": "json_object"}.get(kind, kind)
+        return {"structured_outputs": {key: True if kind == "json_object" else
+                                       (list(value) if kind == "choice" else value)}}
+    if kind == "json_object":
+        return {"response_format": {"type": "json_object"}}
+    if kind == "json_schema":
+        return {"response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "output", "schema": value, "strict": True}}}
+    if spec.kind == "llamacpp":
+        if kind == "choice":
+            return {"grammar": "root ::= " + " | ".join(json.dumps(str(v)) for v in value)}
+        if kind == "grammar":  # llama.cpp reads GBNF
+            return {"grammar": value}
+        raise UnsupportedFeatureError(
+            f"the llama.cpp backend cannot enforce guided_{kind}; use guided_json, guided_choice, a GBNF "
+            "guided_grammar or response_format (or serve the model with --llm_backend=transformers)",
+            param=f"guided_{kind}")
+    return {f"guided_{kind}": list(value) if kind == "choice" else value}
+
+
+def tool_fields(request: GenerationRequest, spec: RemoteSpec) -> dict[str, Any]:
+    if not request.tools:
+        return {}
+    funcs = list(request.tools)
+    choice = request.tool_choice
+    name = tools.chosen_name(choice)
+    if spec.kind == "llamacpp" and name is not None:  # llama.cpp takes auto/required/none only
+        funcs = [t for t in funcs if (t.get("function") or {}).get("name") == name]
+        choice = "required"
+    body: dict[str, Any] = {"tools": funcs}
+    if choice is not None:
+        body["tool_choice"] = choice
+    if request.parallel_tool_calls is not None and spec.kind != "llamacpp":
+        body["parallel_tool_calls"] = request.parallel_tool_calls
+    return body
+
+
+def request_body(request: GenerationRequest, spec: RemoteSpec, model: str,
+                 prompt_ids: list[int] | str | None = None) -> tuple[str, dict[str, Any]]:
+    """(path under /v1, JSON body) of a streamed request. ``prompt_ids``: the prompt (token
+    ids, or text) when the caller rendered chat messages for a text completion."""
+    options = request.options
+    chat = uses_chat(spec, request)
+    body: dict[str, Any] = {"model": model, "stream": True, "stream_options": {"include_usage": True}}
+    body.update(sampling_fields(options, request.explicit, spec))
+    body.update(logprob_fields(options, chat, spec))
+    body.update(constraint_fields(request.constraint, spec))
+    if chat:
+        body["messages"] = [dict(m) for m in request.messages]
+        body.update(tool_fields(request, spec))
+        if request.chat_template:
+            if not spec.vllm:
+                raise UnsupportedFeatureError(f"the inference server {spec} takes no chat_template",
+                                              param="chat_template")
+            body["chat_template"] = request.chat_template
+        return "/chat/completions", body
+    if request.tools:
+        raise UnsupportedFeatureError(f"tools need a chat inference server; {spec} does text completions",
+                                      param="tools")
+    if prompt_ids is not None:
+        body["prompt"] = prompt_ids
+    elif request.prompt_ids:
+        body["prompt"] = list(request.prompt_ids)
+    elif request.messages:
+        body["prompt"] = plain_text(request.messages)
+    else:
+        body["prompt"] = request.prompt or ""
+    return "/completions", body
+
+
+@dataclass
+class ChunkReader:
+    """Turns a remote's stream chunks into (text delta, log probs, finish reason).
+
+    Tool-call deltas become ``<tool_call>{"name": ..., "arguments": ...}</tool_call>`` text;
+    usage (the last chunk, with ``include_usage``) fills the token counts.
+    """
+
+    chat: bool
+    top_logprobs: int | None = None  # alternatives to keep per token (None: all sent)
+    wrap_call: bool = False  # the answer is a call's JSON: hold it, re-emit it as a <tool_call>
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usage_seen: bool = False
+    open_call: int | None = None  # index of the tool call whose text is open
+    args_sent: dict[int, bool] = field(default_factory=dict)
+    held: str = ""
+
+    def read(self, chunk: Mapping[str, Any]) -> tuple[str, list[TokenLogprob], str | None]:
+        usage = chunk.get("usage")
+        if isinstance(usage, Mapping) and usage.get("completion_tokens") is not None:
+            self.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            self.completion_tokens = int(usage["completion_tokens"])
+            self.usage_seen = True
+        choices = chunk.get("choices") or []
+        if not choices:
+            return "", [], None
+        choice = choices[0]
+        finish = choice.get("finish_reason")
+        if self.chat:
+            delta = choice.get("delta") or {}
+            text = str(delta.get("content") or "")
+            text += self._tool_text(delta.get("tool_calls") or [])
+            logprobs = _chat_logprobs(choice.get("logprobs"))
+            if self.top_logprobs is not None:
+                logprobs = [TokenLogprob(lp.token, lp.logprob, lp.top[:self.top_logprobs]) for lp in logprobs]
+        else:
+            text = str(choice.get("text") or "")
+            logprobs = _completion_logprobs(choice.get("logprobs"))
+        if self.wrap_call:
+            self.held += text
+            text = wrapped_call(self.held) if finish is not None else ""
+        if finish is not None:
+            text += self.close_call()
+        if (text or logprobs) and not self.usage_seen:
+            self.completion_tokens += max(1, len(logprobs))
+        return text, logprobs, finish
+
+    def _tool_text(self, calls: list[Mapping[str, Any]]) -> str:
+        out = ""
+        for call in calls:
+            index = int(call.get("index") or 0)
+            function = call.get("function") or {}
+            if index != self.open_call:
+                out += self.close_call()
+                if self.open_call is not None or self.args_sent:
+                    out += "\n"
+                self.open_call = index
+                self.args_sent[index] = False
+                out += tools.CALL_PREFIX + str(function.get("name") or "") + tools.ARGS_INFIX
+            arguments = function.get("arguments")
+            if arguments:
+                out += str(arguments)
+                self.args_sent[index] = True
+        return out
+
+    def close_call(self) -> str:
+        if self.open_call is None:
+            return ""
+        text = ("" if self.args_sent.get(self.open_call) else "{}") + "}" + tools.CLOSE
+        self.open_call = None
+        return text
+
+
+def wrapped_call(text: str) -> str:
+    """A call's JSON ({"name", "arguments"}) as src/tools.py's ``<tool_call>`` text with its
+    fixed separators; text that is not a complete call (cut by max_tokens) is returned as is."""
+    try:
+        call = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    if not isinstance(call, dict) or "name" not in call:
+        return text
+    arguments = json.dumps(call.get("arguments", {}), separators=(", ", ": "))
+    return f"{tools.CALL_PREFIX}{call['name']}{tools.ARGS_INFIX}{arguments}}}{tools.CLOSE}"
+
+
+def _chat_logprobs(raw: Any) -> list[TokenLogprob]:
+    if not isinstance(raw, Mapping):
+        return []
+    return [TokenLogprob(str(item.get("token", "")), float(item.get("logprob", 0.0)),
+                         tuple((str(t.get("token", "")), float(t.get("logprob", 0.0)))
+                               for t in item.get("top_logprobs") or []))
+            for item in raw.get("content") or []]
+
+
+def _completion_logprobs(raw: Any) -> list[TokenLogprob]:
+    if not isinstance(raw, Mapping):
+        return []
+    tokens = raw.get("tokens") or []
+    values = raw.get("token_logprobs") or []
+    tops = raw.get("top_logprobs") or [None] * len(tokens)
+    return [TokenLogprob(str(token), float(value or 0.0),
+                         tuple((str(k), float(v)) for k, v in (top or {}).items()))
+            for token, value, top in zip(tokens, values, tops, strict=False)]
+
+
+FINISH = {"stop": "stop", "length": "length", "tool_calls": "stop", "function_call": "stop",
+          "abort": "cancelled", "content_filter": "stop"}
+
+
+def finish_reason(remote: str) -> str:
+    return FINISH.get(remote, "stop")

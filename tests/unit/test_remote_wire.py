@@ -1,0 +1,148 @@
+"""The remote backend's translation: --inference_server strings, request bodies, stream chunks.
+
+End to end against real servers: tests/remote/."""
+
+import json
+
+import pytest
+
+from src import tools
+from src.engine.remote_spec import parse_inference_server
+from src.engine.remote_wire import ChunkReader, request_body, wrapped_call
+from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions
+from src.errors import InvalidParamsError, UnsupportedFeatureError
+
+MESSAGES = ({"role": "user", "content": "hi"},)
+
+
+@pytest.mark.parametrize("value, kind, url, key", [
+    ("vllm:10.0.0.5:8000", "vllm", "http://10.0.0.5:8000/v1", "EMPTY"),
+    ("vllm:10.0.0.5:8000:sk-1", "vllm", "http://10.0.0.5:8000/v1", "sk-1"),
+    ("vllm_chat:http://gpu:5000/v1", "vllm_chat", "http://gpu:5000/v1", "EMPTY"),
+    ("vllm_chat:https://gpu.example.com/v1:KEY", "vllm_chat", "https://gpu.example.com/v1", "KEY"),
+    ("openai:http://localhost:5000", "openai", "http://localhost:5000/v1", "EMPTY"),
+    ("http://127.0.0.1:5000/v1", "openai_chat", "http://127.0.0.1:5000/v1", "EMPTY"),
+    ("openai_chat:http://h:1/v1:None", "openai_chat", "http://h:1/v1", "EMPTY"),
+])
+def test_inference_server_forms(value, kind, url, key):
+    spec = parse_inference_server(value)
+    assert (spec.kind, spec.base_url, spec.api_key) == (kind, url, key)
+    assert "KEY" not in str(spec) and "sk-1" not in str(spec)  # logs never show the key
+
+
+def test_api_key_from_flag_and_environment(monkeypatch):
+    assert parse_inference_server("vllm:h:1", api_key="flag-key").api_key == "flag-key"
+    monkeypatch.setenv("OPENAI_API_KEY", "env-key")
+    assert parse_inference_server("openai_chat:http://h:1/v1").api_key == "env-key"
+    assert parse_inference_server("vllm_chat:http://h:1/v1").api_key == "EMPTY"
+
+
+@pytest.mark.parametrize("value", ["vllm:", "vllm:host", "vllm:host:port", "ftp://x"])
+def test_bad_inference_server_is_refused(value):
+    with pytest.raises(InvalidParamsError):
+        parse_inference_server(value)
+
+
+def test_only_the_options_the_caller_set_are_forwarded():
+    options = SamplingOptions(max_new_tokens=9, temperature=0.1, top_k=40, repetition_penalty=1.07, seed=3)
+    spec = parse_inference_server("vllm_chat:http://h:1/v1")
+    path, body = request_body(GenerationRequest(messages=MESSAGES, options=options,
+                                                explicit=frozenset({"seed"})), spec, "m")
+    assert path == "/chat/completions"
+    assert body["max_tokens"] == 9 and body["seed"] == 3
+    assert not {"temperature", "top_k", "repetition_penalty"} & set(body)
+    _, every = request_body(GenerationRequest(messages=MESSAGES, options=options), spec, "m")
+    assert (every["temperature"], every["top_k"], every["repetition_penalty"]) == (0.1, 40, 1.07)
+
+
+def test_greedy_is_temperature_zero_and_llamacpp_names():
+    options = SamplingOptions(temperature=0.7, do_sample=False, repetition_penalty=1.2,
+                              logit_bias=((5, -100.0),), stop=("x",), logprobs=2)
+    spec = parse_inference_server("vllm_chat:http://h:1/v1")
+    llama = type(spec)("llamacpp", "http://127.0.0.1:9/v1")
+    _, body = request_body(GenerationRequest(messages=MESSAGES, options=options), llama, "m")
+    assert body["temperature"] == 0.0 and body["repeat_penalty"] == 1.2 and "repetition_penalty" not in body
+    assert body["logit_bias"] == {"5": -100.0} and body["stop"] == ["x"]
+    assert body["logprobs"] is True and body["top_logprobs"] == 2
+    _, minimum = request_body(GenerationRequest(messages=MESSAGES, options=SamplingOptions(min_new_tokens=3)),
+                              llama, "m")
+    assert "min_tokens" not in minimum  # the backend runs it as ignore_eos phases
+
+
+def test_constraints_in_each_dialect():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    vllm = parse_inference_server("vllm_chat:http://h:1/v1")
+    other = parse_inference_server("openai_chat:http://h:1/v1")
+    llama = type(vllm)("llamacpp", "http://127.0.0.1:9/v1")
+
+    def body(spec, kind, value):
+        return request_body(GenerationRequest(messages=MESSAGES, constraint=OutputConstraint(kind, value)),
+                            spec, "m")[1]
+
+    assert body(vllm, "json_schema", schema)["structured_outputs"] == {"json": schema}
+    assert body(vllm, "choice", ("a", "b"))["structured_outputs"] == {"choice": ["a", "b"]}
+    assert body(other, "json_schema", schema)["response_format"]["json_schema"]["schema"] == schema
+    assert body(other, "regex", "[0-9]+")["guided_regex"] == "[0-9]+"
+    assert body(llama, "choice", ("yes", "no"))["grammar"] == 'root ::= "yes" | "no"'
+    with pytest.raises(UnsupportedFeatureError) as refused:
+        body(llama, "regex", "[0-9]+")
+    assert refused.value.param == "guided_regex"
+
+
+def test_messages_on_a_text_completion_server_and_prompt_ids():
+    spec = parse_inference_server("openai:http://h:1/v1")
+    path, body = request_body(GenerationRequest(messages=({"role": "system", "content": "Be brief."}, *MESSAGES)),
+                              spec, "m")
+    assert path == "/completions" and body["prompt"] == "Be brief.\nhi"
+    _, ids = request_body(GenerationRequest(prompt_ids=(1, 2, 3)), spec, "m")
+    assert ids["prompt"] == [1, 2, 3]
+    with pytest.raises(UnsupportedFeatureError):
+        request_body(GenerationRequest(messages=MESSAGES, tools=({"type": "function", "function": {"name": "f"}},)),
+                     spec, "m")
+
+
+def test_tool_call_deltas_become_tool_call_text():
+    reader = ChunkReader(chat=True)
+    chunks = [
+        {"choices": [{"delta": {"role": "assistant", "content": ""}}]},
+        {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "x", "type": "function",
+                                                "function": {"name": "get_weather"}}]}}]},
+        {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}}]},
+        {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}}]},
+        {"choices": [{"delta": {"tool_calls": [{"index": 1, "function": {"name": "now", "arguments": ""}}]}}]},
+        {"choices": [{"delta": {}, "finish_reason": "tool_calls"}]},
+        {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 12}},
+    ]
+    text = "".join(reader.read(c)[0] for c in chunks)
+    calls = tools.parse_tool_calls(text)
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"city": "Paris"}), ("now", {})]
+    assert (reader.prompt_tokens, reader.completion_tokens) == (7, 12)
+
+
+def test_streamed_call_cuts_into_openai_deltas():
+    reader = ChunkReader(chat=True)
+    stream = tools.ToolCallStream()
+    events = []
+    for fragment in ['{"a"', ': 1}']:
+        delta = {"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": fragment}}]}
+        events += stream.feed(reader.read({"choices": [{"delta": delta}]})[0])
+    events += stream.feed(reader.read({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]})[0], final=True)
+    assert events[0][0] == "call" and events[0][1].name == "f"
+    assert "".join(e[1] for e in events if e[0] == "arguments") == '{"a": 1}'
+
+
+def test_a_held_call_is_rewritten_with_fixed_separators():
+    assert wrapped_call('{\n "name": "f",\n "arguments": {"x":1}}') == '<tool_call>{"name": "f", "arguments": {"x": 1}}</tool_call>'
+    assert wrapped_call('{"name": "f", "argu') == '{"name": "f", "argu'  # cut by max_tokens: as is
+    reader = ChunkReader(chat=True, wrap_call=True)
+    assert reader.read({"choices": [{"delta": {"content": '{"name": "f", '}}]})[0] == ""
+    text, _, finish = reader.read({"choices": [{"delta": {"content": '"arguments": {}}'}, "finish_reason": "stop"}]})
+    assert finish == "stop" and tools.parse_tool_calls(text)[0].name == "f"
+
+
+def test_completion_logprobs_and_counts_without_usage():
+    reader = ChunkReader(chat=False)
+    text, logprobs, _ = reader.read({"choices": [{"text": "Hi", "logprobs": {
+        "tokens": ["Hi"], "token_logprobs": [-0.5], "top_logprobs": [{"Hi": -0.5, "Hello": -1.5}]}}]})
+    assert text == "Hi" and logprobs[0].logprob == -0.5 and dict(logprobs[0].top)["Hello"] == -1.5
+    assert reader.completion_tokens == 1

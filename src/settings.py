@@ -9,6 +9,7 @@ from the environment.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -59,8 +60,42 @@ class Settings(BaseModel):
     )
     inference_server: str = Field(
         "",
-        description="URL of an OpenAI-compatible engine to generate with instead of the local "
-        "model. Not available yet: a non-empty value is refused.",
+        description="Generate on a remote engine instead of a local model (h2oGPT's forms): "
+        "vllm:HOST:PORT, vllm_chat:URL, openai:URL or openai_chat:URL, URL like "
+        "http://HOST:PORT/v1, optionally followed by :API_KEY (docs/scaling.md).",
+    )
+    inference_server_api_key: str = Field(
+        "", description="API key for --inference_server (and model_lock entries) when the "
+        "string carries none; the openai forms also read OPENAI_API_KEY.",
+    )
+    inference_server_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait for a connection to a remote engine before a "
+        "request fails with 503.",
+    )
+    inference_server_read_timeout: float = Field(
+        600.0, gt=0, description="Seconds a remote engine may stay silent mid-answer before the "
+        "request fails with 504.",
+    )
+    model_lock: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Several models at once (h2oGPT's): a list of dicts, each with base_model "
+        "(a local model, or the name to list a remote one under) and/or inference_server, and "
+        "optionally prompt_type, max_seq_len; the first is the default. Replaces --base_model.",
+    )
+    visible_models: list[str | int] = Field(
+        default_factory=list,
+        description="With --model_lock: the entries to serve, by base_model name or index; "
+        "default: all.",
+    )
+    llm_backend: Literal["auto", "transformers", "llamacpp"] = Field(
+        "auto",
+        description="Engine for local models: auto runs GGUF models on llama.cpp when its server "
+        "is installed (scripts/install_llamacpp.sh) and everything else on transformers.",
+    )
+    llamacpp_dict: dict[str, Any] = Field(
+        default_factory=dict,
+        description="llama.cpp options (h2oGPT's): n_threads, n_ctx (per sequence), n_batch, "
+        "n_gpu_layers, n_parallel (sequences at once; default --concurrency_count), server_path.",
     )
     prompt_type: str = Field(
         "",
@@ -345,10 +380,24 @@ class Settings(BaseModel):
     def _combinations(self) -> Settings:
         if self.share:
             raise SettingsError("--share", "share links are refused: this product runs offline")
-        if self.inference_server:
-            raise SettingsError(
-                "--inference_server", "not available yet; leave it empty to use the local model"
-            )
+        from src.engine.remote_spec import parse_inference_server
+
+        top = [("--inference_server", {"inference_server": self.inference_server})] if self.inference_server else []
+        for flag, entry in [*top, *(("--model_lock", e) for e in self.model_lock)]:
+            if not isinstance(entry, dict) or not (entry.get("inference_server") or entry.get("base_model")):
+                raise SettingsError(flag, "each entry needs base_model or inference_server")
+            unknown = set(entry) - MODEL_LOCK_KEYS
+            if unknown:
+                raise SettingsError(flag, f"unknown key(s) {sorted(unknown)}; known: {sorted(MODEL_LOCK_KEYS)}")
+            if entry.get("inference_server"):
+                try:
+                    parse_inference_server(str(entry["inference_server"]))
+                except ValueError as exc:
+                    raise SettingsError(flag, str(exc)) from None
+        unknown_llama = set(self.llamacpp_dict) - LLAMACPP_KEYS
+        if unknown_llama:
+            raise SettingsError("--llamacpp_dict", f"unknown key(s) {sorted(unknown_llama)}; "
+                                f"known: {sorted(LLAMACPP_KEYS)}")
         if self.langchain_mode not in self.langchain_modes:
             raise SettingsError(
                 "--langchain_mode",
@@ -377,6 +426,11 @@ class Settings(BaseModel):
         import psutil
 
         return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+MODEL_LOCK_KEYS = {"base_model", "inference_server", "prompt_type", "max_seq_len", "visible_models",
+                   "api_key", "llamacpp_dict", "chat_template"}
+LLAMACPP_KEYS = {"n_threads", "n_ctx", "n_batch", "n_gpu_layers", "n_parallel", "server_path"}
 
 
 def looks_like_path(value: str) -> bool:
@@ -445,7 +499,10 @@ def build_settings(cli: Mapping[str, Any], environ: Mapping[str, str] | None = N
 def _coerce_text(name: str, value: Any) -> Any:
     """Accept h2oGPT's string forms for list/dict flags ("['a','b']", "{'k': 'v'}")."""
     if isinstance(value, str) and name in _STRUCTURED_FLAGS and value.strip()[:1] in "[({":
-        return parse_flag_text(value)
+        try:
+            return json.loads(value)  # JSON (true, null) or h2oGPT's Python literal form
+        except ValueError:
+            return parse_flag_text(value)
     if name in _PATH_LIST_FLAGS and isinstance(value, str):  # one path, or none
         return [value] if value.strip() else []
     if name in _STRUCTURED_FLAGS and isinstance(value, tuple):
@@ -453,5 +510,5 @@ def _coerce_text(name: str, value: Any) -> Any:
     return value
 
 
-_STRUCTURED_FLAGS = {"tts_model", "visible_image_models", "visible_vision_models", "langchain_modes", "langchain_mode_paths", "langchain_mode_types", "h2ogpt_api_keys", "auth"}
-_PATH_LIST_FLAGS = {"tts_model", "visible_image_models", "visible_vision_models"}
+_STRUCTURED_FLAGS = {"model_lock", "visible_models", "llamacpp_dict", "tts_model", "visible_image_models", "visible_vision_models", "langchain_modes", "langchain_mode_paths", "langchain_mode_types", "h2ogpt_api_keys", "auth"}
+_PATH_LIST_FLAGS = {"visible_models", "tts_model", "visible_image_models", "visible_vision_models"}

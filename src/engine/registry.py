@@ -13,13 +13,14 @@ from typing import Any
 
 from src.engine.backend import Backend
 from src.errors import UnknownModelError
-from src.settings import Settings
+from src.settings import DEFAULT_BASE_MODEL, Settings
 
 
 class ModelRegistry:
     """The served models in listing order; the first is the default."""
 
-    def __init__(self, backends: Sequence[Backend]) -> None:
+    def __init__(self, backends: Sequence[Backend], defaults: dict[str, dict[str, Any]] | None = None) -> None:
+        self.defaults = defaults or {}  # per-model request defaults (model_lock's prompt_type, ...)
         if not backends:
             raise ValueError("a registry needs at least one model")
         self._backends: dict[str, Backend] = {}
@@ -72,20 +73,84 @@ class ModelRegistry:
             backend.shutdown()
 
 
-def build_registry(settings: Settings) -> ModelRegistry:
-    """Load the model(s) the flags name and start their backends: the chat model first (the
-    default), then each of --visible_vision_models."""
+def model_entries(settings: Settings) -> list[dict[str, Any]]:
+    """The models to serve, as h2oGPT's model_lock entries: --model_lock (narrowed by
+    --visible_models), else --inference_server, else --base_model."""
+    if settings.model_lock:
+        entries = [dict(e) for e in settings.model_lock]
+        if settings.visible_models:
+            wanted = [str(v) for v in settings.visible_models]
+            entries = [e for i, e in enumerate(entries)
+                       if str(i) in wanted or entry_name(e) in wanted or e.get("base_model") in wanted]
+            if not entries:
+                raise UnknownModelError(f"--visible_models {settings.visible_models} names no --model_lock entry")
+        return entries
+    if settings.inference_server:
+        explicit = settings.base_model if settings.base_model != DEFAULT_BASE_MODEL else ""
+        return [{"inference_server": settings.inference_server, "base_model": explicit}]
+    return [{"base_model": settings.base_model}]
+
+
+def entry_name(entry: dict[str, Any]) -> str:
+    return str(entry.get("base_model") or entry.get("inference_server") or "")
+
+
+def build_backend(entry: dict[str, Any], settings: Settings) -> Backend:
+    """One model_lock entry's backend: remote, llama.cpp (a GGUF file when its server is
+    installed, or --llm_backend=llamacpp) or transformers."""
+    if entry.get("inference_server"):
+        from src.engine.remote_backend import RemoteBackend
+        from src.engine.remote_spec import parse_inference_server
+
+        spec = parse_inference_server(str(entry["inference_server"]),
+                                      str(entry.get("api_key") or settings.inference_server_api_key))
+        return RemoteBackend(spec, name=str(entry.get("base_model") or ""),
+                             connect_timeout=settings.inference_server_timeout,
+                             read_timeout=settings.inference_server_read_timeout,
+                             concurrency=max(64, settings.concurrency_count),
+                             context_window=entry.get("max_seq_len"))
+    local = settings.model_copy(update={k: entry[k] for k in ("base_model", "max_seq_len", "llamacpp_dict")
+                                        if entry.get(k) is not None})
+    from src.engine.llamacpp_backend import LlamaCppBackend, server_path
+    from src.engine.model_source import resolve_model
+
+    source = resolve_model(local.base_model)
+    binary = server_path(local.llamacpp_dict)
+    if local.llm_backend == "llamacpp" or (local.llm_backend == "auto" and source.is_gguf and binary):
+        if not source.is_gguf:
+            raise ValueError(f"--llm_backend=llamacpp needs a GGUF model; {local.base_model} is not one")
+        if binary is None:
+            raise ValueError("--llm_backend=llamacpp: llama.cpp's server is not installed; run "
+                             "bash scripts/install_llamacpp.sh (or set llamacpp_dict's server_path)")
+        return LlamaCppBackend(source, source.name, binary, local.llamacpp_dict,
+                               concurrency=local.concurrency_count, kv_cache_gb=local.kv_cache_gb,
+                               max_seq_len=local.max_seq_len, threads=local.n_threads)
     from src.engine.loader import load_model
     from src.engine.transformers_backend import TransformersBackend
 
-    loaded = load_model(settings)
-    backend = TransformersBackend(
-        loaded, max_queue_time=settings.max_queue_time or None,
+    return TransformersBackend(
+        load_model(local), max_queue_time=settings.max_queue_time or None,
         concurrency=settings.concurrency_count, kv_cache_gb=settings.kv_cache_gb,
     )
-    backends: list[Backend] = [backend]
-    if settings.visible_vision_models:
-        from src.engine.vision_backend import load_vision_backend
 
-        backends.extend(load_vision_backend(path, settings) for path in settings.visible_vision_models)
-    return ModelRegistry(backends)
+
+def build_registry(settings: Settings) -> ModelRegistry:
+    """Start the backends of the models the flags name (the first is the default), then
+    one for each of --visible_vision_models."""
+    entries = model_entries(settings)
+    backends: list[Backend] = []
+    defaults: dict[str, dict[str, Any]] = {}
+    try:
+        for entry in entries:
+            backend = build_backend(entry, settings)
+            backends.append(backend)
+            defaults[backend.name] = {k: entry[k] for k in ("prompt_type", "chat_template") if entry.get(k)}
+        if settings.visible_vision_models:
+            from src.engine.vision_backend import load_vision_backend
+
+            backends.extend(load_vision_backend(path, settings) for path in settings.visible_vision_models)
+    except BaseException:
+        for backend in backends:
+            backend.shutdown()
+        raise
+    return ModelRegistry(backends, defaults)

@@ -38,7 +38,7 @@ def free_port() -> int:
 def settings():
     from src.settings import build_settings
 
-    return build_settings({})
+    return build_settings({"llm_backend": "transformers"})  # the in-process engine's own suites
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,9 @@ import httpx
 
 from tests.conftest import ROOT, free_port
 
+#: The backend generate.py runs on in tests that do not choose one (H2OGPT_TEST_BACKEND).
+TEST_BACKEND = os.environ.get("H2OGPT_TEST_BACKEND", "transformers")
+
 GUARDED_RUN = (
     "import sys, runpy; sys.path.insert(0, {root!r}); import tests.offline_guard;"
     "sys.argv = ['generate.py'] + sys.argv[1:]; runpy.run_path({script!r}, run_name='__main__')"
@@ -39,6 +42,9 @@ class GuardedApp:
 
     def __init__(self, workdir: Path, flags: list[str], root: Path = ROOT) -> None:
         self.workdir = Path(workdir)
+        if not any(f.startswith("--llm_backend") for f in flags) and (Path(root) / "src/engine/llamacpp_backend.py").exists():
+            # the engine-specific suites pin transformers; llama.cpp runs where a test asks for it
+            flags = [*flags, f"--llm_backend={TEST_BACKEND}"]
         self.flags = flags
         self.root = Path(root)  # the checkout to run (a benchmark may run an older commit)
         self.log_path = self.workdir / self.log_name

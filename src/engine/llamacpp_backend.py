@@ -1,0 +1,198 @@
+"""The llama.cpp backend: GGUF models on llama.cpp's own server, supervised by the engine.
+
+Design (as Ollama does it): the engine starts ``llama-server`` (built once by
+scripts/install_llamacpp.sh) as a child process on a free loopback port and reaches it
+through the remote backend (src/engine/remote_backend.py). Why not in-process bindings
+(``llama-cpp-python``) with a step loop of our own:
+
+- llama-server already decodes many sequences in one context (parallel slots, continuous
+  batching, a unified KV cache), with per-request sampling (temperature, top_p, top_k,
+  seed, penalties, logit_bias, stop, token log probs), GBNF grammars and JSON schemas, tool
+  calls through the model's chat template, and it stops a generation when its client
+  leaves. A Python step loop would re-implement all of it and cross ctypes and copy a
+  49,152-float logits row per sequence per step, at 90 tokens/s;
+- it is the very server we are measured against (bench/throughput.py), so the
+  gap is the cost of our own layers, nothing else;
+- a crash in native code takes down the child, not the engine: the supervisor restarts it.
+
+The model id stays the same as with transformers; evaluate() and everything above it see a
+Backend. What differs is documented in docs/llamacpp.md: regex constraints are refused
+(400; llama.cpp has no regex grammar) and guided_grammar is read as GBNF.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from src.engine.model_source import ModelSource
+from src.engine.remote_backend import RemoteBackend
+from src.engine.remote_spec import RemoteSpec
+from src.errors import EngineUnavailableError
+
+log = logging.getLogger(__name__)
+
+LLAMACPP_VERSION = "0.3.36"  # the llama-cpp-python sdist whose vendored llama.cpp is built
+GIB = 1024**3
+START_TIMEOUT = 180.0
+
+
+def server_path(llamacpp_dict: dict[str, Any] | None = None) -> str | None:
+    """The llama-server binary: llamacpp_dict's server_path, $H2OGPT_LLAMA_SERVER, the one
+    scripts/install_llamacpp.sh built, or one on PATH; None when there is none."""
+    options = llamacpp_dict or {}
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    for candidate in (options.get("server_path"), os.environ.get("H2OGPT_LLAMA_SERVER"),
+                      str(cache / "h2ogpt" / "llama.cpp" / LLAMACPP_VERSION / "bin" / "llama-server"),
+                      shutil.which("llama-server")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def gguf_shape(path: str) -> dict[str, int]:
+    """Context length and KV bytes per token (f16 cache) of a GGUF model, from its metadata."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(path)
+
+    def value(key: str, default: int = 0) -> int:
+        field = reader.fields.get(key)
+        return int(field.contents()) if field is not None else default
+
+    arch = str(reader.fields["general.architecture"].contents())
+    layers = value(f"{arch}.block_count")
+    heads = value(f"{arch}.attention.head_count", 1)
+    kv_heads = value(f"{arch}.attention.head_count_kv", heads)
+    head_dim = value(f"{arch}.attention.key_length", value(f"{arch}.embedding_length") // max(heads, 1))
+    return {"context_length": value(f"{arch}.context_length", 4096),
+            "kv_bytes_per_token": 2 * layers * kv_heads * head_dim * 2}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LlamaServer:
+    """A supervised ``llama-server`` child: started, health-checked, restarted if it dies."""
+
+    def __init__(self, binary: str, args: list[str]) -> None:
+        self.binary = binary
+        self.args = args
+        self.port = free_port()
+        self.process: subprocess.Popen[str] | None = None
+        self.output: deque[str] = deque(maxlen=60)
+        self.stopping = False
+        self.restarts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        command = [self.binary, *self.args, "--host", "127.0.0.1", "--port", str(self.port)]
+        log.info("starting llama.cpp: %s", " ".join(command))
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True, stdin=subprocess.DEVNULL)
+        threading.Thread(target=self._drain, args=(self.process,), daemon=True, name="llama-log").start()
+        self._wait_ready()
+        threading.Thread(target=self._supervise, args=(self.process,), daemon=True, name="llama-watch").start()
+
+    def _drain(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.output.append(line.rstrip())
+            log.debug("llama.cpp: %s", line.rstrip())
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                break
+            try:
+                if httpx.get(self.url + "/health", timeout=2.0, trust_env=False).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        tail = "\n".join(list(self.output)[-15:])
+        self.stop()
+        raise EngineUnavailableError(f"llama.cpp's server did not start:\n{tail}")
+
+    def _supervise(self, process: subprocess.Popen[str]) -> None:
+        process.wait()
+        if self.stopping:
+            return
+        log.error("llama.cpp's server exited with %s; restarting it:\n%s", process.returncode,
+                  "\n".join(list(self.output)[-10:]))
+        self.restarts += 1
+        time.sleep(min(5.0, 0.5 * self.restarts))
+        try:
+            self.start()  # same port: the remote backend's client reconnects
+        except EngineUnavailableError:
+            log.exception("llama.cpp's server could not be restarted")
+
+    def stop(self) -> None:
+        self.stopping = True
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+class LlamaCppBackend(RemoteBackend):
+    """A local GGUF model on a supervised llama-server, listed under ``name``."""
+
+    def __init__(self, source: ModelSource, name: str, binary: str, options: dict[str, Any],
+                 concurrency: int = 16, kv_cache_gb: float = 2.0, max_seq_len: int | None = None,
+                 threads: int | None = None, read_timeout: float = 600.0) -> None:
+        assert source.gguf_file is not None
+        self.gguf = str(Path(source.path) / source.gguf_file)
+        shape = gguf_shape(self.gguf)
+        parallel = int(options.get("n_parallel") or concurrency)
+        budget = int(kv_cache_gb * GIB) // max(shape["kv_bytes_per_token"], 1)
+        per_sequence = int(options.get("n_ctx") or max_seq_len or shape["context_length"])
+        total = max(min(budget, per_sequence * parallel), per_sequence)
+        self.n_ctx = per_sequence
+        args = ["-m", self.gguf, "--alias", name, "-c", str(total), "-np", str(parallel),
+                "--kv-unified", "--kv-unified-per-slot", str(per_sequence), "-t", str(int(options.get("n_threads") or threads or physical_cores())),
+                "-b", str(int(options.get("n_batch") or 512)), "-ngl", str(int(options.get("n_gpu_layers") or 0)),
+                "--jinja", "--no-webui", "--log-disable"]
+        self.server = LlamaServer(binary, args)
+        self.server.start()
+        super().__init__(RemoteSpec("llamacpp", self.server.url + "/v1"), name=name, remote_model=name,
+                         context_window=per_sequence, concurrency=parallel, read_timeout=read_timeout,
+                         passthrough=False)
+        self.parallel = parallel
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "backend": "llama.cpp", "weights": Path(self.gguf).name,
+                "parallel": self.parallel, "restarts": self.server.restarts}
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.server.stop()
+
+
+def physical_cores() -> int:
+    import psutil
+
+    return int(psutil.cpu_count(logical=False) or os.cpu_count() or 1)

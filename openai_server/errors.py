@@ -107,6 +107,7 @@ STATUS_OF_CODE: dict[str, type[APIError]] = {
     "upload_not_allowed": PermissionDeniedAPIError,
     "documents_disabled": InvalidRequestError,
     "embedding_model_mismatch": ConflictError,
+    "vector_store_unavailable": ServiceUnavailableError,
     "feature_disabled": NotFoundError,
     "audio_invalid": InvalidRequestError,
     "unsupported_format": InvalidRequestError,

@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from src.engine.registry import build_registry
+from src.errors import VectorStoreUnavailableError
 from src.evaluate import Evaluator
 from src.media import MediaServices
 from src.metrics import instrument
@@ -48,15 +49,21 @@ def build_documents(settings: Settings) -> DocumentService | None:
 
 
 def build_evaluator(settings: Settings) -> Evaluator:
-    """Load the model(s), start their backends, and open the document store."""
-    return instrument(Evaluator(settings, build_registry(settings), build_documents(settings)))
+    """Open the document store (first: an unreachable --chroma_server stops start-up before
+    any model loads), then load the model(s) and start their backends."""
+    docs = build_documents(settings)
+    return instrument(Evaluator(settings, build_registry(settings), docs))
 
 
 def main(settings: Settings) -> int:
     """Run the product as the flags say; returns the process exit code."""
     configure_logging(settings)
     media = MediaServices.from_settings(settings)  # first: ingestion at start transcribes audio
-    evaluator = build_evaluator(settings)
+    try:
+        evaluator = build_evaluator(settings)
+    except VectorStoreUnavailableError as exc:
+        log.error("cannot start: %s", exc.message)
+        return 1
     if settings.cli:
         from src.cli import run_cli
 

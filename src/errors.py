@@ -135,6 +135,12 @@ class EmbeddingModelMismatch(DocQAError):
     code = "embedding_model_mismatch"
 
 
+class VectorStoreUnavailableError(DocQAError):
+    """The Chroma server (--chroma_server) cannot be reached."""
+
+    code = "vector_store_unavailable"
+
+
 # --- speech and images ----------------------------------------------------------------------
 class MediaDisabledError(DomainError):
     """The speech or image feature is off on this server; the message names the flag."""

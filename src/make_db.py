@@ -6,7 +6,7 @@
 Ingests every supported file under ``--user_path`` (unchanged files are skipped, files
 deleted from the folder are removed) into the same database the app opens: shared
 collections in ``<db_root>/db_dir_<name>``. ``--hf_embedding_model``, ``--chunk_size``
-and ``--db_root`` mean what they mean for ``generate.py``. Files that fail are listed;
+``--db_root`` and ``--chroma_server`` mean what they mean for ``generate.py``. Files that fail are listed;
 the exit code is 2 only when the run itself cannot proceed.
 """
 
@@ -32,6 +32,7 @@ def make_db(
     hf_embedding_model: str | None = None,
     chunk_size: int = 512,
     verbose: bool = False,
+    chroma_server: str = "",
 ) -> int:
     """Ingest ``user_path`` into the shared collection ``collection_name``; returns the exit code."""
     from src.docqa.collections import DocQAError
@@ -51,6 +52,7 @@ def make_db(
         settings = build_settings({
             "db_root": db_root, "langchain_modes": modes, "chunk_size": chunk_size,
             "hf_embedding_model": hf_embedding_model or DEFAULT_EMBEDDING_MODEL,
+            "chroma_server": chroma_server,
         })
         media = MediaServices.from_settings(settings)  # audio files are transcribed
         docs = DocumentService.from_settings(settings)

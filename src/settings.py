@@ -191,6 +191,12 @@ class Settings(BaseModel):
         description="Folder of the collections' databases: db_dir_<name> for shared ones, "
         "users/<user>/db_dir_<name> for personal ones.",
     )
+    chroma_server: str = Field(
+        "",
+        description="Chroma server (`chroma run`) to keep the collections in, as http://HOST:PORT; "
+        "every instance pointed at the same server sees the same collections. Empty: local "
+        "folders under --db_root.",
+    )
     docs_distance_cutoff: float = Field(
         0.8,
         ge=0.0,
@@ -341,6 +347,23 @@ class Settings(BaseModel):
         if value and Path(value).exists() and not Path(value).is_dir():
             raise ValueError(f"not a directory: {value}")
         return value
+
+    @field_validator("chroma_server")
+    @classmethod
+    def _chroma_server_is_url(cls, value: str) -> str:
+        if not value:
+            return value
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in ("http", "https") or not parts.hostname or port is None \
+                or parts.path.strip("/") or parts.query:
+            raise ValueError("write it as http://HOST:PORT (e.g. http://127.0.0.1:8000)")
+        return value.rstrip("/")
 
     @field_validator("stt_model")
     @classmethod

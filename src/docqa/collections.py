@@ -9,12 +9,17 @@
 
 Collections beyond the built-in ones are discovered from their folders, so a collection
 made by ``make_db`` or by another server run is found without a registry file.
+
+With ``--chroma_server`` the shared and (non-scratch) personal collections live in the
+Chroma server instead, under the names :func:`server_collection_name` gives, and are
+discovered by listing the server.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -32,6 +37,10 @@ Scope = Literal["shared", "personal"]
 NO_COLLECTION_MODES = ("LLM", "Disabled")
 BUILTIN_SCOPES: dict[str, Scope] = {"UserData": "shared", "MyData": "personal"}
 DB_PREFIX = "db_dir_"
+SERVER_SHARED = "h2ogpt.shared."
+SERVER_USER = "h2ogpt.user."
+#: Where a collection's database is: a local folder, or its name in the Chroma server.
+Location = Path | str
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,61}[A-Za-z0-9]")
 _USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -55,7 +64,7 @@ class CollectionInfo:
 
     name: str
     scope: Scope
-    path: Path
+    location: Location
     builtin: bool = False
 
 
@@ -75,12 +84,37 @@ def user_folder(name: str) -> str:
     return "u-" + hashlib.sha256(name.encode()).hexdigest()[:24]
 
 
+def server_user_key(name: str) -> str:
+    """A user's part of a server collection name (Chroma refuses '..' and a '.' before the end)."""
+    key = user_folder(name)
+    if ".." in key or key.endswith("."):
+        return "u-" + hashlib.sha256(name.encode()).hexdigest()[:24]
+    return key
+
+
+def server_collection_name(name: str, scope: Scope, user: Requester | None) -> str:
+    """The Chroma server's name of a collection: ``h2ogpt.shared.<name>`` or
+    ``h2ogpt.user.<user>.<name>``. Valid Chroma names (3-512 of [A-Za-z0-9._-], no '..',
+    alphanumeric at both ends); collection names hold no '.', so listing splits them back."""
+    if scope == "shared":
+        return SERVER_SHARED + name
+    if user is None:
+        raise PermissionDeniedError(f"collection {name!r} is personal: it needs a user")
+    return f"{SERVER_USER}{server_user_key(user.name)}.{name}"
+
+
 class CollectionLayout:
-    """Maps (collection, user) to a database folder and lists what a user can see."""
+    """Maps (collection, user) to a database location and lists what a user can see.
+
+    ``server_names``, when given, lists the collection names in the Chroma server; shared
+    and non-scratch personal collections then live there (see :func:`server_collection_name`).
+    """
 
     def __init__(self, db_root: Path, scratch_root: Path, modes: list[str],
-                 mode_types: dict[str, str] | None = None) -> None:
+                 mode_types: dict[str, str] | None = None,
+                 server_names: Callable[[], list[str]] | None = None) -> None:
         self.db_root = Path(db_root)
+        self.server_names = server_names
         self.scratch_root = Path(scratch_root)
         self.modes = list(modes)
         self.mode_types: dict[str, Scope] = dict(BUILTIN_SCOPES)
@@ -91,7 +125,13 @@ class CollectionLayout:
         base = self.scratch_root if user.scratch else self.db_root / "users"
         return base / user_folder(user.name)
 
-    def path(self, name: str, scope: Scope, user: Requester | None) -> Path:
+    def on_server(self, scope: Scope, user: Requester | None) -> bool:
+        return self.server_names is not None and not (scope == "personal" and user is not None
+                                                      and user.scratch)
+
+    def location(self, name: str, scope: Scope, user: Requester | None) -> Location:
+        if self.on_server(scope, user):
+            return server_collection_name(name, scope, user)
         if scope == "shared":
             return self.db_root / f"{DB_PREFIX}{name}"
         if user is None:
@@ -106,7 +146,7 @@ class CollectionLayout:
             scope = self.mode_types.get(name, "shared")
             if scope == "personal" and user is None:
                 continue
-            found.append(CollectionInfo(name, scope, self.path(name, scope, user), builtin=True))
+            found.append(CollectionInfo(name, scope, self.location(name, scope, user), builtin=True))
         return found
 
     @staticmethod
@@ -118,18 +158,30 @@ class CollectionLayout:
             if p.is_dir() and p.name.startswith(DB_PREFIX) and (p / "chroma.sqlite3").exists()
         )
 
+    @staticmethod
+    def _discover_named(names: list[str], prefix: str) -> list[str]:
+        return sorted(n[len(prefix):] for n in names
+                      if n.startswith(prefix) and _NAME.fullmatch(n[len(prefix):]))
+
+    def _found(self, scope: Scope, user: Requester | None, server: list[str] | None) -> list[str]:
+        if server is not None and self.on_server(scope, user):
+            prefix = server_collection_name("", scope, user)
+            return self._discover_named(server, prefix)
+        if scope == "shared":
+            return self._discover(self.db_root)
+        assert user is not None
+        return self._discover(self.user_root(user))
+
     def visible(self, user: Requester | None) -> list[CollectionInfo]:
-        """Built-in collections first, then shared and personal ones found on disk."""
+        """Built-in collections first, then shared and personal ones found on disk (or server)."""
         found = self._builtin(user)
         seen = {c.name for c in found}
-        for name in self._discover(self.db_root):
-            if name not in seen:
-                found.append(CollectionInfo(name, "shared", self.path(name, "shared", user)))
-                seen.add(name)
-        if user is not None:
-            for name in self._discover(self.user_root(user)):
+        server = self.server_names() if self.server_names is not None else None
+        scopes: list[Scope] = ["shared"] if user is None else ["shared", "personal"]
+        for scope in scopes:
+            for name in self._found(scope, user, server):
                 if name not in seen:
-                    found.append(CollectionInfo(name, "personal", self.path(name, "personal", user)))
+                    found.append(CollectionInfo(name, scope, self.location(name, scope, user)))
                     seen.add(name)
         return found
 

@@ -110,12 +110,12 @@ class Ingestor:
     def __init__(self, embedder: Embedder, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
         self.embedder = embedder
         self.chunk_size = chunk_size
-        self._locks: dict[Path, threading.Lock] = {}
+        self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
     def _lock(self, store: ChromaStore) -> threading.Lock:
         with self._locks_guard:
-            return self._locks.setdefault(store.path, threading.Lock())
+            return self._locks.setdefault(store.key, threading.Lock())
 
     # --- public -------------------------------------------------------------------------
     def ingest_files(

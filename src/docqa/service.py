@@ -29,11 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from src.docqa.chroma_server import ChromaServer, ServerChromaStore
 from src.docqa.collections import (
     CollectionExistsError,
     CollectionInfo,
     CollectionLayout,
     DocQAError,
+    Location,
     PermissionDeniedError,
     Requester,
     Scope,
@@ -82,23 +84,32 @@ class DocumentService:
         allow_upload_to_user_data: bool = True,
         allow_upload_to_my_data: bool = True,
         max_distance: float = DEFAULT_MAX_DISTANCE,
+        chroma_server: ChromaServer | None = None,
     ) -> None:
+        """``chroma_server``: keep shared and personal collections in that Chroma server
+        (connected by the caller, see :meth:`ChromaServer.connect`) instead of under ``db_root``."""
         self.embedder = embedder
+        self.server = chroma_server
         self._scratch = Path(tempfile.mkdtemp(prefix="h2ogpt-scratch-"))
         atexit.register(self.close)
         self.layout = CollectionLayout(
-            Path(db_root), self._scratch, modes or ["UserData", "MyData", "LLM", "Disabled"], mode_types
+            Path(db_root), self._scratch, modes or ["UserData", "MyData", "LLM", "Disabled"], mode_types,
+            server_names=chroma_server.names if chroma_server is not None else None,
         )
         self.ingestor = Ingestor(embedder, chunk_size)
         self.allow_upload_to_user_data = allow_upload_to_user_data
         self.allow_upload_to_my_data = allow_upload_to_my_data
         self.max_distance = max_distance
-        self._stores: dict[Path, ChromaStore] = {}
+        self._stores: dict[Location, ChromaStore] = {}
         self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None) -> DocumentService:
-        """The service the flags describe; loads the embedding model when --pre_load_embedding_model."""
+        """The service the flags describe; loads the embedding model when --pre_load_embedding_model.
+
+        With --chroma_server, raises VectorStoreUnavailableError (naming the URL) when the
+        server does not answer, before anything is loaded."""
+        server = ChromaServer(settings.chroma_server).connect() if settings.chroma_server else None
         embedder = embedder or Embedder(settings.hf_embedding_model)
         if settings.pre_load_embedding_model:
             embedder.load()
@@ -111,6 +122,7 @@ class DocumentService:
             allow_upload_to_user_data=settings.allow_upload_to_user_data,
             allow_upload_to_my_data=settings.allow_upload_to_my_data,
             max_distance=settings.docs_distance_cutoff,
+            chroma_server=server,
         )
 
     def close(self) -> None:
@@ -120,9 +132,14 @@ class DocumentService:
     # --- collections ------------------------------------------------------------------------
     def _store(self, info: CollectionInfo) -> ChromaStore:
         with self._lock:
-            store = self._stores.get(info.path)
+            store = self._stores.get(info.location)
             if store is None:
-                store = self._stores[info.path] = ChromaStore(info.path, info.name, self.embedder.name)
+                if isinstance(info.location, Path):
+                    store = ChromaStore(info.location, info.name, self.embedder.name)
+                else:
+                    assert self.server is not None
+                    store = ServerChromaStore(self.server, info.location, info.name, self.embedder.name)
+                self._stores[info.location] = store
             return store
 
     def collection(self, name: str, user: Requester | None) -> CollectionInfo:
@@ -138,7 +155,7 @@ class DocumentService:
         validate_name(name)
         if any(c.name == name for c in self.layout.visible(user)):
             raise CollectionExistsError(f"collection {name!r} already exists")
-        info = CollectionInfo(name, scope, self.layout.path(name, scope, user))
+        info = CollectionInfo(name, scope, self.layout.location(name, scope, user))
         self._store(info).open(create=True)
         log.info("created %s collection %r", scope, name)
         return info
@@ -150,7 +167,7 @@ class DocumentService:
         store = self._store(info)
         store.drop()
         with self._lock:
-            self._stores.pop(info.path, None)
+            self._stores.pop(info.location, None)
         log.info("deleted collection %r (%s)", name, info.scope)
 
     def _check_write(self, info: CollectionInfo) -> None:

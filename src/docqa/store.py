@@ -1,6 +1,8 @@
 """One collection of chunks in an embedded Chroma ``PersistentClient`` folder.
 
-Every collection lives in its own folder (``db_dir_<name>``), as in h2oGPT. Chroma is
+Every collection lives in its own folder (``db_dir_<name>``), as in h2oGPT; with
+``--chroma_server`` it lives in a Chroma server instead (:mod:`src.docqa.chroma_server`,
+a subclass that changes only how the collection is opened, found and dropped). Chroma is
 always opened with ``embedding_function=None`` and given precomputed vectors: its default
 embedding function would download a model. The collection's metadata records the
 embedding model that built it, and opening it with another model raises
@@ -12,7 +14,8 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +80,35 @@ class ChromaStore:
         self._collection: Any = None
         self._lock = threading.Lock()
 
+    @property
+    def key(self) -> str:
+        """Identifies the collection's storage (its folder here), e.g. for per-store locks."""
+        return str(self.path)
+
+    @contextmanager
+    def _calls(self) -> Iterator[None]:
+        """Around every call into Chroma (the server subclass maps transport errors here)."""
+        yield
+
+    def _checked(self, collection: Any) -> Any:
+        """``collection`` when it was built with our embedding model; else EmbeddingModelMismatch."""
+        recorded = (collection.metadata or {}).get("embedding_model")
+        if recorded != self.embedding_model:
+            raise EmbeddingModelMismatch(
+                f"collection {self.name!r} in {self.key} was built with embedding model "
+                f"{recorded!r}, but this server uses {self.embedding_model!r}: start with "
+                f"--hf_embedding_model={recorded} or delete the collection and ingest again"
+            )
+        return collection
+
+    def _get_or_create(self, client: Any, chroma_name: str) -> Any:
+        return self._checked(client.get_or_create_collection(
+            chroma_name,
+            embedding_function=None,
+            metadata={"embedding_model": self.embedding_model},
+            configuration={"hnsw": {"space": "cosine"}},
+        ))
+
     # --- opening --------------------------------------------------------------------------
     def exists(self) -> bool:
         return (self.path / "chroma.sqlite3").exists()
@@ -89,22 +121,8 @@ class ChromaStore:
             if not create and not self.exists():
                 raise StoreError(f"collection {self.name!r} has no database at {self.path}")
             self.path.mkdir(parents=True, exist_ok=True)
-            client = _client(self.path)
-            collection = client.get_or_create_collection(
-                self.name,
-                embedding_function=None,
-                metadata={"embedding_model": self.embedding_model},
-                configuration={"hnsw": {"space": "cosine"}},
-            )
-            recorded = (collection.metadata or {}).get("embedding_model")
-            if recorded != self.embedding_model:
-                raise EmbeddingModelMismatch(
-                    f"collection {self.name!r} in {self.path} was built with embedding model "
-                    f"{recorded!r}, but this server uses {self.embedding_model!r}: start with "
-                    f"--hf_embedding_model={recorded} or delete the collection and ingest again"
-                )
-            self._collection = collection
-            return collection
+            self._collection = self._get_or_create(_client(self.path), self.name)
+            return self._collection
 
     def drop(self) -> None:
         """Delete the collection and its folder."""
@@ -121,28 +139,30 @@ class ChromaStore:
     # --- data -----------------------------------------------------------------------------
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[str],
                metadatas: Sequence[dict[str, Any]]) -> None:
-        collection = self.open()
-        step = max(1, min(5000, int(collection._client.get_max_batch_size())))
-        for start in range(0, len(ids), step):
-            end = start + step
-            collection.upsert(
-                ids=list(ids[start:end]),
-                embeddings=vectors[start:end],
-                documents=list(documents[start:end]),
-                metadatas=list(metadatas[start:end]),
-            )
+        with self._calls():
+            collection = self.open()
+            step = max(1, min(5000, int(collection._client.get_max_batch_size())))
+            for start in range(0, len(ids), step):
+                end = start + step
+                collection.upsert(
+                    ids=list(ids[start:end]),
+                    embeddings=vectors[start:end],
+                    documents=list(documents[start:end]),
+                    metadatas=list(metadatas[start:end]),
+                )
 
     def query(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[Hit]:
-        collection = self.open()
-        count = collection.count()
-        if count == 0:
-            return []
-        result = collection.query(
-            query_embeddings=[vector],
-            n_results=min(k, count),
-            where=where or None,
-            include=["documents", "metadatas", "distances"],
-        )
+        with self._calls():
+            collection = self.open()
+            count = collection.count()
+            if count == 0:
+                return []
+            result = collection.query(
+                query_embeddings=[vector],
+                n_results=min(k, count),
+                where=where or None,
+                include=["documents", "metadatas", "distances"],
+            )
         return [
             Hit(id_, doc or "", dict(meta or {}), float(dist))
             for id_, doc, meta, dist in zip(
@@ -155,7 +175,8 @@ class ChromaStore:
             limit: int | None = None) -> list[Hit]:
         """Chunks matching ``where`` (all when None), with metadata and optionally text."""
         include = ["metadatas", "documents"] if include_documents else ["metadatas"]
-        result = self.open().get(where=where or None, include=include, limit=limit)
+        with self._calls():
+            result = self.open().get(where=where or None, include=include, limit=limit)
         documents = result.get("documents") or [""] * len(result["ids"])
         return [
             Hit(id_, doc or "", dict(meta or {}), 0.0)
@@ -163,15 +184,20 @@ class ChromaStore:
         ]
 
     def count_where(self, where: Where) -> int:
-        return len(self.open().get(where=where, include=[])["ids"])
+        with self._calls():
+            return len(self.open().get(where=where, include=[])["ids"])
 
     def delete(self, where: Where) -> int:
         """Delete the chunks matching ``where``; returns how many there were."""
-        collection = self.open()
-        ids = collection.get(where=where, include=[])["ids"]
-        if ids:
-            collection.delete(ids=ids)
+        with self._calls():
+            collection = self.open()
+            ids = collection.get(where=where, include=[])["ids"]
+            if ids:
+                collection.delete(ids=ids)
         return len(ids)
 
     def count(self) -> int:
-        return int(self.open().count()) if self.exists() else 0
+        if not self.exists():
+            return 0
+        with self._calls():
+            return int(self.open().count())

@@ -119,6 +119,7 @@ EXPECTED_STATUS = {
     "queue_timeout": 503, "engine_unavailable": 503, "documents_error": 400,
     "collection_not_found": 404, "collection_exists": 409, "invalid_collection_name": 400,
     "upload_not_allowed": 403, "documents_disabled": 400, "embedding_model_mismatch": 409,
+    "vector_store_unavailable": 503,
     "feature_disabled": 404, "audio_invalid": 400, "unsupported_format": 400,
     "upload_too_large": 413, "voice_not_found": 400, "remote_unavailable": 503,
     "remote_timeout": 504, "remote_rejected": 400,

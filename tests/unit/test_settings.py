@@ -49,6 +49,14 @@ def test_bad_values_name_the_flag(flags, flag, words):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("value", ["localhost:8000", "http://127.0.0.1", "ftp://h:1", "http://h:1/x"])
+def test_chroma_server_must_be_an_http_url_with_a_port(value):
+    with pytest.raises(SettingsError) as info:
+        build_settings({"chroma_server": value})
+    assert info.value.flag == "--chroma_server" and "http://HOST:PORT" in info.value.message
+    assert build_settings({"chroma_server": "http://127.0.0.1:8000/"}).chroma_server == "http://127.0.0.1:8000"
+
+
 def test_settings_are_frozen():
     s = build_settings({})
     with pytest.raises(ValidationError):

@@ -124,6 +124,8 @@ class _SamplingFields(OpenAIBaseModel):
         None, description="Token id (as a string) -> bias from -100 to 100."
     )
     max_tokens: int | None = Field(None, ge=1, description="Most tokens to generate (default 256).")
+    min_tokens: int | None = Field(None, ge=0, description="vLLM's name for min_new_tokens: tokens to "
+                                   "generate before the end of turn may come.")
     n: int = Field(1, ge=1, le=16, description="Choices to generate.")
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     seed: int | None = Field(0, ge=0, description="Random seed; 0 picks a random one.")

@@ -118,6 +118,8 @@ def _sampling_values(request: ChatCompletionFields | CompletionFields, max_token
     }
     if request.temperature == 0:
         values["do_sample"] = False
+    if request.min_tokens:
+        values["min_new_tokens"] = request.min_tokens
     return values
 
 

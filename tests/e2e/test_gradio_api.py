@@ -30,12 +30,13 @@ def keys_file(tmp_path_factory: pytest.TempPathFactory):
     return path
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory, keys_file) -> Iterator[GradioApp]:
+@pytest.fixture(scope="module", params=["transformers", "llamacpp"])
+def app(request, tmp_path_factory: pytest.TempPathFactory, keys_file) -> Iterator[GradioApp]:
+    """The gradio_client API on both local backends."""
     workdir = tmp_path_factory.mktemp("gradio_api")
     server = GradioApp(
         workdir, "--enforce_h2ogpt_ui_key=True", f"--h2ogpt_api_keys={keys_file}",
-        "--max_new_tokens=24", "--temperature=0",
+        "--max_new_tokens=24", "--temperature=0", f"--llm_backend={request.param}",
     ).start()
     yield server
     server.stop()

@@ -26,8 +26,9 @@ ALICE_FACT = "The kestrel named Orbit nests on the clock tower of Varnholm stati
 RAG = {"langchain_action": "Query", "top_k_docs": 5}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=["transformers", "llamacpp"])
+def server(request, tmp_path_factory):
+    """Document Q&A through the API on both local backends."""
     workdir = tmp_path_factory.mktemp("openai_documents")
     docs = workdir / "docs"
     docs.mkdir()
@@ -38,6 +39,7 @@ def server(tmp_path_factory):
         "--openai_workers=2", "--enforce_h2ogpt_api_key=True", f"--h2ogpt_api_keys={keys}",
         "--allow_upload_to_user_data=False", f"--user_path={docs}", "--langchain_mode=UserData",
         f"--db_root={workdir / 'db'}", f"--openai_files_dir={workdir / 'files'}",
+        f"--llm_backend={request.param}",
     ]
     with RemoteServer(workdir, *flags) as srv:
         yield srv

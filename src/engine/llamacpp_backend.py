@@ -168,14 +168,18 @@ class LlamaCppBackend(RemoteBackend):
         self.gguf = str(Path(source.path) / source.gguf_file)
         shape = gguf_shape(self.gguf)
         parallel = int(options.get("n_parallel") or concurrency)
-        budget = int(kv_cache_gb * GIB) // max(shape["kv_bytes_per_token"], 1)
         per_sequence = int(options.get("n_ctx") or max_seq_len or shape["context_length"])
-        total = max(min(budget, per_sequence * parallel), per_sequence)
+        if not options.get("n_ctx"):  # each slot gets its share of the --kv_cache_gb budget
+            share = int(kv_cache_gb * GIB) // max(shape["kv_bytes_per_token"], 1) // parallel
+            per_sequence = max(min(per_sequence, share // 256 * 256), min(per_sequence, 2048))
         self.n_ctx = per_sequence
-        args = ["-m", self.gguf, "--alias", name, "-c", str(total), "-np", str(parallel),
-                "--kv-unified", "--kv-unified-per-slot", str(per_sequence), "-t", str(int(options.get("n_threads") or threads or physical_cores())),
-                "-b", str(int(options.get("n_batch") or 512)), "-ngl", str(int(options.get("n_gpu_layers") or 0)),
-                "--jinja", "--no-webui", "--log-disable"]
+        # One KV stream per slot (not --kv-unified): measured here, a unified cache of 93k
+        # tokens made 8 streams 0.77x as fast, with the first token 3.5x later.
+        args = ["-m", self.gguf, "--alias", name, "-c", str(per_sequence * parallel), "-np", str(parallel),
+                "-t", str(int(options.get("n_threads") or threads or physical_cores())),
+                "-ngl", str(int(options.get("n_gpu_layers") or 0)), "--jinja", "--no-webui", "--log-disable"]
+        if options.get("n_batch"):
+            args += ["-b", str(int(options["n_batch"]))]
         self.server = LlamaServer(binary, args)
         self.server.start()
         super().__init__(RemoteSpec("llamacpp", self.server.url + "/v1"), name=name, remote_model=name,

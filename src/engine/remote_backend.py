@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,29 +265,33 @@ class RemoteBackend:
             reader = ChunkReader(chat, top_logprobs=options.logprobs, wrap_call=constraint is not None
                                  and constraint.kind == "tool_call" and bool(constraint.value["required"]))
             finish: str | None = None
-            for line in response.iter_lines():
+            for lines in _sse_data(response):  # the events of one network read, together
                 if handle.is_cancelled():
                     finish = "cancelled"
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     finish = "length"
                     break
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                chunk = json.loads(data)
-                if isinstance(chunk, dict) and chunk.get("error"):
-                    raise RemoteRejectedError(f"the inference server {self.spec} stopped the answer: "
-                                              f"{_message(chunk)}")
-                text, logprobs, remote_finish = reader.read(chunk)
-                if remote_finish is not None:
-                    finish = finish_reason(remote_finish)
+                text, logprobs, done = "", [], False
+                for data in lines:
+                    if data == b"[DONE]":
+                        done = True
+                        break
+                    chunk = json.loads(data)
+                    if isinstance(chunk, dict) and chunk.get("error"):
+                        raise RemoteRejectedError(f"the inference server {self.spec} stopped the answer: "
+                                                  f"{_message(chunk)}")
+                    piece, pieces, remote_finish = reader.read(chunk)
+                    text += piece
+                    logprobs += pieces
+                    if remote_finish is not None:
+                        finish = finish_reason(remote_finish)
                 if text or logprobs:
                     progress.text += text
                     handle.put(TokenEvent(text, progress.prompt_tokens or reader.prompt_tokens,
                                           progress.offset + reader.completion_tokens, None, tuple(logprobs)))
+                if done:
+                    break
             progress.finish = finish or "stop"
             progress.prompt_tokens = progress.prompt_tokens or reader.prompt_tokens
             progress.completion_tokens = progress.offset + reader.completion_tokens
@@ -395,6 +399,21 @@ def _count(backend: RemoteBackend, text: str) -> int:
         return _cached_count(backend, text)
     except UnsupportedFeatureError:
         return max(1, (len(text) + 3) // 4)
+
+
+def _sse_data(response: httpx.Response) -> Iterator[list[bytes]]:
+    """The ``data:`` payloads of a server-sent event stream, grouped by network read: under
+    load, tokens that arrived together become one event downstream (one IPC message, one
+    SSE chunk), not one each."""
+    buffer = b""
+    for received in response.iter_bytes():
+        buffer += received
+        *lines, buffer = buffer.split(b"\n")
+        found = [line[5:].strip() for line in (raw.rstrip(b"\r") for raw in lines) if line.startswith(b"data:")]
+        if found:
+            yield found
+    if buffer.rstrip(b"\r").startswith(b"data:"):
+        yield [buffer.rstrip(b"\r")[5:].strip()]
 
 
 def _message(payload: Any) -> str:

@@ -163,7 +163,7 @@ def test_n_choices_streaming_and_not(server, client, model):
     if "--llm_backend=llamacpp" in server.flags:
         # llama.cpp's batched sums are not batch-invariant: a seed reproduces a sampled answer
         # when the batch around it is the same (docs/llamacpp.md), here each choice alone
-        for i, choice in enumerate(response.choices):
+        for i in range(len(response.choices)):
             alone = client.chat.completions.create(**{**kwargs, "n": 1, "seed": 7 + i})
             again = client.chat.completions.create(**{**kwargs, "n": 1, "seed": 7 + i})
             assert alone.choices[0].message.content == again.choices[0].message.content

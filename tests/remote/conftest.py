@@ -28,6 +28,7 @@ class VllmServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = self.url + "/v1"
+        workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "vllm.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

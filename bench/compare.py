@@ -86,9 +86,3 @@ async def concurrent(target: Target, streams: int, tokens: int, repeats: int = 3
         rates.append(sum(x[1] for x in results) / seconds)
         worst.append(max(x[0] for x in results))
     return {"tps": statistics.median(rates), "worst_first": statistics.median(worst)}
-
-
-def table(rows: list[tuple[str, str, str, str]]) -> str:
-    lines = ["| measure | " + " | ".join(rows[0][1:]) + " |", "|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows[1:]]
-    return "\n".join(lines)

@@ -30,9 +30,9 @@ from src.offline import apply_offline_environment  # noqa: E402
 apply_offline_environment(os.environ)
 
 from bench.compare import Target, concurrent, single  # noqa: E402
-from src.engine.llamacpp_backend import LlamaServer, physical_cores, server_path  # noqa: E402
+from src.engine.llamacpp_backend import LlamaServer, server_path  # noqa: E402
 from src.engine.model_source import resolve_model  # noqa: E402
-from src.settings import DEFAULT_BASE_MODEL  # noqa: E402
+from src.settings import DEFAULT_BASE_MODEL, Settings  # noqa: E402
 from tests.server import RemoteServer  # noqa: E402
 
 QUESTIONS = ["What is the capital of France?", "Name three colours.", "Write a haiku about tea.",
@@ -56,7 +56,7 @@ def main(tokens: int = 128, runs: int = 7, ttft_runs: int = 21, streams: int = 8
         raise SystemExit("llama-server is not installed: bash scripts/install_llamacpp.sh")
     source = resolve_model(DEFAULT_BASE_MODEL)
     gguf = str(Path(source.path) / str(source.gguf_file))
-    threads = physical_cores()
+    threads = Settings().resolved_threads()
     bare = LlamaServer(binary, ["-m", gguf, "--alias", DEFAULT_BASE_MODEL, "-c", str(8192 * streams),
                                 "-np", str(streams), "-t", str(threads), "--jinja", "--no-webui"])
     bare.start()

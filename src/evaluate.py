@@ -13,6 +13,7 @@ token.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -153,19 +154,15 @@ def output_constraint(params: EvalParams, native_tools: bool = False) -> OutputC
     return None
 
 
-#: EvalParams field -> the SamplingOptions field it sets.
-OPTION_OF_PARAM = {
-    "max_new_tokens": "max_new_tokens", "min_new_tokens": "min_new_tokens",
-    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
-    "repetition_penalty": "repetition_penalty", "presence_penalty": "presence_penalty",
-    "frequency_penalty": "frequency_penalty", "seed": "seed", "logit_bias": "logit_bias",
-    "top_logprobs": "logprobs", "do_sample": "do_sample", "stop": "stop", "max_time": "max_time",
-}
+#: The SamplingOptions fields that sampling_options() fills from an EvalParams field of
+#: another name; the others come from the field of the same name.
+PARAM_OF_OPTION = {"logprobs": "top_logprobs"}
 
 
 def explicit_options(params: EvalParams) -> frozenset[str]:
     """The SamplingOptions the caller set (not filled in from the server's defaults)."""
-    return frozenset(option for name, option in OPTION_OF_PARAM.items()
+    names = ((f.name, PARAM_OF_OPTION.get(f.name, f.name)) for f in dataclasses.fields(SamplingOptions))
+    return frozenset(option for option, name in names
                      if name not in params.defaulted and getattr(params, name, None) is not None)
 
 

@@ -403,20 +403,10 @@ class Settings(BaseModel):
     def _combinations(self) -> Settings:
         if self.share:
             raise SettingsError("--share", "share links are refused: this product runs offline")
-        from src.engine.remote_spec import parse_inference_server
-
-        top = [("--inference_server", {"inference_server": self.inference_server})] if self.inference_server else []
-        for flag, entry in [*top, *(("--model_lock", e) for e in self.model_lock)]:
-            if not isinstance(entry, dict) or not (entry.get("inference_server") or entry.get("base_model")):
-                raise SettingsError(flag, "each entry needs base_model or inference_server")
-            unknown = set(entry) - MODEL_LOCK_KEYS
-            if unknown:
-                raise SettingsError(flag, f"unknown key(s) {sorted(unknown)}; known: {sorted(MODEL_LOCK_KEYS)}")
-            if entry.get("inference_server"):
-                try:
-                    parse_inference_server(str(entry["inference_server"]))
-                except ValueError as exc:
-                    raise SettingsError(flag, str(exc)) from None
+        if self.inference_server:
+            _check_model_entry("--inference_server", {"inference_server": self.inference_server})
+        for entry in self.model_lock:
+            _check_model_entry("--model_lock", entry)
         unknown_llama = set(self.llamacpp_dict) - LLAMACPP_KEYS
         if unknown_llama:
             raise SettingsError("--llamacpp_dict", f"unknown key(s) {sorted(unknown_llama)}; "
@@ -451,9 +441,25 @@ class Settings(BaseModel):
         return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
-MODEL_LOCK_KEYS = {"base_model", "inference_server", "prompt_type", "max_seq_len", "visible_models",
-                   "api_key", "llamacpp_dict", "chat_template"}
+MODEL_LOCK_KEYS = {"base_model", "inference_server", "prompt_type", "max_seq_len", "api_key", "llamacpp_dict",
+                   "chat_template"}
 LLAMACPP_KEYS = {"n_threads", "n_ctx", "n_batch", "n_gpu_layers", "n_parallel", "server_path"}
+
+
+def _check_model_entry(flag: str, entry: dict[str, Any]) -> None:
+    """A model_lock entry (or --inference_server) names a model, known keys, a valid server."""
+    from src.engine.remote_spec import parse_inference_server
+
+    if not (entry.get("inference_server") or entry.get("base_model")):
+        raise SettingsError(flag, "each entry needs base_model or inference_server")
+    unknown = set(entry) - MODEL_LOCK_KEYS
+    if unknown:
+        raise SettingsError(flag, f"unknown key(s) {sorted(unknown)}; known: {sorted(MODEL_LOCK_KEYS)}")
+    if entry.get("inference_server"):
+        try:
+            parse_inference_server(str(entry["inference_server"]))
+        except ValueError as exc:
+            raise SettingsError(flag, str(exc)) from None
 
 
 def looks_like_path(value: str) -> bool:

@@ -32,7 +32,87 @@ GUARDED_RUN = (
 )
 
 
-class GuardedApp:
+def answers(url: str) -> bool:
+    """The URL answers 200 now."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class ServerProcess:
+    """A server run as a subprocess for tests: started in its own working directory, waited
+    for until :meth:`ready`, stopped with SIGTERM (then killed), its output kept in a log.
+
+    Subclasses give :meth:`command` and :meth:`ready` (and may extend :meth:`env`).
+    ``own_group``: the server has children of its own (vLLM's engine core), so it starts in
+    its own process group and the signals go to the whole group.
+    """
+
+    log_name = "server.log"
+    own_group = False
+    start_timeout = 240.0
+    stop_timeout = 30.0
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = Path(workdir)
+        self.log_path = self.workdir / self.log_name
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float | None = None) -> Any:
+        timeout = timeout or self.start_timeout
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(self.command(), cwd=self.workdir, env=self.env(), stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=self.own_group)
+        name = type(self).__name__
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {self.proc.returncode}:\n{self.log()}")
+            if self.ready():
+                return self
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"{name} did not come up in {timeout:.0f} s:\n{self.log()}")
+
+    def _signal(self, sig: int) -> None:
+        assert self.proc is not None
+        if self.own_group:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self._signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class GuardedApp(ServerProcess):
     """generate.py as a subprocess under the network guard, in its own working directory.
 
     Subclasses give the flags and say when the app is ready; ``start`` waits for that.
@@ -41,49 +121,19 @@ class GuardedApp:
     log_name = "app.log"
 
     def __init__(self, workdir: Path, flags: list[str], root: Path = ROOT) -> None:
-        self.workdir = Path(workdir)
+        super().__init__(workdir)
         if not any(f.startswith("--llm_backend") for f in flags) and (Path(root) / "src/engine/llamacpp_backend.py").exists():
             # the engine-specific suites pin transformers; llama.cpp runs where a test asks for it
             flags = [*flags, f"--llm_backend={TEST_BACKEND}"]
         self.flags = flags
         self.root = Path(root)  # the checkout to run (a benchmark may run an older commit)
-        self.log_path = self.workdir / self.log_name
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def ready(self) -> bool:
-        raise NotImplementedError
-
-    def start(self, timeout: float = 240.0) -> Any:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+    def command(self) -> list[str]:
         code = GUARDED_RUN.format(root=str(self.root), script=str(self.root / "generate.py"))
-        env = dict(os.environ, GRADIO_TEMP_DIR=str(self.workdir / "gradio_tmp"))
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", code, *self.flags], cwd=self.workdir, env=env,
-                stdout=log, stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"generate.py exited with {self.proc.returncode}:\n{self.log()}")
-            if self.ready():
-                return self
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"generate.py did not come up in {timeout:.0f} s:\n{self.log()}")
+        return [sys.executable, "-c", code, *self.flags]
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, GRADIO_TEMP_DIR=str(self.workdir / "gradio_tmp"))
 
 
 class RemoteServer(GuardedApp):
@@ -104,16 +154,7 @@ class RemoteServer(GuardedApp):
         super().__init__(workdir, all_flags, root)
 
     def ready(self) -> bool:
-        try:
-            return httpx.get(self.url + "/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def __enter__(self) -> RemoteServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return answers(self.url + "/health")
 
     # --- helpers -----------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

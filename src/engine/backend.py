@@ -76,4 +76,9 @@ class Backend(Protocol):
         """``running``, ``queued``, ``kv_cache_used_tokens``, ``kv_cache_capacity_tokens``."""
         ...
 
+    def health(self) -> dict[str, str]:
+        """``{"state": "up"}``, or ``{"state": "down", "error": ...}`` for a backend whose engine
+        is elsewhere and cannot be reached now (a remote backend probes it)."""
+        ...
+
     def shutdown(self) -> None: ...

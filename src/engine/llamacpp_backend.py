@@ -31,10 +31,12 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 
+from src.engine.kv_budget import budget_tokens, kv_bytes_per_token
 from src.engine.model_source import ModelSource
 from src.engine.remote_backend import RemoteBackend
 from src.engine.remote_spec import RemoteSpec
@@ -43,7 +45,6 @@ from src.errors import EngineUnavailableError
 log = logging.getLogger(__name__)
 
 LLAMACPP_VERSION = "0.3.36"  # the llama-cpp-python sdist whose vendored llama.cpp is built
-GIB = 1024**3
 START_TIMEOUT = 180.0
 
 
@@ -61,7 +62,8 @@ def server_path(llamacpp_dict: dict[str, Any] | None = None) -> str | None:
 
 
 def gguf_shape(path: str) -> dict[str, int]:
-    """Context length and KV bytes per token (f16 cache) of a GGUF model, from its metadata."""
+    """Context length and KV bytes per token (f16 cache) of a GGUF model, from its metadata
+    (read directly: transformers' GGUF config loader takes seconds)."""
     from gguf import GGUFReader
 
     reader = GGUFReader(path)
@@ -71,12 +73,13 @@ def gguf_shape(path: str) -> dict[str, int]:
         return int(field.contents()) if field is not None else default
 
     arch = str(reader.fields["general.architecture"].contents())
-    layers = value(f"{arch}.block_count")
     heads = value(f"{arch}.attention.head_count", 1)
-    kv_heads = value(f"{arch}.attention.head_count_kv", heads)
-    head_dim = value(f"{arch}.attention.key_length", value(f"{arch}.embedding_length") // max(heads, 1))
+    config = SimpleNamespace(num_hidden_layers=value(f"{arch}.block_count"), num_attention_heads=heads,
+                             num_key_value_heads=value(f"{arch}.attention.head_count_kv", heads),
+                             head_dim=value(f"{arch}.attention.key_length"),
+                             hidden_size=value(f"{arch}.embedding_length"))
     return {"context_length": value(f"{arch}.context_length", 4096),
-            "kv_bytes_per_token": 2 * layers * kv_heads * head_dim * 2}
+            "kv_bytes_per_token": kv_bytes_per_token(config, dtype_bytes=2)}
 
 
 def free_port() -> int:
@@ -163,20 +166,20 @@ class LlamaCppBackend(RemoteBackend):
 
     def __init__(self, source: ModelSource, name: str, binary: str, options: dict[str, Any],
                  concurrency: int = 16, kv_cache_gb: float = 2.0, max_seq_len: int | None = None,
-                 threads: int | None = None, read_timeout: float = 600.0) -> None:
+                 threads: int = 1, read_timeout: float = 600.0) -> None:
         assert source.gguf_file is not None
         self.gguf = str(Path(source.path) / source.gguf_file)
         shape = gguf_shape(self.gguf)
         parallel = int(options.get("n_parallel") or concurrency)
         per_sequence = int(options.get("n_ctx") or max_seq_len or shape["context_length"])
         if not options.get("n_ctx"):  # each slot gets its share of the --kv_cache_gb budget
-            share = int(kv_cache_gb * GIB) // max(shape["kv_bytes_per_token"], 1) // parallel
+            share = budget_tokens(kv_cache_gb, shape["kv_bytes_per_token"]) // parallel
             per_sequence = max(min(per_sequence, share // 256 * 256), min(per_sequence, 2048))
         self.n_ctx = per_sequence
         # One KV stream per slot (not --kv-unified): measured here, a unified cache of 93k
         # tokens made 8 streams 0.77x as fast, with the first token 3.5x later.
         args = ["-m", self.gguf, "--alias", name, "-c", str(per_sequence * parallel), "-np", str(parallel),
-                "-t", str(int(options.get("n_threads") or threads or physical_cores())),
+                "-t", str(int(options.get("n_threads") or threads)),
                 "-ngl", str(int(options.get("n_gpu_layers") or 0)), "--jinja", "--no-webui", "--log-disable"]
         if options.get("n_batch"):
             args += ["-b", str(int(options["n_batch"]))]
@@ -194,9 +197,3 @@ class LlamaCppBackend(RemoteBackend):
     def shutdown(self) -> None:
         super().shutdown()
         self.server.stop()
-
-
-def physical_cores() -> int:
-    import psutil
-
-    return int(psutil.cpu_count(logical=False) or os.cpu_count() or 1)

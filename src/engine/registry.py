@@ -80,8 +80,7 @@ def model_entries(settings: Settings) -> list[dict[str, Any]]:
         entries = [dict(e) for e in settings.model_lock]
         if settings.visible_models:
             wanted = [str(v) for v in settings.visible_models]
-            entries = [e for i, e in enumerate(entries)
-                       if str(i) in wanted or entry_name(e) in wanted or e.get("base_model") in wanted]
+            entries = [e for i, e in enumerate(entries) if str(i) in wanted or entry_name(e) in wanted]
             if not entries:
                 raise UnknownModelError(f"--visible_models {settings.visible_models} names no --model_lock entry")
         return entries
@@ -124,7 +123,7 @@ def build_backend(entry: dict[str, Any], settings: Settings) -> Backend:
                              "bash scripts/install_llamacpp.sh (or set llamacpp_dict's server_path)")
         return LlamaCppBackend(source, source.name, binary, local.llamacpp_dict,
                                concurrency=local.concurrency_count, kv_cache_gb=local.kv_cache_gb,
-                               max_seq_len=local.max_seq_len, threads=local.n_threads)
+                               max_seq_len=local.max_seq_len, threads=local.resolved_threads())
     from src.engine.loader import load_model
     from src.engine.transformers_backend import TransformersBackend
 

@@ -35,13 +35,13 @@ from src.engine.handle import RequestHandle
 from src.engine.remote_spec import RemoteSpec
 from src.engine.remote_wire import (
     ChunkReader,
-    continues_final,
+    ends_with_assistant,
     finish_reason,
     plain_text,
     request_body,
     uses_chat,
 )
-from src.engine.types import Capabilities, GenerationRequest, Message, TokenEvent
+from src.engine.types import Capabilities, FinishReason, GenerationRequest, Message, TokenEvent
 from src.errors import (
     ContextLengthError,
     DomainError,
@@ -67,7 +67,7 @@ class Progress:
     offset: int = 0  # completion tokens of earlier phases
     completion_tokens: int = 0
     text: str = ""
-    finish: str | None = None
+    finish: FinishReason | None = None
 
 
 class RemoteBackend:
@@ -101,6 +101,7 @@ class RemoteBackend:
         self._lock = threading.Lock()
         self._context = context_window
         self.remote_model = remote_model
+        self._counted = functools.lru_cache(maxsize=4096)(lambda text: len(self.tokenize(text)))
         self._discover(name or remote_model)
         self._name = name or self.remote_model or spec.base_url
 
@@ -135,8 +136,8 @@ class RemoteBackend:
         self.state = "down"
         self.last_error = f"{type(exc).__name__}: {exc}"
 
-    def check(self) -> str:
-        """Probe the remote now (GET /v1/models); returns and records ``up`` or ``down``."""
+    def health(self) -> dict[str, str]:
+        """Probe the remote now (GET /v1/models): ``up``, or ``down`` with the error."""
         try:
             self.client.get("/models", timeout=2.0).raise_for_status()
             if not self.remote_model:
@@ -144,7 +145,7 @@ class RemoteBackend:
             self._up()
         except httpx.HTTPError as exc:
             self._down(exc)
-        return self.state
+        return {"state": self.state, "error": self.last_error} if self.state != "up" else {"state": "up"}
 
     # --- Backend ------------------------------------------------------------------------------
     @property
@@ -169,25 +170,26 @@ class RemoteBackend:
     def submit(self, request: GenerationRequest, cancel: threading.Event | None = None) -> RequestHandle:
         """Start streaming ``request`` from the remote; a request it cannot carry (tools on a
         text-completion server, an unsupported constraint) is refused here, before any I/O."""
-        request_body(request, self.spec, self.remote_model)  # raises for what cannot be sent
+        path, body = request_body(request, self.spec, self.remote_model)  # raises for what cannot be sent
         handle = RequestHandle(next(self._ids), request, None, cancel)
         with self._lock:
             self._active += 1
-        threading.Thread(target=self._run, args=(handle,), daemon=True,
+        threading.Thread(target=self._run, args=(handle, path, body), daemon=True,
                          name=f"remote-{handle.id}").start()
         return handle
 
-    def _run(self, handle: RequestHandle) -> None:
+    def _renders_chat(self, request: GenerationRequest) -> bool:
+        """A chat sent as a text completion that the remote's own template must render."""
+        return (bool(request.messages) and request.prompt_type != "plain" and not uses_chat(self.spec, request)
+                and (self.spec.vllm or self.spec.kind == "llamacpp"))
+
+    def _run(self, handle: RequestHandle, path: str, body: dict[str, Any]) -> None:
         try:
             request = handle.request
-            prompt_ids: list[int] | str | None = None
-            if request.messages and not uses_chat(self.spec, request) and request.prompt_type != "plain":
-                if self.spec.vllm:
-                    prompt_ids = self.chat_prompt_ids(request.messages)  # vLLM renders its template
-                elif self.spec.kind == "llamacpp":
-                    prompt_ids = self._rendered(request)
-            path, body = request_body(request, self.spec, self.remote_model, prompt_ids)
-            chat = uses_chat(self.spec, request)
+            if self._renders_chat(request):  # vLLM: its /tokenize; llama.cpp: its /apply-template
+                body["prompt"] = (self.chat_prompt_ids(request.messages) if self.spec.vllm
+                                  else self._llama_prompt(request.messages))
+            chat = path == "/chat/completions"
             minimum = request.options.min_new_tokens
             if minimum and self.spec.kind == "llamacpp":
                 self._at_least(handle, path, body, chat, minimum)
@@ -214,10 +216,10 @@ class RemoteBackend:
                 self._active -= 1
             handle.finish()
 
-    def _rendered(self, request: GenerationRequest) -> str:
-        """llama.cpp's prompt text of a chat: the template, and a final assistant message's text."""
-        messages = request.messages
-        if continues_final(request):
+    def _llama_prompt(self, messages: Sequence[Message]) -> str:
+        """llama.cpp's prompt text of a chat (its /apply-template, with the model's own chat
+        template); a final assistant message is continued: the turns before, then its text."""
+        if ends_with_assistant(messages):
             return self._template(messages[:-1]) + str(messages[-1].get("content") or "")
         return self._template(messages)
 
@@ -235,14 +237,14 @@ class RemoteBackend:
         if not more or progress.finish != "length" or handle.is_cancelled():
             if more:  # ended early (a stop string, cancelled): say so
                 handle.put(TokenEvent("", progress.prompt_tokens, progress.completion_tokens,
-                                      progress.finish or "stop"))  # type: ignore[arg-type]
+                                      progress.finish or "stop"))
             return
-        prompt = (self._rendered(request) if request.messages and request.prompt_type != "plain"
+        prompt = (self._llama_prompt(request.messages) if request.messages and request.prompt_type != "plain"
                   else plain_text(request.messages) if request.messages else request.prompt or "")
         rest = dataclasses.replace(request, messages=(), prompt_ids=(), prompt=prompt + progress.text,
                                    options=dataclasses.replace(request.options, min_new_tokens=0,
                                                                max_new_tokens=total - minimum))
-        path, body = request_body(rest, dataclasses.replace(self.spec, kind="llamacpp"), self.remote_model)
+        path, body = request_body(rest, self.spec, self.remote_model)
         self._stream(handle, path, body, False, Progress(started=True, prompt_tokens=progress.prompt_tokens,
                                                          offset=progress.completion_tokens))
 
@@ -264,7 +266,7 @@ class RemoteBackend:
             constraint = handle.request.constraint
             reader = ChunkReader(chat, top_logprobs=options.logprobs, wrap_call=constraint is not None
                                  and constraint.kind == "tool_call" and bool(constraint.value["required"]))
-            finish: str | None = None
+            finish: FinishReason | None = None
             for lines in _sse_data(response):  # the events of one network read, together
                 if handle.is_cancelled():
                     finish = "cancelled"
@@ -297,7 +299,7 @@ class RemoteBackend:
             progress.completion_tokens = progress.offset + reader.completion_tokens
             if progress.final:
                 handle.put(TokenEvent("", progress.prompt_tokens, progress.completion_tokens,
-                                      progress.finish))  # type: ignore[arg-type]
+                                      progress.finish))
 
     def _refusal(self, response: httpx.Response) -> DomainError:
         try:
@@ -311,7 +313,7 @@ class RemoteBackend:
         if status in (401, 403):
             return RemoteUnavailableError(f"the inference server {self.spec} refused our API key "
                                           f"({status}): {message}")
-        if status == 404 and "model" in message.lower():
+        if status == 404 and "model" in lowered:
             return RemoteUnavailableError(f"the inference server {self.spec} does not serve "
                                           f"{self.remote_model!r}: {message}")
         if 400 <= status < 500 and status != 429:
@@ -346,7 +348,12 @@ class RemoteBackend:
         return str(self._post_root("/detokenize", {"model": self.remote_model, "tokens": list(ids)})["prompt"])
 
     def count_tokens(self, text: str) -> int:
-        return _count(self, text)
+        """Tokens in ``text`` by the remote's tokenizer (cached); a server without a /tokenize
+        endpoint gets an estimate of 4 characters a token (document Q&A budgets with it)."""
+        try:
+            return self._counted(text)
+        except UnsupportedFeatureError:
+            return max(1, (len(text) + 3) // 4)
 
     def chat_prompt_ids(self, messages: Sequence[Message], prompt_type: str = "",
                         chat_template: str = "") -> list[int]:
@@ -357,14 +364,10 @@ class RemoteBackend:
             if chat_template:
                 raise UnsupportedFeatureError("the llama.cpp backend uses the model's own chat template",
                                               param="chat_template")
-            if listed[-1].get("role") == "assistant":
-                prompt = self._template(listed[:-1]) + str(listed[-1].get("content") or "")
-            else:
-                prompt = self._template(listed)
-            return self.tokenize(prompt, add_special_tokens=False)
+            return self.tokenize(self._llama_prompt(listed), add_special_tokens=False)
+        final = ends_with_assistant(listed)
         body: dict[str, Any] = {"model": self.remote_model, "messages": listed,
-                                "add_generation_prompt": listed[-1].get("role") != "assistant",
-                                "continue_final_message": listed[-1].get("role") == "assistant"}
+                                "add_generation_prompt": not final, "continue_final_message": final}
         if chat_template:
             body["chat_template"] = chat_template
         return [int(i) for i in self._post_root("/tokenize", body)["tokens"]]
@@ -385,20 +388,6 @@ class RemoteBackend:
 
     def shutdown(self) -> None:
         self.client.close()
-
-
-@functools.lru_cache(maxsize=4096)
-def _cached_count(backend: RemoteBackend, text: str) -> int:
-    return len(backend.tokenize(text))
-
-
-def _count(backend: RemoteBackend, text: str) -> int:
-    """Tokens in ``text`` by the remote's tokenizer (cached); a server without a /tokenize
-    endpoint gets an estimate of 4 characters a token (document Q&A budgets with it)."""
-    try:
-        return _cached_count(backend, text)
-    except UnsupportedFeatureError:
-        return max(1, (len(text) + 3) // 4)
 
 
 def _sse_data(response: httpx.Response) -> Iterator[list[bytes]]:

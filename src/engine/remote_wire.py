@@ -19,13 +19,20 @@ of this product (tests/remote/).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from src import tools
 from src.engine.remote_spec import RemoteSpec
-from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions, TokenLogprob
+from src.engine.types import (
+    FinishReason,
+    GenerationRequest,
+    Message,
+    OutputConstraint,
+    SamplingOptions,
+    TokenLogprob,
+)
 from src.errors import UnsupportedFeatureError
 
 #: SamplingOptions field -> the remote's body field (None: handled apart).
@@ -38,15 +45,15 @@ _NEUTRAL: dict[str, Any] = {"top_k": 0, "repetition_penalty": 1.0, "presence_pen
                             "frequency_penalty": 0.0, "min_new_tokens": 0, "top_p": 1.0}
 
 
-def continues_final(request: GenerationRequest) -> bool:
+def ends_with_assistant(messages: Sequence[Message]) -> bool:
     """The chat ends with the assistant's message, which the answer continues."""
-    return bool(request.messages) and request.messages[-1].get("role") == "assistant"
+    return bool(messages) and messages[-1].get("role") == "assistant"
 
 
 def uses_chat(spec: RemoteSpec, request: GenerationRequest) -> bool:
     """Chat completions for chat messages on a chat remote (unless 'plain' is asked for, or
     llama.cpp is to continue a final assistant message: its chat endpoint starts a new turn)."""
-    if spec.kind == "llamacpp" and continues_final(request):
+    if spec.kind == "llamacpp" and ends_with_assistant(request.messages):
         return False
     return spec.chat and bool(request.messages) and request.prompt_type != "plain"
 
@@ -103,10 +110,9 @@ def constraint_fields(constraint: OutputConstraint | None, spec: RemoteSpec) -> 
             return {}
         schema = {k: v for k, v in tools.call_schema(value["functions"]).items() if k != "x-guidance"}
         return {"response_format": {"type": "json_schema", "json_schema": {"schema": schema}}}
-    if spec.vllm:
-        key = {"json_schema": "json", "json_object": "json_object"}.get(kind, kind)
-        return {"structured_outputs": {key: True if kind == "json_object" else
-                                       (list(value) if kind == "choice" else value)}}
+    if spec.vllm:  # vLLM's structured_outputs: json, json_object, regex, choice, grammar
+        vllm_value = {"json_object": True, "choice": list(value or ())}.get(kind, value)
+        return {"structured_outputs": {"json" if kind == "json_schema" else kind: vllm_value}}
     if kind == "json_object":
         return {"response_format": {"type": "json_object"}}
     if kind == "json_schema":
@@ -124,19 +130,13 @@ def constraint_fields(constraint: OutputConstraint | None, spec: RemoteSpec) -> 
     return {f"guided_{kind}": list(value) if kind == "choice" else value}
 
 
-def tool_fields(request: GenerationRequest, spec: RemoteSpec) -> dict[str, Any]:
+def tool_fields(request: GenerationRequest) -> dict[str, Any]:
     if not request.tools:
         return {}
-    funcs = list(request.tools)
-    choice = request.tool_choice
-    name = tools.chosen_name(choice)
-    if spec.kind == "llamacpp" and name is not None:  # llama.cpp takes auto/required/none only
-        funcs = [t for t in funcs if (t.get("function") or {}).get("name") == name]
-        choice = "required"
-    body: dict[str, Any] = {"tools": funcs}
-    if choice is not None:
-        body["tool_choice"] = choice
-    if request.parallel_tool_calls is not None and spec.kind != "llamacpp":
+    body: dict[str, Any] = {"tools": list(request.tools)}
+    if request.tool_choice is not None:
+        body["tool_choice"] = request.tool_choice
+    if request.parallel_tool_calls is not None:
         body["parallel_tool_calls"] = request.parallel_tool_calls
     return body
 
@@ -153,7 +153,7 @@ def request_body(request: GenerationRequest, spec: RemoteSpec, model: str,
     body.update(constraint_fields(request.constraint, spec))
     if chat:
         body["messages"] = [dict(m) for m in request.messages]
-        body.update(tool_fields(request, spec))
+        body.update(tool_fields(request))
         if request.chat_template:
             if not spec.vllm:
                 raise UnsupportedFeatureError(f"the inference server {spec} takes no chat_template",
@@ -281,9 +281,10 @@ def _completion_logprobs(raw: Any) -> list[TokenLogprob]:
             for token, value, top in zip(tokens, values, tops, strict=False)]
 
 
-FINISH = {"stop": "stop", "length": "length", "tool_calls": "stop", "function_call": "stop",
-          "abort": "cancelled", "content_filter": "stop"}
+FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "tool_calls": "stop",
+                                   "function_call": "stop", "abort": "cancelled", "content_filter": "stop"}
 
 
-def finish_reason(remote: str) -> str:
+def finish_reason(remote: str) -> FinishReason:
+    """Ours for a remote's finish reason (a tool call is a "stop" with <tool_call> text)."""
     return FINISH.get(remote, "stop")

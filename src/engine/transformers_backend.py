@@ -16,22 +16,12 @@ from typing import Any
 from src.engine.batching import BatchEngine
 from src.engine.constraints import GrammarCompiler
 from src.engine.handle import RequestHandle
+from src.engine.kv_budget import budget_tokens, kv_bytes_per_token
 from src.engine.loader import LoadedModel
 from src.engine.prompting import render_prompt
 from src.engine.sequence import Sequence
 from src.engine.types import Capabilities, GenerationRequest, Message
 from src.errors import ContextLengthError, InvalidParamsError
-
-GIB = 1024**3
-
-
-def kv_bytes_per_token(config: Any, dtype_bytes: int) -> int:
-    """Bytes of K and V that one token takes in the cache, over all layers."""
-    text = getattr(config, "text_config", None) or config
-    heads = int(getattr(text, "num_attention_heads", 1))
-    kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
-    head_dim = int(getattr(text, "head_dim", None) or int(text.hidden_size) // heads)
-    return 2 * int(text.num_hidden_layers) * kv_heads * head_dim * dtype_bytes
 
 
 class TransformersBackend:
@@ -51,7 +41,7 @@ class TransformersBackend:
         self.loaded = loaded
         self.max_queue_time = max_queue_time
         per_token = kv_bytes_per_token(loaded.model.config, loaded.kv_dtype_bytes)
-        self.kv_budget_tokens = max(int(kv_cache_gb * GIB) // per_token, loaded.max_seq_len)
+        self.kv_budget_tokens = max(budget_tokens(kv_cache_gb, per_token), loaded.max_seq_len)
         head = loaded.model.get_output_embeddings()  # an int8 Linear has no .weight tensor
         self.vocab_size = int(getattr(head, "out_features", None) or loaded.model.config.vocab_size)
         self._ids = itertools.count(1)
@@ -125,6 +115,9 @@ class TransformersBackend:
                 "context_window": self.context_window, "weights": loaded.weights,
                 "vocab_size": len(loaded.tokenizer),
                 "kv_cache_capacity_tokens": self.kv_budget_tokens}
+
+    def health(self) -> dict[str, str]:
+        return {"state": "up"}  # in this process: up while it exists
 
     def stats(self) -> dict[str, int]:
         return self._engine.stats()

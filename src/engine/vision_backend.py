@@ -246,6 +246,9 @@ class VisionBackend:
         return {"id": self.name, "backend": "transformers-vision", "device": self.device,
                 "context_window": self.context_window, "vision": True}
 
+    def health(self) -> dict[str, str]:
+        return {"state": "up"}  # in this process: up while it exists
+
     def stats(self) -> dict[str, int]:
         return {"running": self._running, "queued": max(self._active - self._running, 0),
                 "kv_cache_used_tokens": 0, "kv_cache_capacity_tokens": 0}

@@ -41,14 +41,7 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: Medi
     def health(args: dict[str, Any]) -> dict[str, Any]:
         """Ready once loaded; ``backends``: each model's state (a remote one is probed now:
         ``up`` or ``down``, with the last error)."""
-        backends = []
-        for backend in registry:
-            check = getattr(backend, "check", None)
-            state = check() if callable(check) else "up"
-            entry = {"model": backend.name, "backend": backend.info().get("backend"), "state": state}
-            if state != "up":
-                entry["error"] = getattr(backend, "last_error", "")
-            backends.append(entry)
+        backends = [{"model": b.name, "backend": b.info().get("backend"), **b.health()} for b in registry]
         return {"ready": True, "model": registry.default.name, "models": registry.names,
                 "active_requests": registry.active_requests, "backends": backends}
 

@@ -22,6 +22,7 @@ Backend. What differs is documented in docs/llamacpp.md: regex constraints are r
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -30,17 +31,21 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 
+from src.engine.handle import RequestHandle
 from src.engine.kv_budget import budget_tokens, kv_bytes_per_token
 from src.engine.model_source import ModelSource
-from src.engine.remote_backend import RemoteBackend
+from src.engine.remote_backend import Progress, RemoteBackend
 from src.engine.remote_spec import RemoteSpec
-from src.errors import EngineUnavailableError
+from src.engine.remote_wire import ends_with_assistant, plain_text, request_body, uses_chat
+from src.engine.types import Capabilities, GenerationRequest, Message, TokenEvent
+from src.errors import EngineUnavailableError, UnsupportedFeatureError
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +191,78 @@ class LlamaCppBackend(RemoteBackend):
         self.server = LlamaServer(binary, args)
         self.server.start()
         super().__init__(RemoteSpec("llamacpp", self.server.url + "/v1"), name=name, remote_model=name,
-                         context_window=per_sequence, concurrency=parallel, read_timeout=read_timeout,
-                         passthrough=False)
+                         context_window=per_sequence, concurrency=parallel, read_timeout=read_timeout)
         self.parallel = parallel
+
+    @property
+    def capabilities(self) -> Capabilities:
+        # tools come as a constraint: llama.cpp ignores the tools a model's template lacks
+        return Capabilities(logprobs=True, logit_bias=True, constrained_decoding=True, tools=True)
+
+    # --- prompts: llama.cpp's own template and tokenizer -------------------------------------
+    def _renders_chat(self, request: GenerationRequest) -> bool:
+        """A final assistant message to continue: its chat endpoint would start a new turn."""
+        return bool(request.messages) and request.prompt_type != "plain" and not uses_chat(self.spec, request)
+
+    def _chat_prompt(self, messages: Sequence[Message]) -> str:
+        """llama.cpp's prompt text of a chat (its /apply-template, with the model's own chat
+        template); a final assistant message is continued: the turns before, then its text."""
+        if ends_with_assistant(messages):
+            return self._template(messages[:-1]) + str(messages[-1].get("content") or "")
+        return self._template(messages)
+
+    def _template(self, messages: Sequence[Message]) -> str:
+        return str(self._post_root("/apply-template", {"messages": [dict(m) for m in messages]})["prompt"])
+
+    def tokenize(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        body = {"content": text, "add_special": add_special_tokens}
+        return [int(i) for i in self._post_root("/tokenize", body)["tokens"]]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return str(self._post_root("/detokenize", {"tokens": list(ids)}).get("content", ""))
+
+    def chat_prompt_ids(self, messages: Sequence[Message], prompt_type: str = "",
+                        chat_template: str = "") -> list[int]:
+        if prompt_type == "plain":
+            return super().chat_prompt_ids(messages, prompt_type)
+        if chat_template:
+            raise UnsupportedFeatureError("the llama.cpp backend uses the model's own chat template",
+                                          param="chat_template")
+        return self.tokenize(self._chat_prompt(messages), add_special_tokens=False)
+
+    # --- min_new_tokens: llama.cpp has no minimum length ----------------------------------------
+    def _generate(self, handle: RequestHandle, path: str, body: dict[str, Any]) -> None:
+        minimum = handle.request.options.min_new_tokens
+        if not minimum:
+            super()._generate(handle, path, body)
+            return
+        self._at_least(handle, path, body, minimum)
+
+    def _at_least(self, handle: RequestHandle, path: str, body: dict[str, Any], minimum: int) -> None:
+        """``minimum`` tokens with the end of turn ignored, then (when max_new_tokens allows
+        more) a continuation of that text that may end."""
+        request = handle.request
+        if request.constraint is not None or request.prompt_ids:
+            raise UnsupportedFeatureError("min_new_tokens cannot be combined with constrained output or "
+                                          "token-id prompts on the llama.cpp backend", param="min_new_tokens")
+        total = request.options.max_new_tokens
+        more = total > minimum
+        progress = Progress(final=not more)
+        first = {**body, "ignore_eos": True, "max_tokens": min(minimum, total)}
+        self._stream(handle, path, first, path == "/chat/completions", progress)
+        if not more or progress.finish != "length" or handle.is_cancelled():
+            if more:  # ended early (a stop string, cancelled): say so
+                handle.put(TokenEvent("", progress.prompt_tokens, progress.completion_tokens,
+                                      progress.finish or "stop"))
+            return
+        prompt = (self._chat_prompt(request.messages) if request.messages and request.prompt_type != "plain"
+                  else plain_text(request.messages) if request.messages else request.prompt or "")
+        rest = dataclasses.replace(request, messages=(), prompt_ids=(), prompt=prompt + progress.text,
+                                   options=dataclasses.replace(request.options, min_new_tokens=0,
+                                                               max_new_tokens=total - minimum))
+        path, body = request_body(rest, self.spec, self.remote_model)
+        self._stream(handle, path, body, False, Progress(started=True, prompt_tokens=progress.prompt_tokens,
+                                                         offset=progress.completion_tokens))
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "backend": "llama.cpp", "weights": Path(self.gguf).name,

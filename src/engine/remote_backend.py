@@ -18,7 +18,6 @@ The wire format (bodies, chunks, tool calls) is src/engine/remote_wire.py.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import json
@@ -83,10 +82,8 @@ class RemoteBackend:
         read_timeout: float = 600.0,
         concurrency: int = 64,
         context_window: int | None = None,
-        passthrough: bool = True,
     ) -> None:
         self.spec = spec
-        self.passthrough = passthrough
         self.client = httpx.Client(
             base_url=spec.base_url,
             headers={"Authorization": f"Bearer {spec.api_key}"},
@@ -158,10 +155,9 @@ class RemoteBackend:
 
     @property
     def capabilities(self) -> Capabilities:
-        chat = self.spec.chat
-        native = chat and self.spec.kind != "llamacpp"  # llama.cpp ignores tools its template lacks
+        chat = self.spec.chat  # tools need chat completions; the remote calls them itself
         return Capabilities(logprobs=True, logit_bias=True, constrained_decoding=True,
-                            tools=chat, native_tools=native, passthrough=self.passthrough)
+                            tools=chat, native_tools=chat, passthrough=True)
 
     @property
     def active_requests(self) -> int:
@@ -179,22 +175,20 @@ class RemoteBackend:
         return handle
 
     def _renders_chat(self, request: GenerationRequest) -> bool:
-        """A chat sent as a text completion that the remote's own template must render."""
+        """A chat sent as a text completion that the remote's own template renders (vLLM)."""
         return (bool(request.messages) and request.prompt_type != "plain" and not uses_chat(self.spec, request)
-                and (self.spec.vllm or self.spec.kind == "llamacpp"))
+                and self.spec.vllm)
+
+    def _chat_prompt(self, messages: Sequence[Message]) -> list[int] | str:
+        """The prompt of a chat that :meth:`_renders_chat`: vLLM's /tokenize of it."""
+        return self.chat_prompt_ids(messages)
 
     def _run(self, handle: RequestHandle, path: str, body: dict[str, Any]) -> None:
         try:
             request = handle.request
-            if self._renders_chat(request):  # vLLM: its /tokenize; llama.cpp: its /apply-template
-                body["prompt"] = (self.chat_prompt_ids(request.messages) if self.spec.vllm
-                                  else self._llama_prompt(request.messages))
-            chat = path == "/chat/completions"
-            minimum = request.options.min_new_tokens
-            if minimum and self.spec.kind == "llamacpp":
-                self._at_least(handle, path, body, chat, minimum)
-            else:
-                self._stream(handle, path, body, chat, Progress())
+            if self._renders_chat(request):
+                body["prompt"] = self._chat_prompt(request.messages)
+            self._generate(handle, path, body)
         except DomainError as exc:
             handle.fail(exc)
         except httpx.TimeoutException as exc:
@@ -216,37 +210,9 @@ class RemoteBackend:
                 self._active -= 1
             handle.finish()
 
-    def _llama_prompt(self, messages: Sequence[Message]) -> str:
-        """llama.cpp's prompt text of a chat (its /apply-template, with the model's own chat
-        template); a final assistant message is continued: the turns before, then its text."""
-        if ends_with_assistant(messages):
-            return self._template(messages[:-1]) + str(messages[-1].get("content") or "")
-        return self._template(messages)
-
-    def _at_least(self, handle: RequestHandle, path: str, body: dict[str, Any], chat: bool, minimum: int) -> None:
-        """min_new_tokens on llama.cpp: ``minimum`` tokens with the end of turn ignored, then
-        (when max_new_tokens allows more) a continuation of that text that may end."""
-        request = handle.request
-        if request.constraint is not None or request.prompt_ids:
-            raise UnsupportedFeatureError("min_new_tokens cannot be combined with constrained output or "
-                                          "token-id prompts on the llama.cpp backend", param="min_new_tokens")
-        total = request.options.max_new_tokens
-        more = total > minimum
-        progress = Progress(final=not more)
-        self._stream(handle, path, {**body, "ignore_eos": True, "max_tokens": min(minimum, total)}, chat, progress)
-        if not more or progress.finish != "length" or handle.is_cancelled():
-            if more:  # ended early (a stop string, cancelled): say so
-                handle.put(TokenEvent("", progress.prompt_tokens, progress.completion_tokens,
-                                      progress.finish or "stop"))
-            return
-        prompt = (self._llama_prompt(request.messages) if request.messages and request.prompt_type != "plain"
-                  else plain_text(request.messages) if request.messages else request.prompt or "")
-        rest = dataclasses.replace(request, messages=(), prompt_ids=(), prompt=prompt + progress.text,
-                                   options=dataclasses.replace(request.options, min_new_tokens=0,
-                                                               max_new_tokens=total - minimum))
-        path, body = request_body(rest, self.spec, self.remote_model)
-        self._stream(handle, path, body, False, Progress(started=True, prompt_tokens=progress.prompt_tokens,
-                                                         offset=progress.completion_tokens))
+    def _generate(self, handle: RequestHandle, path: str, body: dict[str, Any]) -> None:
+        """Stream the answer of one request body (a subclass may need several)."""
+        self._stream(handle, path, body, path == "/chat/completions", Progress())
 
     def _stream(self, handle: RequestHandle, path: str, body: dict[str, Any], chat: bool,
                 progress: Progress) -> None:
@@ -336,15 +302,10 @@ class RemoteBackend:
         return result
 
     def tokenize(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        if self.spec.kind == "llamacpp":
-            body: dict[str, Any] = {"content": text, "add_special": add_special_tokens}
-        else:
-            body = {"model": self.remote_model, "prompt": text, "add_special_tokens": add_special_tokens}
+        body = {"model": self.remote_model, "prompt": text, "add_special_tokens": add_special_tokens}
         return [int(i) for i in self._post_root("/tokenize", body)["tokens"]]
 
     def detokenize(self, ids: Sequence[int]) -> str:
-        if self.spec.kind == "llamacpp":
-            return str(self._post_root("/detokenize", {"tokens": list(ids)}).get("content", ""))
         return str(self._post_root("/detokenize", {"model": self.remote_model, "tokens": list(ids)})["prompt"])
 
     def count_tokens(self, text: str) -> int:
@@ -360,11 +321,6 @@ class RemoteBackend:
         listed = [dict(m) for m in messages]
         if prompt_type == "plain":
             return self.tokenize(plain_text(listed), add_special_tokens=True)
-        if self.spec.kind == "llamacpp":
-            if chat_template:
-                raise UnsupportedFeatureError("the llama.cpp backend uses the model's own chat template",
-                                              param="chat_template")
-            return self.tokenize(self._llama_prompt(listed), add_special_tokens=False)
         final = ends_with_assistant(listed)
         body: dict[str, Any] = {"model": self.remote_model, "messages": listed,
                                 "add_generation_prompt": not final, "continue_final_message": final}
@@ -372,13 +328,8 @@ class RemoteBackend:
             body["chat_template"] = chat_template
         return [int(i) for i in self._post_root("/tokenize", body)["tokens"]]
 
-    def _template(self, messages: Sequence[Message]) -> str:
-        """llama.cpp's rendering of ``messages`` with the model's chat template, ready for
-        the assistant's answer."""
-        return str(self._post_root("/apply-template", {"messages": [dict(m) for m in messages]})["prompt"])
-
     def info(self) -> dict[str, Any]:
-        return {"id": self.name, "backend": "remote" if self.spec.kind != "llamacpp" else "llama.cpp",
+        return {"id": self.name, "backend": "remote",
                 "inference_server": str(self.spec), "remote_model": self.remote_model,
                 "context_window": self.context_window, "state": self.state}
 

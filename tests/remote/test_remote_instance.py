@@ -107,12 +107,14 @@ def test_documents_are_retrieved_locally_and_answered_remotely(front: RemoteServ
 
 
 def test_remote_4xx_is_passed_on_with_its_message(front: RemoteServer):
+    """The front forwards guided_regex unchecked; the remote refuses the regex that does not
+    parse, and its message comes back as a 400 envelope."""
     response = httpx.post(front.base_url + "/chat/completions", timeout=60, json={
-        "model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
-        "extra_body_unused": 1, "guided_regex": "[0-9]+", "guided_choice": ["a"]})
+        "model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "guided_regex": "(["})
     assert response.status_code == 400
     error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    assert set(error) == {"message", "type", "param", "code"} and error["code"] == "remote_rejected"
+    assert "refused the request" in error["message"] and "regex" in error["message"].lower()
 
 
 def test_tokenize_counts_with_the_remote_tokenizer(front: RemoteServer, remote: RemoteServer):

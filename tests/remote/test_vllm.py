@@ -97,4 +97,5 @@ def test_vllm_refusal_is_a_400_with_its_message(front: RemoteServer):
     response = httpx.post(front.base_url + "/chat/completions", timeout=60, json={
         "model": MODEL, "messages": ask("hi"), "max_tokens": 4, "logit_bias": {"99999999": 5}})
     assert response.status_code == 400, response.text
-    assert response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert error["code"] == "remote_rejected" and error["message"]  # vLLM's refusal, not ours

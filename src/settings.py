@@ -90,7 +90,8 @@ class Settings(BaseModel):
     llm_backend: Literal["auto", "transformers", "llamacpp"] = Field(
         "auto",
         description="Engine for local models: auto runs GGUF models on llama.cpp when its server "
-        "is installed (scripts/install_llamacpp.sh) and everything else on transformers.",
+        "is installed (scripts/install_llamacpp.sh) and everything else, or any model with "
+        "--load_8bit, on transformers.",
     )
     llamacpp_dict: dict[str, Any] = Field(
         default_factory=dict,
@@ -403,6 +404,9 @@ class Settings(BaseModel):
     def _combinations(self) -> Settings:
         if self.share:
             raise SettingsError("--share", "share links are refused: this product runs offline")
+        if self.llm_backend == "llamacpp" and self.load_8bit:
+            raise SettingsError("--load_8bit", "is the transformers backend's int8 quantization; a GGUF "
+                                "model on llama.cpp is quantized already (use --llm_backend=auto or transformers)")
         if self.inference_server:
             _check_model_entry("--inference_server", {"inference_server": self.inference_server})
         for entry in self.model_lock:

@@ -115,7 +115,9 @@ def build_backend(entry: dict[str, Any], settings: Settings) -> Backend:
 
     source = resolve_model(local.base_model)
     binary = server_path(local.llamacpp_dict)
-    if local.llm_backend == "llamacpp" or (local.llm_backend == "auto" and source.is_gguf and binary):
+    # --load_8bit is the transformers backend's own quantization: auto keeps it there
+    if local.llm_backend == "llamacpp" or (local.llm_backend == "auto" and source.is_gguf and binary
+                                           and not local.load_8bit):
         if not source.is_gguf:
             raise ValueError(f"--llm_backend=llamacpp needs a GGUF model; {local.base_model} is not one")
         if binary is None:

@@ -78,3 +78,12 @@ def test_json_modes_and_guided_fields_become_one_constraint():
 def test_at_most_one_guided_field():
     with pytest.raises(ValidationError, match="at most one"):
         EvalParams(guided_regex="a", guided_choice=["a"])
+
+
+@pytest.mark.parametrize("turn", [{"content": "no role"}, {"role": "narrator", "content": "x"}, ["one"],
+                                  ["a", "b", "c"], "text"])
+def test_a_conversation_turn_that_is_neither_a_pair_nor_a_message_is_refused(turn):
+    """A turn evaluate() cannot read is a 400 naming chat_conversation, not a KeyError in the engine."""
+    with pytest.raises(ValidationError) as refused:
+        EvalParams(chat_conversation=[["hi", "hello"], turn])
+    assert refused.value.errors()[0]["loc"] == ("chat_conversation",)

@@ -37,6 +37,7 @@ def test_defaults_match_h2ogpt():
         ({"model_lock": [{"prompt_type": "plain"}]}, "--model_lock", "needs base_model or inference_server"),
         ({"model_lock": [{"base_model": "x", "colour": 1}]}, "--model_lock", "unknown key"),
         ({"llamacpp_dict": {"n_thread": 2}}, "--llamacpp_dict", "unknown key"),
+        ({"llm_backend": "llamacpp", "load_8bit": True}, "--load_8bit", "quantized already"),
         ({"api_rate_limit": "lots"}, "--api_rate_limit", "not a rate limit"),
         ({"metrics_api_key_required": True}, "--metrics_api_key_required", "--enforce_h2ogpt_api_key"),
     ],

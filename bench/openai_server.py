@@ -133,7 +133,7 @@ def main(tokens: int = 64, runs: int = 5, ttft_runs: int = 40, requests: int = 6
         with RemoteServer(Path(tmp) / "two", "--openai_workers=2") as two:
             rps_two = _models_rps(two.url, requests)
             client, model = two.client(), two.model()
-            evaluator = build_evaluator(build_settings({}))
+            evaluator = build_evaluator(build_settings({"llm_backend": "transformers"}))  # as the servers run
             _stack(client, model, 4)  # warm-up both sides
             _in_process(evaluator, 4)
             stack, local = _interleaved(lambda: _stack(client, model, tokens),

@@ -43,7 +43,7 @@ def _backend(**flags):
     from src.engine.registry import build_registry
     from src.settings import build_settings
 
-    return build_registry(build_settings(flags)).default
+    return build_registry(build_settings({"llm_backend": "transformers", **flags})).default
 
 
 def _answer(backend, prompt: str, tokens: int, exact: bool = False):

@@ -151,7 +151,7 @@ def main() -> None:
     from src.app import build_evaluator
     from src.settings import build_settings
 
-    evaluator = build_evaluator(build_settings({}))
+    evaluator = build_evaluator(build_settings({"llm_backend": "transformers"}))  # llguidance in the batch
     engine = evaluator.registry.default
     try:
         result: dict[str, float] = {"tokens": args.tokens, "streams": args.streams}

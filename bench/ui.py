@@ -58,7 +58,7 @@ def in_process(runs: int, max_new_tokens: int) -> list[float]:
     from src.params import EvalParams
     from src.settings import build_settings
 
-    settings = build_settings({"max_new_tokens": max_new_tokens, "temperature": 0})
+    settings = build_settings({"max_new_tokens": max_new_tokens, "temperature": 0, "llm_backend": "transformers"})
     evaluator = build_evaluator(settings)
     times = []
     try:

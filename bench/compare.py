@@ -68,6 +68,8 @@ async def single(targets: list[Target], tokens: int, runs: int, ttft_runs: int, 
                 await asyncio.sleep(SETTLE_SECONDS)
                 _, count, seconds = await stream(t, clients[t.name], PROMPTS[0], tokens)
                 found[t.name]["tps"].append(count / seconds)
+    for client in clients.values():
+        await client.close()  # in this event loop: asyncio.run closes it after
     med = statistics.median
     return {name: {"tps": med(v["tps"]), "first": med(v["first"])} for name, v in found.items()}
 
@@ -85,4 +87,5 @@ async def concurrent(target: Target, streams: int, tokens: int, repeats: int = 3
         seconds = time.perf_counter() - start
         rates.append(sum(x[1] for x in results) / seconds)
         worst.append(max(x[0] for x in results))
+    await client.close()
     return {"tps": statistics.median(rates), "worst_first": statistics.median(worst)}

@@ -74,18 +74,22 @@ async def single(targets: list[Target], tokens: int, runs: int, ttft_runs: int, 
     return {name: {"tps": med(v["tps"]), "first": med(v["first"])} for name, v in found.items()}
 
 
-async def concurrent(target: Target, streams: int, tokens: int, repeats: int = 3) -> dict[str, float]:
-    """Median over ``repeats`` loads of ``streams`` answers sent at once: aggregate tokens/s
-    and the slowest first token."""
-    client = target.client()
-    rates, worst = [], []
+async def concurrent(targets: list[Target], streams: int, tokens: int, repeats: int = 5) -> dict[str, dict[str, float]]:
+    """Per target: medians over ``repeats`` loads of ``streams`` answers sent at once (the
+    targets alternating, load by load) of the aggregate tokens/s and the slowest first token."""
+    clients = {t.name: t.client() for t in targets}
+    rates: dict[str, list[float]] = {t.name: [] for t in targets}
+    worst: dict[str, list[float]] = {t.name: [] for t in targets}
     for r in range(repeats):
-        await asyncio.sleep(SETTLE_SECONDS)
-        start = time.perf_counter()
-        results = await asyncio.gather(*(stream(target, client, PROMPTS[(r * streams + i) % 64], tokens)
-                                         for i in range(streams)))
-        seconds = time.perf_counter() - start
-        rates.append(sum(x[1] for x in results) / seconds)
-        worst.append(max(x[0] for x in results))
-    await client.close()
-    return {"tps": statistics.median(rates), "worst_first": statistics.median(worst)}
+        for t in targets:
+            await asyncio.sleep(SETTLE_SECONDS)
+            start = time.perf_counter()
+            results = await asyncio.gather(*(stream(t, clients[t.name], PROMPTS[(r * streams + i) % 64], tokens)
+                                             for i in range(streams)))
+            seconds = time.perf_counter() - start
+            rates[t.name].append(sum(x[1] for x in results) / seconds)
+            worst[t.name].append(max(x[0] for x in results))
+    for client in clients.values():
+        await client.close()
+    med = statistics.median
+    return {name: {"tps": med(rates[name]), "worst_first": med(worst[name])} for name in rates}

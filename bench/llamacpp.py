@@ -1,6 +1,6 @@
 """Our whole stack on the llama.cpp backend against llama.cpp's own server, same GGUF, same run.
 
-    python bench/llamacpp.py [--tokens=128] [--runs=7] [--ttft_runs=21] [--streams=8] [--prompts=10]
+    python bench/llamacpp.py [--tokens=128] [--runs=7] [--ttft_runs=21] [--streams=8] [--repeats=7] [--prompts=10]
 
 Both sides run the default model's packaged GGUF on the same llama-server binary
 (scripts/install_llamacpp.sh) with the same threads: "llama.cpp" is a bare llama-server with
@@ -9,7 +9,7 @@ through the openai SDK -> API worker -> engine -> its supervised llama-server. P
 
 1. single stream: median tokens/s of ``runs`` answers of ``tokens`` tokens, p50 time to
    first token of ``ttft_runs`` 4-token answers (the sides alternate);
-2. ``streams`` concurrent streams: median aggregate tokens/s and slowest first token of 3 loads;
+2. ``streams`` concurrent streams: median aggregate tokens/s and slowest first token of ``repeats`` loads, the sides alternating;
 3. greedy answers (48 tokens) to ``prompts`` prompts: equal or not, with repetition_penalty
    1.0 (llama.cpp's default) and with h2oGPT's default 1.07 (ours only).
 """
@@ -50,7 +50,8 @@ def _greedy(target: Target, prompts: list[str], extra: dict) -> list[str]:
             for q in prompts]
 
 
-def main(tokens: int = 128, runs: int = 7, ttft_runs: int = 21, streams: int = 8, prompts: int = 10) -> None:
+def main(tokens: int = 128, runs: int = 7, ttft_runs: int = 21, streams: int = 8, repeats: int = 7,
+         prompts: int = 10) -> None:
     binary = server_path()
     if binary is None:
         raise SystemExit("llama-server is not installed: bash scripts/install_llamacpp.sh")
@@ -66,7 +67,7 @@ def main(tokens: int = 128, runs: int = 7, ttft_runs: int = 21, streams: int = 8
             ours_t = Target("ours", ours.base_url, ours.model(),
                             {"min_new_tokens": "N", "repetition_penalty": 1.0})
             one = asyncio.run(single([theirs_t, ours_t], tokens, runs, ttft_runs))
-            many = {t.name: asyncio.run(concurrent(t, streams, tokens)) for t in (theirs_t, ours_t)}
+            many = asyncio.run(concurrent([theirs_t, ours_t], streams, tokens, repeats))
             asked = QUESTIONS[:prompts]
             base = _greedy(theirs_t, asked, {})
             same = _greedy(ours_t, asked, {"repetition_penalty": 1.0})
@@ -82,7 +83,7 @@ def main(tokens: int = 128, runs: int = 7, ttft_runs: int = 21, streams: int = 8
     print(f"| single stream tokens/s (median of {runs}) | {t['tps']:.1f} | {o['tps']:.1f} | {o['tps'] / t['tps']:.3f}x |")
     print(f"| time to first token (p50 of {ttft_runs}) | {t['first'] * 1000:.1f} ms | {o['first'] * 1000:.1f} ms | "
           f"{(o['first'] - t['first']) * 1000:+.1f} ms |")
-    print(f"| {streams} streams aggregate tokens/s (median of 3) | {mt['tps']:.1f} | {mo['tps']:.1f} | "
+    print(f"| {streams} streams aggregate tokens/s (median of {repeats}, alternating) | {mt['tps']:.1f} | {mo['tps']:.1f} | "
           f"{mo['tps'] / mt['tps']:.3f}x |")
     print(f"| {streams} streams slowest first token | {mt['worst_first']:.2f} s | {mo['worst_first']:.2f} s | "
           f"{mo['worst_first'] / mt['worst_first']:.2f}x |")

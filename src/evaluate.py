@@ -251,6 +251,8 @@ class Evaluator:
                 backend = self.backend(filled)
                 filled = self.model_defaults(filled, backend)
                 handles.append(backend.submit(self.request(filled, backend.capabilities), cancel))
+            for handle in handles:
+                handle.background()  # read one after another below, they all progress meanwhile
             started = False
             for handle in handles:
                 text, prompt_tokens, completion_tokens = "", 0, 0

@@ -28,6 +28,10 @@ class Handle(Protocol):
 
     def close(self) -> None: ...
 
+    def background(self) -> None:
+        """Make the request progress while the caller reads other handles first."""
+        ...
+
 
 @runtime_checkable
 class Backend(Protocol):

@@ -6,6 +6,13 @@ left the queue and started. ``cancel()`` (or closing the iterator, or setting th
 one token step; cancelling a handle never sets the caller's event, so one event can
 stop many handles (the map steps of a summary). A request that waits longer than ``max_queue_time`` to start is refused
 with :class:`QueueTimeoutError`, which cannot happen once it has started.
+
+A backend whose events come from a blocking read (the remote backends) gives the handle a
+*source* instead of putting events on it: the consumer's own thread then reads the events
+as it iterates, with no hand-off between threads per token (on a machine whose cores
+decode, each hand-off is a wake-up that delays the decoder). A caller that reads several
+handles one after another, and needs them all to progress meanwhile, calls
+:meth:`RequestHandle.background` on each first.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from src.engine.types import GenerationRequest, TokenEvent
@@ -31,6 +38,7 @@ class RequestHandle:
         request: GenerationRequest,
         max_queue_time: float | None,
         cancelled: threading.Event | None = None,
+        source: Callable[[], Iterator[TokenEvent]] | None = None,
     ):
         self.id = request_id
         self.request = request
@@ -40,7 +48,8 @@ class RequestHandle:
         self.parent = cancelled
         self.started = False
         self.lock = threading.Lock()
-        self.events: queue.Queue[Any] = queue.Queue()
+        self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._source = source  # not started yet: pulled by the consumer, or pumped by background()
 
     # --- the caller's side ------------------------------------------------------------
     def cancel(self) -> None:
@@ -52,8 +61,33 @@ class RequestHandle:
         """Cancelled by this handle, or by the caller's event given at submit time."""
         return self.cancelled.is_set() or (self.parent is not None and self.parent.is_set())
 
-    def __iter__(self) -> Iterator[TokenEvent]:
+    def background(self) -> None:
+        """Produce this handle's events on a thread of its own from now on (no-op when the
+        backend already does, or the consumer is reading)."""
+        source = self._take_source()
+        if source is not None:
+            threading.Thread(target=self._pump, args=(source,), daemon=True, name=f"handle-{self.id}").start()
+
+    def _take_source(self) -> Callable[[], Iterator[TokenEvent]] | None:
+        with self.lock:
+            source, self._source = self._source, None
+        return source
+
+    def _pump(self, source: Callable[[], Iterator[TokenEvent]]) -> None:
         try:
+            for event in source():
+                self.put(event)
+        except BaseException as exc:  # re-raised on the consumer's side
+            self.fail(exc)
+        finally:
+            self.finish()
+
+    def __iter__(self) -> Iterator[TokenEvent]:
+        source = self._take_source()
+        try:
+            if source is not None:  # read on this thread
+                yield from source()
+                return
             while True:
                 item = self._next()
                 if item is _DONE:

@@ -31,7 +31,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -231,14 +231,14 @@ class LlamaCppBackend(RemoteBackend):
         return self.tokenize(self._chat_prompt(messages), add_special_tokens=False)
 
     # --- min_new_tokens: llama.cpp has no minimum length ----------------------------------------
-    def _generate(self, handle: RequestHandle, path: str, body: dict[str, Any]) -> None:
+    def _generate(self, handle: RequestHandle, path: str, body: dict[str, Any]) -> Iterator[TokenEvent]:
         minimum = handle.request.options.min_new_tokens
         if not minimum:
-            super()._generate(handle, path, body)
-            return
-        self._at_least(handle, path, body, minimum)
+            return super()._generate(handle, path, body)
+        return self._at_least(handle, path, body, minimum)
 
-    def _at_least(self, handle: RequestHandle, path: str, body: dict[str, Any], minimum: int) -> None:
+    def _at_least(self, handle: RequestHandle, path: str, body: dict[str, Any], minimum: int
+                  ) -> Iterator[TokenEvent]:
         """``minimum`` tokens with the end of turn ignored, then (when max_new_tokens allows
         more) a continuation of that text that may end."""
         request = handle.request
@@ -249,11 +249,10 @@ class LlamaCppBackend(RemoteBackend):
         more = total > minimum
         progress = Progress(final=not more)
         first = {**body, "ignore_eos": True, "max_tokens": min(minimum, total)}
-        self._stream(handle, path, first, path == "/chat/completions", progress)
+        yield from self._stream(handle, path, first, path == "/chat/completions", progress)
         if not more or progress.finish != "length" or handle.is_cancelled():
             if more:  # ended early (a stop string, cancelled): say so
-                handle.put(TokenEvent("", progress.prompt_tokens, progress.completion_tokens,
-                                      progress.finish or "stop"))
+                yield TokenEvent("", progress.prompt_tokens, progress.completion_tokens, progress.finish or "stop")
             return
         prompt = (self._chat_prompt(request.messages) if request.messages and request.prompt_type != "plain"
                   else plain_text(request.messages) if request.messages else request.prompt or "")
@@ -261,8 +260,8 @@ class LlamaCppBackend(RemoteBackend):
                                    options=dataclasses.replace(request.options, min_new_tokens=0,
                                                                max_new_tokens=total - minimum))
         path, body = request_body(rest, self.spec, self.remote_model)
-        self._stream(handle, path, body, False, Progress(started=True, prompt_tokens=progress.prompt_tokens,
-                                                         offset=progress.completion_tokens))
+        yield from self._stream(handle, path, body, False, Progress(started=True, prompt_tokens=progress.prompt_tokens,
+                                                                    offset=progress.completion_tokens))
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "backend": "llama.cpp", "weights": Path(self.gguf).name,

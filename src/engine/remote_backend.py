@@ -1,8 +1,10 @@
 """The remote backend: generation on an OpenAI-compatible engine (vLLM, llama.cpp, another
 instance of this product, any OpenAI-compatible server), behind the Backend interface.
 
-One pooled ``httpx.Client`` per backend carries every request; each request streams on its
-own thread, which puts :class:`TokenEvent` s on the caller's :class:`RequestHandle`:
+One pooled ``httpx.Client`` per backend carries every request. A request's stream is the
+*source* of its :class:`RequestHandle`: read by the thread that iterates the handle (one
+wake-up per token in this process, not two), or by a thread of its own when the caller
+reads several handles in turn (``RequestHandle.background``):
 
 - the first (empty) event goes out when the remote has accepted the request (its 200), so a
   refusal or an unreachable server still becomes a clean error envelope, not a broken stream;
@@ -164,14 +166,12 @@ class RemoteBackend:
         return self._active
 
     def submit(self, request: GenerationRequest, cancel: threading.Event | None = None) -> RequestHandle:
-        """Start streaming ``request`` from the remote; a request it cannot carry (tools on a
-        text-completion server, an unsupported constraint) is refused here, before any I/O."""
+        """The handle of ``request``, streamed from the remote when it is read; a request it
+        cannot carry (tools on a text-completion server, an unsupported constraint) is
+        refused here, before any I/O."""
         path, body = request_body(request, self.spec, self.remote_model)  # raises for what cannot be sent
-        handle = RequestHandle(next(self._ids), request, None, cancel)
-        with self._lock:
-            self._active += 1
-        threading.Thread(target=self._run, args=(handle, path, body), daemon=True,
-                         name=f"remote-{handle.id}").start()
+        handle = RequestHandle(next(self._ids), request, None, cancel,
+                               source=lambda: self._events(handle, path, body))
         return handle
 
     def _renders_chat(self, request: GenerationRequest) -> bool:
@@ -183,40 +183,41 @@ class RemoteBackend:
         """The prompt of a chat that :meth:`_renders_chat`: vLLM's /tokenize of it."""
         return self.chat_prompt_ids(messages)
 
-    def _run(self, handle: RequestHandle, path: str, body: dict[str, Any]) -> None:
+    def _events(self, handle: RequestHandle, path: str, body: dict[str, Any]) -> Iterator[TokenEvent]:
+        """The events of one request, with transport failures turned into domain errors."""
+        with self._lock:
+            self._active += 1
         try:
             request = handle.request
             if self._renders_chat(request):
                 body["prompt"] = self._chat_prompt(request.messages)
-            self._generate(handle, path, body)
-        except DomainError as exc:
-            handle.fail(exc)
+            yield from self._generate(handle, path, body)
+        except DomainError:
+            raise
         except httpx.TimeoutException as exc:
             if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
                 self._down(exc)
-                handle.fail(RemoteUnavailableError(f"the inference server {self.spec} did not accept "
-                                                   "a connection in time"))
-            else:
-                handle.fail(RemoteTimeoutError(f"the inference server {self.spec} did not answer in time"))
+                raise RemoteUnavailableError(f"the inference server {self.spec} did not accept "
+                                             "a connection in time") from None
+            raise RemoteTimeoutError(f"the inference server {self.spec} did not answer in time") from None
         except httpx.HTTPError as exc:
             self._down(exc)
-            handle.fail(RemoteUnavailableError(f"the inference server {self.spec} cannot be reached "
-                                               f"({type(exc).__name__})"))
+            raise RemoteUnavailableError(f"the inference server {self.spec} cannot be reached "
+                                         f"({type(exc).__name__})") from None
         except Exception as exc:  # a bug here must not hang the caller
             log.exception("remote request failed")
-            handle.fail(RemoteUnavailableError(f"the inference server {self.spec} failed: {exc}"))
+            raise RemoteUnavailableError(f"the inference server {self.spec} failed: {exc}") from None
         finally:
             with self._lock:
                 self._active -= 1
-            handle.finish()
 
-    def _generate(self, handle: RequestHandle, path: str, body: dict[str, Any]) -> None:
+    def _generate(self, handle: RequestHandle, path: str, body: dict[str, Any]) -> Iterator[TokenEvent]:
         """Stream the answer of one request body (a subclass may need several)."""
-        self._stream(handle, path, body, path == "/chat/completions", Progress())
+        yield from self._stream(handle, path, body, path == "/chat/completions", Progress())
 
     def _stream(self, handle: RequestHandle, path: str, body: dict[str, Any], chat: bool,
-                progress: Progress) -> None:
-        """Stream one remote request onto ``handle``; ``progress`` says whether the request
+                progress: Progress) -> Iterator[TokenEvent]:
+        """Stream one remote request's events; ``progress`` says whether the request
         already started (a second phase) and whether this stream's end is the answer's end."""
         options = handle.request.options
         deadline = handle.submitted + options.max_time if options.max_time else None
@@ -228,7 +229,7 @@ class RemoteBackend:
             if not progress.started:
                 if not handle.start():
                     return
-                handle.put(TokenEvent("", 0, 0))
+                yield TokenEvent("", 0, 0)
             constraint = handle.request.constraint
             reader = ChunkReader(chat, top_logprobs=options.logprobs, wrap_call=constraint is not None
                                  and constraint.kind == "tool_call" and bool(constraint.value["required"]))
@@ -256,16 +257,15 @@ class RemoteBackend:
                         finish = finish_reason(remote_finish)
                 if text or logprobs:
                     progress.text += text
-                    handle.put(TokenEvent(text, progress.prompt_tokens or reader.prompt_tokens,
-                                          progress.offset + reader.completion_tokens, None, tuple(logprobs)))
+                    yield TokenEvent(text, progress.prompt_tokens or reader.prompt_tokens,
+                                     progress.offset + reader.completion_tokens, None, tuple(logprobs))
                 if done:
                     break
             progress.finish = finish or "stop"
             progress.prompt_tokens = progress.prompt_tokens or reader.prompt_tokens
             progress.completion_tokens = progress.offset + reader.completion_tokens
             if progress.final:
-                handle.put(TokenEvent("", progress.prompt_tokens, progress.completion_tokens,
-                                      progress.finish))
+                yield TokenEvent("", progress.prompt_tokens, progress.completion_tokens, progress.finish)
 
     def _refusal(self, response: httpx.Response) -> DomainError:
         try:

@@ -56,6 +56,7 @@ STREAM_HEAD = _HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
 class _Listener(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 512  # the listen queue: every worker's streams connect at once under load
 
     def __init__(self, path: str, ipc: IpcServer) -> None:
         self.ipc = ipc

@@ -45,7 +45,12 @@ def server(address):
     srv.register("echo", lambda args: args)
     srv.register("fail", fail)
     srv.register("invalid", invalid)
+    def refuse(args, cancel):
+        raise InvalidParamsError("input must not be empty", param="input")
+        yield  # a generator
+
     srv.register_stream("count", count)
+    srv.register_stream("refuse", refuse)
     srv.stopped = stopped  # type: ignore[attr-defined]
     srv.start()
     yield srv
@@ -85,6 +90,23 @@ def test_errors_come_back_typed(server, address):
     assert isinstance(too_long, ContextLengthError)
     assert isinstance(invalid, InvalidParamsError)
     assert type(missing) is DomainError and missing.code == "internal_error"
+
+
+def test_stream_errors_come_back_typed_and_the_connection_is_reused(server, address):
+    """A refusal is the engine's answer, not a broken engine (InvalidParamsError is a
+    ValueError too: it must not pass for a garbled reply)."""
+    async def main():
+        client = EngineClient(address)
+        with pytest.raises(InvalidParamsError) as info:
+            async for _ in client.stream("refuse"):
+                pass
+        assert info.value.param == "input"
+        assert [item["i"] async for item in client.stream("count", {"n": 2})] == [0, 1]
+        idle = len(client._idle)
+        await client.close()
+        return idle
+
+    assert run(main()) == 1
 
 
 def test_leaving_a_stream_cancels_it_in_the_engine(server, address):

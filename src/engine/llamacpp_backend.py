@@ -22,6 +22,7 @@ Backend. What differs is documented in docs/llamacpp.md: regex constraints are r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -40,8 +41,9 @@ import httpx
 
 from src.engine.handle import RequestHandle
 from src.engine.kv_budget import budget_tokens, kv_bytes_per_token
+from src.engine.loopback_http import post_stream
 from src.engine.model_source import ModelSource
-from src.engine.remote_backend import Progress, RemoteBackend
+from src.engine.remote_backend import Progress, RemoteBackend, StreamedResponse
 from src.engine.remote_spec import RemoteSpec
 from src.engine.remote_wire import ends_with_assistant, plain_text, request_body, uses_chat
 from src.engine.types import Capabilities, GenerationRequest, Message, TokenEvent
@@ -231,6 +233,10 @@ class LlamaCppBackend(RemoteBackend):
         return self.tokenize(self._chat_prompt(messages), add_special_tokens=False)
 
     # --- min_new_tokens: llama.cpp has no minimum length ----------------------------------------
+    def _post_stream(self, path: str, body: dict[str, Any]) -> contextlib.AbstractContextManager[StreamedResponse]:
+        """The child's stream, read with http.client (src/engine/loopback_http.py says why)."""
+        return post_stream(self.spec.base_url, path, body, self.read_timeout)
+
     def _generate(self, handle: RequestHandle, path: str, body: dict[str, Any]) -> Iterator[TokenEvent]:
         minimum = handle.request.options.min_new_tokens
         if not minimum:

@@ -20,7 +20,9 @@ The wire format (bodies, chunks, tool calls) is src/engine/remote_wire.py.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import http.client
 import itertools
 import json
 import logging
@@ -28,7 +30,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -55,6 +57,21 @@ from src.errors import (
 log = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT = 4096
+
+
+class StreamedResponse(Protocol):
+    """What this backend reads of a streamed response (httpx's, or loopback_http's)."""
+
+    status_code: int
+
+    def read(self) -> bytes: ...
+
+    def json(self) -> Any: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def iter_bytes(self) -> Iterator[bytes]: ...
 
 
 @dataclass
@@ -86,6 +103,7 @@ class RemoteBackend:
         context_window: int | None = None,
     ) -> None:
         self.spec = spec
+        self.read_timeout = read_timeout
         self.client = httpx.Client(
             base_url=spec.base_url,
             headers={"Authorization": f"Bearer {spec.api_key}"},
@@ -204,6 +222,12 @@ class RemoteBackend:
             self._down(exc)
             raise RemoteUnavailableError(f"the inference server {self.spec} cannot be reached "
                                          f"({type(exc).__name__})") from None
+        except TimeoutError:  # http.client's, on loopback
+            raise RemoteTimeoutError(f"the inference server {self.spec} did not answer in time") from None
+        except (OSError, http.client.HTTPException) as exc:
+            self._down(exc)
+            raise RemoteUnavailableError(f"the inference server {self.spec} cannot be reached "
+                                         f"({type(exc).__name__})") from None
         except Exception as exc:  # a bug here must not hang the caller
             log.exception("remote request failed")
             raise RemoteUnavailableError(f"the inference server {self.spec} failed: {exc}") from None
@@ -221,7 +245,7 @@ class RemoteBackend:
         already started (a second phase) and whether this stream's end is the answer's end."""
         options = handle.request.options
         deadline = handle.submitted + options.max_time if options.max_time else None
-        with self.client.stream("POST", path, json=body) as response:
+        with self._post_stream(path, body) as response:
             if response.status_code >= 400:
                 response.read()
                 raise self._refusal(response)
@@ -267,7 +291,10 @@ class RemoteBackend:
             if progress.final:
                 yield TokenEvent("", progress.prompt_tokens, progress.completion_tokens, progress.finish)
 
-    def _refusal(self, response: httpx.Response) -> DomainError:
+    def _post_stream(self, path: str, body: dict[str, Any]) -> contextlib.AbstractContextManager[StreamedResponse]:
+        return self.client.stream("POST", path, json=body)
+
+    def _refusal(self, response: StreamedResponse) -> DomainError:
         try:
             message = _message(response.json())
         except ValueError:
@@ -341,7 +368,7 @@ class RemoteBackend:
         self.client.close()
 
 
-def _sse_data(response: httpx.Response) -> Iterator[list[bytes]]:
+def _sse_data(response: StreamedResponse) -> Iterator[list[bytes]]:
     """The ``data:`` payloads of a server-sent event stream, grouped by network read: under
     load, tokens that arrived together become one event downstream (one IPC message, one
     SSE chunk), not one each."""

@@ -28,9 +28,14 @@ class Target:
     fixed_length: dict[str, Any] = field(default_factory=dict)  # e.g. {"min_new_tokens": N} or ignore_eos
 
     def client(self) -> Any:
+        """A client that opens a connection per request, on both sides alike: llama-server
+        closes a kept-alive connection after a few requests without saying so, and the next
+        request on it fails (the SDK would hide that behind a retry)."""
+        import httpx
         import openai
 
-        return openai.AsyncOpenAI(base_url=self.base_url, api_key="EMPTY", max_retries=0, timeout=600)
+        http = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0), timeout=600)
+        return openai.AsyncOpenAI(base_url=self.base_url, api_key="EMPTY", max_retries=0, http_client=http)
 
 
 async def stream(target: Target, client: Any, prompt: str, tokens: int) -> tuple[float, int, float]:

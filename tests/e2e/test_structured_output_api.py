@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from tests.server import RemoteServer
-from tests.structured_cases import TOOLS
+from tests.structured_cases import TOOLS, TOOLS_TEMPLATE
 
 WEATHER = TOOLS[0][1]
 ADD = TOOLS[1][1]
@@ -74,21 +74,81 @@ def test_guided_choice_in_extra_body(client, model):
     assert response.choices[0].message.content in ("yes", "no")
 
 
+def streamed_calls(stream) -> tuple[list[dict], str | None, int]:
+    """The calls of a streamed answer, assembled by index: [{id, name, arguments}], the
+    finish reason and the number of chunks with a tool-call delta."""
+    calls: dict[int, dict] = {}
+    finish, with_calls = None, 0
+    for chunk in stream:
+        choice = chunk.choices[0]
+        with_calls += bool(choice.delta.tool_calls)
+        for delta in choice.delta.tool_calls or []:
+            if delta.id:  # a call's first delta: its index, id, type and name
+                assert delta.index not in calls and delta.type == "function"
+                calls[delta.index] = {"id": delta.id, "name": delta.function.name, "arguments": ""}
+            calls[delta.index]["arguments"] += delta.function.arguments or ""
+        finish = choice.finish_reason or finish
+    assert sorted(calls) == list(range(len(calls)))
+    return [calls[i] for i in sorted(calls)], finish, with_calls
+
+
 def test_streamed_required_call_assembles_into_valid_arguments(client, model):
     stream = client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": TOOLS[0][0]}], tools=[WEATHER, ADD],
-        tool_choice="required", max_tokens=64, temperature=0, stream=True)
-    name, call_id, arguments, finish = None, None, "", None
-    for chunk in stream:
-        choice = chunk.choices[0]
-        for call in choice.delta.tool_calls or []:
-            if call.id:
-                call_id, name = call.id, call.function.name
-            arguments += call.function.arguments or ""
-        finish = choice.finish_reason or finish
-    assert finish == "tool_calls" and call_id.startswith("call_")
-    schema = {"get_weather": WEATHER, "add": ADD}[name]["function"]["parameters"]
-    jsonschema.validate(json.loads(arguments), schema)
+        tool_choice="required", parallel_tool_calls=False, max_tokens=64, temperature=0, stream=True)
+    [call], finish, _ = streamed_calls(stream)
+    assert finish == "tool_calls" and call["id"].startswith("call_")
+    schema = {"get_weather": WEATHER, "add": ADD}[call["name"]]["function"]["parameters"]
+    jsonschema.validate(json.loads(call["arguments"]), schema)
+
+
+TWO_CITIES = [{"role": "user", "content": "What is the weather in Paris and in London?"}]
+
+
+def test_two_calls_in_one_answer(client, model):
+    response = client.chat.completions.create(model=model, messages=TWO_CITIES, tools=[WEATHER],
+                                              tool_choice="required", max_tokens=80, temperature=0)
+    choice = response.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    calls = choice.message.tool_calls
+    assert len(calls) == 2 and len({c.id for c in calls}) == 2 and all(c.id.startswith("call_") for c in calls)
+    for call in calls:
+        assert call.type == "function" and call.function.name == "get_weather"
+        jsonschema.validate(json.loads(call.function.arguments), WEATHER["function"]["parameters"])
+    assert {json.loads(c.function.arguments)["city"] for c in calls} == {"Paris", "London"}
+    # the same request streamed: each call has its own index, id and name, then its arguments
+    stream = client.chat.completions.create(model=model, messages=TWO_CITIES, tools=[WEATHER],
+                                            tool_choice="required", max_tokens=80, temperature=0, stream=True)
+    streamed, finish, with_calls = streamed_calls(stream)
+    assert finish == "tool_calls" and with_calls > 4
+    assert [(c["name"], json.loads(c["arguments"])) for c in streamed] == [
+        (c.function.name, json.loads(c.function.arguments)) for c in calls]
+
+
+def test_parallel_tool_calls_false_makes_one_call(client, model):
+    response = client.chat.completions.create(model=model, messages=TWO_CITIES, tools=[WEATHER],
+                                              tool_choice="required", parallel_tool_calls=False,
+                                              max_tokens=80, temperature=0)
+    assert response.choices[0].finish_reason == "tool_calls" and len(response.choices[0].message.tool_calls) == 1
+
+
+def test_a_tools_template_renders_the_call_and_the_result_and_still_calls(client, model):
+    template = {"chat_template": TOOLS_TEMPLATE}
+    first = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Add 2 and 3."}], tools=[ADD],
+        tool_choice={"type": "function", "function": {"name": "add"}}, max_tokens=48, temperature=0,
+        extra_body=template)
+    [call] = first.choices[0].message.tool_calls
+    assert first.choices[0].finish_reason == "tool_calls" and set(json.loads(call.function.arguments)) == {"a", "b"}
+    messages = [{"role": "user", "content": "Add 2 and 3."}, first.choices[0].message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": call.id, "content": "5"}]
+    second = client.chat.completions.create(model=model, messages=messages, tools=[ADD], max_tokens=24,
+                                            temperature=0, extra_body=template)
+    fallback = client.chat.completions.create(model=model, messages=messages, tools=[ADD], max_tokens=24,
+                                              temperature=0)
+    # the template's prompt (tools section, its own call and result blocks) is not the fallback's
+    assert second.usage.prompt_tokens != fallback.usage.prompt_tokens
+    assert second.choices[0].finish_reason in ("stop", "length", "tool_calls")
 
 
 def test_second_turn_with_the_tool_result_answers(client, model):

@@ -52,6 +52,7 @@ DOCUMENTS_PREAMBLE = (
 )
 DOCUMENTS_QUESTION = "According to only the information in the documents above, "
 JSON_INSTRUCTION = "Respond only with one valid JSON object, no other text."
+JSON_FENCE = ("```json\n", "\n```")  # around a json_code answer
 
 
 @dataclass
@@ -323,29 +324,25 @@ class Evaluator:
         several = constraint is not None and constraint.kind == "tool_call" and bool(constraint.value.get("parallel"))
         response = ""
         pending: list[dict[str, Any]] = []  # log probs of tokens not yet yielded
-        streaming = params.stream_output and params.response_format != "json_code"
+        fenced = params.response_format == "json_code"  # the constrained JSON, in a fence
         try:
             for event in until_a_repeated_call(handle) if several else handle:
-                response += event.delta
-                pending.extend(logprob_dict(lp) for lp in event.logprobs)
                 final = event.finish_reason is not None
-                if not (final or streaming) or (started and not (final or event.delta)):
+                delta = json_fence(event.delta, not response, final) if fenced else event.delta
+                response += delta
+                pending.extend(logprob_dict(lp) for lp in event.logprobs)
+                if not (final or params.stream_output) or (started and not (final or delta)):
                     continue
                 chunk = EvalChunk(
-                    event.delta, response, sources if final else [],
+                    delta, response, sources if final else [],
                     event.prompt_tokens, event.completion_tokens, event.finish_reason,
                 )
+                if final and not params.stream_output:
+                    chunk.delta = response
                 chunk.logprobs, pending = pending, []
-                yield self._final(params, chunk) if final else chunk
+                yield chunk
         finally:
             handle.cancel()
-
-    def _final(self, params: EvalParams, chunk: EvalChunk) -> EvalChunk:
-        if params.response_format == "json_code":  # the constrained JSON, in a fence
-            chunk.response = chunk.delta = f"```json\n{chunk.response.strip()}\n```"
-        elif not params.stream_output:
-            chunk.delta = chunk.response
-        return chunk
 
 
 def until_a_repeated_call(events: Iterable[TokenEvent]) -> Iterator[TokenEvent]:
@@ -360,3 +357,10 @@ def until_a_repeated_call(events: Iterable[TokenEvent]) -> Iterator[TokenEvent]:
             return
         yield event
 
+
+def json_fence(delta: str, first: bool, final: bool) -> str:
+    """A piece of a json_code answer: the opening fence before its first text, the closing
+    one after its last, so the streamed pieces add up to the whole fenced answer."""
+    if first and (delta or final):
+        delta = JSON_FENCE[0] + delta
+    return delta + JSON_FENCE[1] if final else delta

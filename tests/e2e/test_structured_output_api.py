@@ -151,6 +151,22 @@ def test_a_tools_template_renders_the_call_and_the_result_and_still_calls(client
     assert second.choices[0].finish_reason in ("stop", "length", "tool_calls")
 
 
+def test_json_code_streams_the_fenced_json(client, model):
+    cat = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
+                                            "age": {"type": "integer", "minimum": 0, "maximum": 30}},
+           "required": ["name", "age"], "additionalProperties": False}
+    kwargs = dict(model=model, messages=[{"role": "user", "content": "Describe a cat as JSON."}], max_tokens=48,
+                  temperature=0, response_format={"type": "json_code"}, extra_body={"guided_json": cat})
+    answer = client.chat.completions.create(**kwargs).choices[0]
+    whole = answer.message.content
+    assert answer.finish_reason == "stop" and whole.startswith("```json\n") and whole.endswith("\n```")
+    jsonschema.validate(json.loads(whole[len("```json\n"):-len("\n```")]), cat)
+    pieces = [c.choices[0].delta.content for c in client.chat.completions.create(**kwargs, stream=True)
+              if c.choices and c.choices[0].delta.content]
+    assert len(pieces) > 2 and pieces[0].startswith("```json\n") and pieces[-1].endswith("\n```")
+    assert "".join(pieces) == whole
+
+
 def test_second_turn_with_the_tool_result_answers(client, model):
     messages = [{"role": "user", "content": "Add 2 and 3."}]
     first = client.chat.completions.create(

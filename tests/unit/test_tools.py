@@ -241,3 +241,29 @@ def test_a_backend_that_cannot_constrain_refuses_up_front(values, param):
     with pytest.raises(UnsupportedFeatureError) as info:
         Evaluator(settings, registry=None).checked_request(NoConstraintsBackend(), params)
     assert info.value.param == param
+
+
+class TemplateTokenizer:
+    """Just what template detection reads of a tokenizer: its chat_template."""
+
+    def __init__(self, chat_template):
+        self.chat_template = chat_template
+
+
+def test_a_template_supports_tools_when_it_reads_the_tools_variable():
+    from src.engine.prompting import template_takes_tools
+    from tests.structured_cases import TOOLS_TEMPLATE
+
+    plain = "{% for m in messages %}{{ m.content }}{% endfor %}"
+    assert template_takes_tools(TemplateTokenizer(TOOLS_TEMPLATE))
+    assert not template_takes_tools(TemplateTokenizer(plain))
+    assert not template_takes_tools(TemplateTokenizer(None))
+    # the word in text or a comment, or a variable the template sets itself, does not count
+    assert not template_takes_tools(TemplateTokenizer("{# tools #}You have no tools. " + plain))
+    assert not template_takes_tools(TemplateTokenizer("{% set tools = [] %}{{ tools }}" + plain))
+    # the request's (or the model's) chat_template wins over the tokenizer's
+    assert template_takes_tools(TemplateTokenizer(plain), TOOLS_TEMPLATE)
+    assert not template_takes_tools(TemplateTokenizer(TOOLS_TEMPLATE), plain)
+    # named templates: the tool_use one
+    assert template_takes_tools(TemplateTokenizer({"default": plain, "tool_use": TOOLS_TEMPLATE}))
+    assert not template_takes_tools(TemplateTokenizer("{% if tools %}"))  # does not parse

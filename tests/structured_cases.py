@@ -166,10 +166,7 @@ TOOLS_TEMPLATE = """\
 
 You are provided with function signatures within <tools></tools> XML tags:
 <tools>
-{%- for tool in tools %}
-{{ tool | tojson }}
-{%- endfor %}
-</tools>
+{%- for tool in tools %}{{ '\n' }}{{ tool | tojson }}{% endfor %}{{ '\n' }}</tools>
 
 For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags.<|im_end|>
 {% elif system %}<|im_start|>system
@@ -181,8 +178,7 @@ For each function call, return a json object with function name and arguments wi
 {% elif message.role == 'assistant' %}<|im_start|>assistant
 {%- if message.content %}
 {{ message.content }}{% endif %}
-{%- for tool_call in message.tool_calls %}
-<tool_call>
+{%- for tool_call in message.tool_calls %}{{ '\n' }}<tool_call>
 {"name": "{{ tool_call.function.name }}", "arguments": {{ tool_call.function.arguments | tojson }}}
 </tool_call>
 {%- endfor %}<|im_end|>

@@ -122,7 +122,7 @@ def test_set(evaluator, engine, tokens: int) -> dict[str, float]:
         checks.append(lambda text, s=schema: jsonschema.validate(json.loads(text), s))
     for prompt, tool in TOOLS:
         params = EvalParams(instruction=prompt, tools=[tool], tool_choice="required", max_new_tokens=tokens,
-                            temperature=0).with_defaults(evaluator.settings)
+                            parallel_tool_calls=False, temperature=0).with_defaults(evaluator.settings)
         requests.append(evaluator.checked_request(engine, params))
         schema = tool["function"]["parameters"]
         checks.append(lambda text, s=schema: jsonschema.validate(

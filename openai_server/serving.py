@@ -190,17 +190,19 @@ def _chat_choice(index: int, chunk: Chunk, with_tools: bool) -> ChatChoice:
 
 
 def _tool_deltas(stream: ToolCallStream, text: str, final: bool) -> list[Delta]:
-    """OpenAI's deltas for a piece of an answer that may be a tool call: the first call delta
-    has index, id, type and name; later ones carry argument fragments."""
+    """OpenAI's deltas for a piece of an answer that may hold tool calls: each call's first
+    delta has its index, id, type and name; later ones carry its argument fragments."""
     out = []
     for kind, value in stream.feed(text, final):
         if kind == "text":
             out.append(Delta(content=value))
-        elif kind == "call":
-            out.append(Delta(tool_calls=[ToolCallDelta(index=0, id=value.id, type="function",
-                                                       function=FunctionCall(name=value.name, arguments=""))]))
+            continue
+        index, payload = value
+        if kind == "call":
+            out.append(Delta(tool_calls=[ToolCallDelta(index=index, id=payload.id, type="function",
+                                                       function=FunctionCall(name=payload.name, arguments=""))]))
         else:
-            out.append(Delta(tool_calls=[ToolCallDelta(index=0, function=FunctionCall(arguments=value))]))
+            out.append(Delta(tool_calls=[ToolCallDelta(index=index, function=FunctionCall(arguments=payload))]))
     return out
 
 
@@ -286,7 +288,7 @@ class CompletionService:
                 if final:
                     finals[index] = item
                     reason = translate.finish_reason(item["finish_reason"])
-                    if index in calls and calls[index].call is not None and reason == "stop":
+                    if index in calls and calls[index].calls and reason == "stop":
                         reason = "tool_calls"
                     yield chunk(ChatChunkChoice(index=index, delta=Delta(), finish_reason=reason,
                                                 sources=item.get("sources") or None))

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import logging
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,14 @@ from src.engine.backend import Backend
 from src.engine.image_inputs import image_bytes, image_part
 from src.engine.prompting import Message
 from src.engine.registry import ModelRegistry
-from src.engine.types import Capabilities, GenerationRequest, OutputConstraint, SamplingOptions, TokenLogprob
+from src.engine.types import (
+    Capabilities,
+    GenerationRequest,
+    OutputConstraint,
+    SamplingOptions,
+    TokenEvent,
+    TokenLogprob,
+)
 from src.errors import UnsupportedFeatureError
 from src.params import EvalParams
 from src.settings import Settings
@@ -45,6 +52,7 @@ DOCUMENTS_PREAMBLE = (
 )
 DOCUMENTS_QUESTION = "According to only the information in the documents above, "
 JSON_INSTRUCTION = "Respond only with one valid JSON object, no other text."
+JSON_FENCE = ("```json\n", "\n```")  # around a json_code answer
 
 
 @dataclass
@@ -63,20 +71,22 @@ class EvalChunk:
 def build_messages(params: EvalParams, caps: Capabilities | None = None) -> list[Message]:
     """System prompt, earlier turns, then the user turn with any documents as context.
 
-    For a backend that takes tools natively or forwards requests to an engine of its own
-    (``caps``), no tool or JSON instructions are added and tool turns stay as they are.
+    For a backend that takes tools natively or renders them itself, or forwards requests to
+    an engine of its own (``caps``), no tool or JSON instructions are added and tool turns
+    stay as they are.
     """
     caps = caps or Capabilities()
     messages: list[Message] = []
     system = params.system_prompt or ""
     funcs = tools.offered(params.tools, params.tool_choice)
-    if funcs and not caps.native_tools:
+    own_tools = caps.native_tools or caps.template_tools
+    if funcs and not own_tools:
         system = f"{system}\n{tools.tools_instruction(funcs)}".strip()
     elif not funcs and not caps.passthrough and (params.response_format != "text" or params.guided_json is not None):
         system = f"{system}\n{json_instruction(params.guided_json)}".strip()
     if system:
         messages.append({"role": "system", "content": system})
-    messages.extend(conversation_messages(params.chat_conversation, caps.native_tools))
+    messages.extend(conversation_messages(params.chat_conversation, own_tools))
     user = params.user_message()
     if params.text_context_list:
         documents = "\n\n".join(params.text_context_list)
@@ -96,7 +106,7 @@ def json_instruction(schema: dict[str, Any] | str | None) -> str:
 
 def conversation_messages(conversation: list[Any], native_tools: bool = False) -> list[Message]:
     """h2oGPT's [human, bot] pairs, or {role, content} dicts, as chat messages; tool calls
-    and results in the fallback text format unless the backend takes them natively."""
+    and results in the fallback text format unless the backend takes them as they are."""
     messages: list[Message] = []
     for turn in conversation:
         if isinstance(turn, dict):
@@ -140,7 +150,9 @@ def output_constraint(params: EvalParams, native_tools: bool = False) -> OutputC
         return None
     if funcs:
         return OutputConstraint("tool_call", {"functions": funcs,
-                                              "required": tools.must_call(params.tools, params.tool_choice)})
+                                              "required": tools.must_call(params.tools, params.tool_choice),
+                                              "parallel": tools.parallel(params.tool_choice,
+                                                                         params.parallel_tool_calls)})
     if params.guided_json is not None:
         return OutputConstraint("json_schema", params.guided_json)
     if params.guided_regex is not None:
@@ -214,13 +226,15 @@ class Evaluator:
                 user = {"role": "user", "content": ""}
                 messages.append(user)
             user["content"] = [*parts, {"type": "text", "text": user["content"]}]
-        native = caps.native_tools and bool(tools.offered(params.tools, params.tool_choice))
+        funcs = tools.offered(params.tools, params.tool_choice)
+        native = caps.native_tools and bool(funcs)
+        rendered = tuple({"type": "function", "function": f} for f in funcs) if caps.template_tools else ()
         return GenerationRequest(
             messages=tuple(messages), prompt_type=params.prompt_type or "",
             chat_template=params.chat_template or "", options=sampling_options(params),
             constraint=output_constraint(params, caps.native_tools),
             explicit=explicit_options(params) if caps.passthrough else None,
-            tools=tuple(params.tools) if native else (),
+            tools=tuple(params.tools) if native else rendered,
             tool_choice=params.tool_choice if native else None,
             parallel_tool_calls=params.parallel_tool_calls if native else None,
         )
@@ -306,29 +320,49 @@ class Evaluator:
             if plan.params is None:
                 return
             params, sources = plan.params, plan.sources
-        handle = backend.submit(self.checked_request(backend, params), cancel)
+        request = self.checked_request(backend, params)
+        handle = backend.submit(request, cancel)
+        constraint = request.constraint
+        several = constraint is not None and constraint.kind == "tool_call" and bool(constraint.value.get("parallel"))
         response = ""
         pending: list[dict[str, Any]] = []  # log probs of tokens not yet yielded
-        streaming = params.stream_output and params.response_format != "json_code"
+        fenced = params.response_format == "json_code"  # the constrained JSON, in a fence
         try:
-            for event in handle:
-                response += event.delta
-                pending.extend(logprob_dict(lp) for lp in event.logprobs)
+            for event in until_a_repeated_call(handle) if several else handle:
                 final = event.finish_reason is not None
-                if not (final or streaming) or (started and not (final or event.delta)):
+                delta = json_fence(event.delta, not response, final) if fenced else event.delta
+                response += delta
+                pending.extend(logprob_dict(lp) for lp in event.logprobs)
+                if not (final or params.stream_output) or (started and not (final or delta)):
                     continue
                 chunk = EvalChunk(
-                    event.delta, response, sources if final else [],
+                    delta, response, sources if final else [],
                     event.prompt_tokens, event.completion_tokens, event.finish_reason,
                 )
+                if final and not params.stream_output:
+                    chunk.delta = response
                 chunk.logprobs, pending = pending, []
-                yield self._final(params, chunk) if final else chunk
+                yield chunk
         finally:
             handle.cancel()
 
-    def _final(self, params: EvalParams, chunk: EvalChunk) -> EvalChunk:
-        if params.response_format == "json_code":  # the constrained JSON, in a fence
-            chunk.response = chunk.delta = f"```json\n{chunk.response.strip()}\n```"
-        elif not params.stream_output:
-            chunk.delta = chunk.response
-        return chunk
+
+def until_a_repeated_call(events: Iterable[TokenEvent]) -> Iterator[TokenEvent]:
+    """The events of an answer that may hold several tool calls, ended ("stop") as soon as a
+    call repeats an earlier one exactly: a small model given the choice loops on one call.
+    The repeat is left out of the answer's calls (src/tools.py drops it)."""
+    text = ""
+    for event in events:
+        text += event.delta
+        if event.finish_reason is None and tools.repeats_a_call(text):
+            yield dataclasses.replace(event, finish_reason="stop")
+            return
+        yield event
+
+
+def json_fence(delta: str, first: bool, final: bool) -> str:
+    """A piece of a json_code answer: the opening fence before its first text, the closing
+    one after its last, so the streamed pieces add up to the whole fenced answer."""
+    if first and (delta or final):
+        delta = JSON_FENCE[0] + delta
+    return delta + JSON_FENCE[1] if final else delta

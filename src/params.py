@@ -134,7 +134,8 @@ class EvalParams(BaseModel):
         "call), or {type: function, function: {name}} (a call to that function).",
     )
     parallel_tool_calls: bool = Field(
-        True, description="Accepted as OpenAI's; an answer holds at most one call."
+        True, description="An answer may hold several tool calls (else exactly one when it calls); "
+        "a tool_choice that names a function, and the llama.cpp backend, make one call."
     )
 
     # --- Documents --------------------------------------------------------------------

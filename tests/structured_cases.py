@@ -153,3 +153,40 @@ TOOLS: list[tuple[str, dict[str, Any]]] = [
 TOOLS[-1][1]["function"]["parameters"]["$defs"] = {
     "order": {"type": "object", "properties": {"id": {"type": "integer", "minimum": 1}},
               "required": ["id"], "additionalProperties": False}}
+
+#: A small Hermes/Qwen2.5-style chat template that renders tools (SmolLM2's own has no tool
+#: support): the tools in the system turn, calls as ``<tool_call>\n{...}\n</tool_call>``,
+#: results as ``<tool_response>`` user turns.
+TOOLS_TEMPLATE = """\
+{%- if messages[0].role == 'system' %}{% set system = messages[0].content %}{% else %}{% set system = '' %}{% endif %}
+{%- if tools %}<|im_start|>system
+{{ system }}
+
+# Tools
+
+You are provided with function signatures within <tools></tools> XML tags:
+<tools>
+{%- for tool in tools %}{{ '\n' }}{{ tool | tojson }}{% endfor %}{{ '\n' }}</tools>
+
+For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags.<|im_end|>
+{% elif system %}<|im_start|>system
+{{ system }}<|im_end|>
+{% endif %}
+{%- for message in messages %}
+{%- if message.role == 'user' or (message.role == 'assistant' and not message.tool_calls) %}<|im_start|>{{ message.role }}
+{{ message.content }}<|im_end|>
+{% elif message.role == 'assistant' %}<|im_start|>assistant
+{%- if message.content %}
+{{ message.content }}{% endif %}
+{%- for tool_call in message.tool_calls %}{{ '\n' }}<tool_call>
+{"name": "{{ tool_call.function.name }}", "arguments": {{ tool_call.function.arguments | tojson }}}
+</tool_call>
+{%- endfor %}<|im_end|>
+{% elif message.role == 'tool' %}<|im_start|>user
+<tool_response>
+{{ message.content }}
+</tool_response><|im_end|>
+{% endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}<|im_start|>assistant
+{% endif %}"""

@@ -95,10 +95,11 @@ def grammar_text(constraint: OutputConstraint) -> str:
             return str(llguidance.grammar_from("grammar", value))
         except ValueError as exc:
             raise InvalidParamsError(f"the grammar does not parse: {exc}") from None
-    if kind == "tool_call":  # {"functions": [...], "required": bool}: src/tools.py's call grammar
+    if kind == "tool_call":  # {"functions": [...], "required": bool, "parallel": bool}: src/tools.py
         from src import tools
 
-        return str(llguidance.grammar_from("lark", tools.call_grammar(value["functions"], value["required"])))
+        grammar = tools.call_grammar(value["functions"], value["required"], bool(value.get("parallel")))
+        return str(llguidance.grammar_from("lark", grammar))
     raise InvalidParamsError(f"unknown constraint kind {kind!r}")
 
 

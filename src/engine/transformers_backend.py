@@ -28,7 +28,7 @@ class TransformersBackend:
     """A local model: tokenizer, chat template, and a batch engine running its generations."""
 
     capabilities = Capabilities(logprobs=True, logit_bias=True, logits_processors=True,
-                                constrained_decoding=True, tools=True)
+                                constrained_decoding=True, tools=True, template_tools=True)
 
     def __init__(
         self,
@@ -92,7 +92,8 @@ class TransformersBackend:
         if request.prompt_ids:
             return list(request.prompt_ids)
         if request.messages:
-            return self.chat_prompt_ids(request.messages, request.prompt_type, request.chat_template)
+            return render_prompt(self.loaded.tokenizer, request.messages, request.prompt_type,
+                                 request.chat_template, request.tools)
         return self.tokenize(request.prompt or "", add_special_tokens=True)
 
     def tokenize(self, text: str, add_special_tokens: bool = False) -> list[int]:

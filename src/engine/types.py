@@ -47,8 +47,9 @@ class OutputConstraint:
     """A declarative constraint on the output, compiled by a backend that supports it and
     forwarded as is by a remote one. ``value``: a JSON schema (dict), a regex, a list of
     choices or a grammar text, as ``kind`` says (vLLM's guided_* meanings); for
-    ``tool_call``, ``{"functions": [...], "required": bool}``: a ``<tool_call>`` of one of
-    the functions (src/tools.py), or (not required) plain text instead."""
+    ``tool_call``, ``{"functions": [...], "required": bool, "parallel": bool}``: a
+    ``<tool_call>`` of one of the functions (src/tools.py), or (``parallel``) one or more
+    separated by newlines, or (not required) plain text instead."""
 
     kind: ConstraintKind
     value: Any = None
@@ -74,8 +75,9 @@ class GenerationRequest:
     #: The SamplingOptions fields the caller set; None: all of them. A remote engine that
     #: applies its own defaults (Capabilities.passthrough) is sent only these.
     explicit: frozenset[str] | None = None
-    #: OpenAI tools, for a backend that calls them natively (Capabilities.native_tools);
-    #: other backends get them as a prompt and a grammar from evaluate() instead.
+    #: OpenAI tools, for a backend that calls them natively (Capabilities.native_tools), or
+    #: the offered functions as OpenAI tools for one that renders them into the prompt
+    #: itself (Capabilities.template_tools); other backends get them as a prompt from evaluate().
     tools: tuple[dict[str, Any], ...] = ()
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
@@ -93,6 +95,10 @@ class Capabilities:
     tools: bool = False
     #: Takes ``GenerationRequest.tools`` as they are (a remote engine's own tool format).
     native_tools: bool = False
+    #: Renders tool turns and ``GenerationRequest.tools`` into the prompt itself: with the
+    #: chat template when it supports tools, else in src/tools.py's fallback format; the
+    #: answer is still constrained by the ``tool_call`` constraint.
+    template_tools: bool = False
     #: Forwards requests to an engine with its own defaults and prompt handling: evaluate()
     #: adds no JSON or tool instructions to the prompt and sends only the options set.
     passthrough: bool = False

@@ -90,7 +90,7 @@ def test_forced_tool_call_streams_into_a_valid_call(front: RemoteServer):
     assert whole.choices[0].finish_reason == "tool_calls" and whole.choices[0].message.content is None
     assert call.function.name == "get_weather" and isinstance(json.loads(call.function.arguments)["city"], str)
     chunks = list(chat(front.client(), "What is the weather in Oslo?", tools=[WEATHER], tool_choice="required",
-                       max_tokens=48, stream=True))
+                       parallel_tool_calls=False, max_tokens=48, stream=True))
     deltas = [d for c in chunks if c.choices for d in (c.choices[0].delta.tool_calls or [])]
     assert deltas[0].id.startswith("call_") and deltas[0].function.name == "get_weather"
     arguments = "".join(d.function.arguments or "" for d in deltas)

@@ -127,8 +127,8 @@ def test_streamed_call_cuts_into_openai_deltas():
         delta = {"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": fragment}}]}
         events += stream.feed(reader.read({"choices": [{"delta": delta}]})[0])
     events += stream.feed(reader.read({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]})[0], final=True)
-    assert events[0][0] == "call" and events[0][1].name == "f"
-    assert "".join(e[1] for e in events if e[0] == "arguments") == '{"a": 1}'
+    assert events[0][0] == "call" and events[0][1][1].name == "f"
+    assert "".join(e[1][1] for e in events if e[0] == "arguments") == '{"a": 1}'
 
 
 def test_a_held_call_is_rewritten_with_fixed_separators():

@@ -12,7 +12,6 @@ Handlers run in the engine process and may use torch; workers never import this 
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -53,7 +52,7 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: Medi
         user = requester(args)
         params = EvalParams.model_validate({k: v for k, v in args.items() if k != "requester"})
         for chunk in evaluator.evaluate(params, cancel, user):
-            yield dataclasses.asdict(chunk)
+            yield vars(chunk)  # shallow: its lists hold plain data already (asdict deep-copies)
 
     server.register("health", health)
     server.register("models", models)

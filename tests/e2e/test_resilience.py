@@ -112,8 +112,8 @@ def test_engine_death_gives_503s_at_once_and_the_workers_exit(tmp_path):
         try:
             response = httpx.post(server.base_url + "/chat/completions", timeout=5,
                                   json={"messages": [{"role": "user", "content": "hi"}]})
-        except httpx.ConnectError:  # the workers are gone: nothing listens
-            break
+        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+            break  # the workers are gone (nothing listens), or one exited as it took this connection
         assert time.monotonic() - start < 2
         assert response.status_code == 503 and envelope(response)["code"] == "engine_unavailable"
     gone = psutil.wait_procs([psutil.Process(p) for p in workers if psutil.pid_exists(p)], timeout=5)

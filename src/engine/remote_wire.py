@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from src import tools
+from src.engine.regex_gbnf import regex_to_gbnf
 from src.engine.remote_spec import RemoteSpec
 from src.engine.types import (
     FinishReason,
@@ -123,10 +124,10 @@ def constraint_fields(constraint: OutputConstraint | None, spec: RemoteSpec) -> 
             return {"grammar": "root ::= " + " | ".join(json.dumps(str(v)) for v in value)}
         if kind == "grammar":  # llama.cpp reads GBNF
             return {"grammar": value}
-        raise UnsupportedFeatureError(
-            f"the llama.cpp backend cannot enforce guided_{kind}; use guided_json, guided_choice, a GBNF "
-            "guided_grammar or response_format (or serve the model with --llm_backend=transformers)",
-            param=f"guided_{kind}")
+        if kind == "regex":
+            return {"grammar": regex_to_gbnf(str(value))}
+        raise UnsupportedFeatureError(f"the llama.cpp backend cannot enforce guided_{kind}",
+                                      param=f"guided_{kind}")
     return {f"guided_{kind}": list(value) if kind == "choice" else value}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -223,6 +224,32 @@ def test_extra_body_reaches_evaluate(client, model):
                     "no_such_field": 1},
     )
     assert "PINEAPPLE" in response.choices[0].message.content.upper()
+
+
+REGEX_CASES = [(r"[0-9]{3}-\d{4}", "Give me a phone number."), (r"(yes|no)", "Is the sky blue?"),
+               (r"\d+(\.\d{1,2})?", "What does a coffee cost?"),
+               (r"(red|green|blue)(, (red|green|blue)){0,2}", "List some colours.")]
+
+
+def test_guided_regex_is_enforced(client, model):
+    """vLLM's guided_regex on both backends (llguidance on transformers, a GBNF grammar made
+    from the expression on llama.cpp): an answer that stops matches the whole expression."""
+    stopped = 0
+    for pattern, question in REGEX_CASES:
+        answer = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": question}], max_tokens=40, temperature=0,
+            extra_body={"guided_regex": pattern}).choices[0]
+        assert answer.finish_reason in ("stop", "length")
+        if answer.finish_reason == "stop":
+            stopped += 1
+            assert re.fullmatch(pattern, answer.message.content), (pattern, answer.message.content)
+    assert stopped >= 3  # not all cut short: the check above ran
+
+
+def test_a_regex_no_grammar_can_enforce_is_a_400_naming_it(server, model):
+    response = httpx.post(server.base_url + "/chat/completions", json={
+        "model": model, "messages": HELLO, "max_tokens": 4, "guided_regex": r"(a)\1"})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "guided_regex"
 
 
 def test_async_client_chat_and_stream(server, model):

@@ -84,8 +84,9 @@ def test_constraints_in_each_dialect():
     assert body(other, "json_schema", schema)["response_format"]["json_schema"]["schema"] == schema
     assert body(other, "regex", "[0-9]+")["guided_regex"] == "[0-9]+"
     assert body(llama, "choice", ("yes", "no"))["grammar"] == 'root ::= "yes" | "no"'
-    with pytest.raises(UnsupportedFeatureError) as refused:
-        body(llama, "regex", "[0-9]+")
+    assert body(llama, "regex", "[0-9]+")["grammar"] == 'root ::= ([0-9])+'
+    with pytest.raises(InvalidParamsError) as refused:
+        body(llama, "regex", r"(a)\1")
     assert refused.value.param == "guided_regex"
 
 

@@ -212,28 +212,24 @@ class RemoteBackend:
             yield from self._generate(handle, path, body)
         except DomainError:
             raise
-        except httpx.TimeoutException as exc:
-            if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-                self._down(exc)
-                raise RemoteUnavailableError(f"the inference server {self.spec} did not accept "
-                                             "a connection in time") from None
-            raise RemoteTimeoutError(f"the inference server {self.spec} did not answer in time") from None
-        except httpx.HTTPError as exc:
-            self._down(exc)
-            raise RemoteUnavailableError(f"the inference server {self.spec} cannot be reached "
-                                         f"({type(exc).__name__})") from None
-        except TimeoutError:  # http.client's, on loopback
-            raise RemoteTimeoutError(f"the inference server {self.spec} did not answer in time") from None
-        except (OSError, http.client.HTTPException) as exc:
-            self._down(exc)
-            raise RemoteUnavailableError(f"the inference server {self.spec} cannot be reached "
-                                         f"({type(exc).__name__})") from None
+        except (httpx.HTTPError, OSError, http.client.HTTPException) as exc:  # httpx, or http.client on loopback
+            raise self._transport_error(exc) from None
         except Exception as exc:  # a bug here must not hang the caller
             log.exception("remote request failed")
             raise RemoteUnavailableError(f"the inference server {self.spec} failed: {exc}") from None
         finally:
             with self._lock:
                 self._active -= 1
+
+    def _transport_error(self, exc: BaseException) -> DomainError:
+        """A read timeout is a 504; a connect timeout or any other failure to talk to the
+        server a 503, and the server is ``down`` until it answers again."""
+        if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout | TimeoutError):
+            return RemoteTimeoutError(f"the inference server {self.spec} did not answer in time")
+        self._down(exc)
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            return RemoteUnavailableError(f"the inference server {self.spec} did not accept a connection in time")
+        return RemoteUnavailableError(f"the inference server {self.spec} cannot be reached ({type(exc).__name__})")
 
     def _generate(self, handle: RequestHandle, path: str, body: dict[str, Any]) -> Iterator[TokenEvent]:
         """Stream the answer of one request body (a subclass may need several)."""

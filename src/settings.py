@@ -192,6 +192,12 @@ class Settings(BaseModel):
         description="Folder of the collections' databases: db_dir_<name> for shared ones, "
         "users/<user>/db_dir_<name> for personal ones.",
     )
+    database_url: str = Field(
+        "",
+        description="Database of the state that workers and instances share (stored responses, "
+        "saved chats), as an SQLAlchemy URL (postgresql+psycopg://USER:PASS@HOST/DB for a server "
+        "many instances share). Empty: the SQLite file <db_root>/h2ogpt.sqlite.",
+    )
     chroma_server: str = Field(
         "",
         description="Chroma server (`chroma run`) to keep the collections in, as http://HOST:PORT; "

@@ -75,7 +75,8 @@ def main(tokens: int = 128, runs: int = 5) -> None:
     from src.app import build_evaluator
     from src.engine.loader import load_model
     from src.engine.prompting import render_prompt
-    from src.evaluate import build_messages
+    from src.conversation import compose
+    from src.engine.types import Capabilities
     from src.params import EvalParams
     from src.settings import build_settings
 
@@ -85,7 +86,7 @@ def main(tokens: int = 128, runs: int = 5) -> None:
     settings = build_settings({"llm_backend": "transformers"})  # the engine raw generate() is measured against
     evaluator = build_evaluator(settings)
     loaded = evaluator.registry.default.loaded
-    ids = render_prompt(loaded.tokenizer, build_messages(EvalParams(instruction=PROMPT)))
+    ids = render_prompt(loaded.tokenizer, compose(EvalParams(instruction=PROMPT), None, Capabilities()))
     _raw_generate(loaded, ids, 8)  # warm-up
     _evaluate(evaluator, 8)
     raw_tps, eval_tps, raw_ttft, eval_ttft = [], [], [], []

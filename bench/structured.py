@@ -110,7 +110,7 @@ def test_set(evaluator, engine, tokens: int) -> dict[str, float]:
 
     from src import tools
     from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions
-    from src.evaluate import json_instruction
+    from src.conversation import json_instruction
     from src.params import EvalParams
     from tests.structured_cases import SCHEMAS, TOOLS
 

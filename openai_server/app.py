@@ -3,7 +3,7 @@
 ``create_app(settings, engine_client)`` wires the pieces: error envelope handlers, the
 middleware (CORS, metrics, draining on shutdown, API keys, rate limits, the request body
 limit: openai_server.middleware), and the routers of ``openai_server.routers``.
-The engine client is the worker's IPC client (src.ipc.client.EngineClient) or, in unit
+The engine client is the worker's IPC client (src.ipc.client.Engine) or, in unit
 tests, a scripted fake with the same two methods.
 """
 
@@ -28,9 +28,10 @@ from openai_server.middleware import (
     WebSocketMiddleware,
 )
 from openai_server.routers import OPEN_ROUTERS, V1_ROUTERS
-from openai_server.serving import CompletionService, EngineClient
+from openai_server.serving import CompletionService
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
 from openai_server.serving_media import AudioService, ImageService
+from src.contract import Engine
 from src.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def files_dir(settings: Settings) -> Path:
     return Path(settings.openai_files_dir or Path(settings.db_root) / "openai_files").expanduser()
 
 
-def create_app(settings: Settings, engine_client: EngineClient) -> FastAPI:
+def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
     """The API app over ``engine_client``; nothing global, one app per call."""
     app = FastAPI(
         title="h2oGPT OpenAI-compatible API",

@@ -16,25 +16,16 @@ Files of /v1/files belong to the API key in every case (:func:`file_owner`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from openai_server.auth import Authenticator, request_key
 from openai_server.errors import AuthenticationError
 from src.apikeys import key_digest
+from src.contract import Requester
 
 USER_HEADER = "x-h2ogpt-user"
 
 
-@dataclass(frozen=True)
-class Identity:
-    """A requester as it crosses the IPC (src.docqa.collections.Requester's fields)."""
-
-    name: str
-    scratch: bool = False
-
-    def wire(self) -> dict[str, Any]:
-        return {"name": self.name, "scratch": self.scratch}
+Identity = Requester  # who a request acts for, as the engine contract carries it
 
 
 def key_name(headers: Mapping[str, str]) -> str:

@@ -41,8 +41,8 @@ from openai_server.errors import (
     TooManyRequestsError,
     error_response,
 )
-from openai_server.serving import EngineClient
 from src.apikeys import key_digest
+from src.contract import Engine
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def route_label(scope: Scope) -> str:
 class MetricsMiddleware:
     """Counts every HTTP response by route and status in the engine's registry."""
 
-    def __init__(self, app: ASGIApp, engine_client: EngineClient) -> None:
+    def __init__(self, app: ASGIApp, engine_client: Engine) -> None:
         self.app = app
         self.engine_client = engine_client
 
@@ -98,7 +98,7 @@ class MetricsMiddleware:
 class RateLimitMiddleware:
     """One hit per request on the requester's limit, counted by the engine for all workers."""
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator, engine_client: EngineClient,
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, engine_client: Engine,
                  default_limit: str) -> None:
         self.app = app
         self.authenticator = authenticator

@@ -14,7 +14,10 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
 
 from openai_server import translate
 from openai_server.errors import InvalidRequestError, NotFoundError
@@ -35,60 +38,36 @@ from openai_server.protocol import (
     Model,
     TokenLogprob,
     ToolCall,
-    ToolCallDelta,
     TopLogprob,
     Usage,
     new_id,
     now,
 )
-from src.params import EvalParams
-from src.tools import ToolCallStream, parse_tool_calls
+from openai_server.protocol import ToolCallDelta as ToolCallDeltaWire
+from src.contract import Engine, EvalEvent, EvaluateRequest, Requester, ToolCallDelta
+from src.contract import TokenLogprob as ContractLogprob
 
 log = logging.getLogger(__name__)
 
-Chunk = dict[str, Any]  # an EvalChunk as plain data (src.evaluate.EvalChunk fields)
-
-
-class EngineClient(Protocol):
-    """What the API needs of the engine (src.ipc.client.EngineClient, or a test fake)."""
-
-    async def call(self, method: str, args: dict[str, Any] | None = None,
-                   timeout: float | None = None) -> Any: ...
-
-    def stream(self, method: str, args: dict[str, Any] | None = None) -> AsyncGenerator[Any, None]:
-        ...
-
-
-Requester = dict[str, Any] | None  # who asks ({name, scratch}: openai_server.identity.Identity)
-
-
-def _args(params: EvalParams, requester: Requester = None) -> dict[str, Any]:
-    args = params.model_dump(exclude_unset=True)
-    if requester:
-        args["requester"] = requester
-    return args
-
-
-def _on_model(choices: list[EvalParams], model: str) -> list[EvalParams]:
+def _on_model(choices: list[EvaluateRequest], model: str) -> list[EvaluateRequest]:
     """The OpenAI ``model`` is h2oGPT's ``visible_models``, unless extra_body set that itself."""
-    return [c if "visible_models" in c.model_fields_set else c.model_copy(update={"visible_models": model})
-            for c in choices]
+    return [c if "visible_models" in c.params.model_fields_set else msgspec.structs.replace(
+        c, params=c.params.model_copy(update={"visible_models": model})) for c in choices]
 
 
-async def _merged(client: EngineClient, choices: list[EvalParams],
-                  requester: Requester = None) -> AsyncGenerator[tuple[int, Chunk], None]:
-    """(choice index, chunk) from all choices as they come; cancels the rest when left."""
+async def _merged(client: Engine, choices: list[EvaluateRequest]) -> AsyncGenerator[tuple[int, EvalEvent], None]:
+    """(choice index, event) from all choices as they come; cancels the rest when left."""
     if len(choices) == 1:  # the common case: no fan-in, one hop less per token
-        async with contextlib.aclosing(client.stream("evaluate", _args(choices[0], requester))) as stream:
-            async for chunk in stream:
-                yield 0, chunk
+        async with contextlib.aclosing(client.evaluate(choices[0])) as stream:
+            async for first in stream:
+                yield 0, first
         return
-    queue: asyncio.Queue[tuple[int, Chunk | None, BaseException | None]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[int, EvalEvent | None, BaseException | None]] = asyncio.Queue()
 
-    async def pump(index: int, params: EvalParams) -> None:
+    async def pump(index: int, request: EvaluateRequest) -> None:
         try:
-            async for chunk in client.stream("evaluate", _args(params, requester)):
-                await queue.put((index, chunk, None))
+            async for event in client.evaluate(request):
+                await queue.put((index, event, None))
             await queue.put((index, None, None))
         except Exception as exc:
             await queue.put((index, None, exc))
@@ -97,13 +76,13 @@ async def _merged(client: EngineClient, choices: list[EvalParams],
     try:
         remaining = len(tasks)
         while remaining:
-            index, chunk, error = await queue.get()
+            index, event, error = await queue.get()
             if error is not None:
                 raise error
-            if chunk is None:
+            if event is None:
                 remaining -= 1
                 continue
-            yield index, chunk
+            yield index, event
     finally:
         for task in tasks:
             task.cancel()
@@ -139,77 +118,88 @@ async def _primed(stream: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None
     return rest()
 
 
-def _chat_logprobs(chunk: Chunk) -> ChoiceLogprobs | None:
-    entries = chunk.get("logprobs") or []
+@dataclass
+class Answer:
+    """A choice collected to its end: text, log probs, whole tool calls, the final event."""
+
+    text: str = ""
+    logprobs: list[ContractLogprob] = field(default_factory=list)
+    calls: dict[int, ToolCall] = field(default_factory=dict)
+    final: EvalEvent | None = None
+
+    def add(self, event: EvalEvent) -> None:
+        self.text += event.delta
+        self.logprobs.extend(event.logprobs)
+        for d in event.tool_calls:
+            call = self.calls.get(d.index)
+            if call is None:
+                self.calls[d.index] = ToolCall(id=d.id or "", function=FunctionCall(name=d.name or "",
+                                                                                    arguments=d.arguments))
+            else:
+                call.function.arguments = (call.function.arguments or "") + d.arguments
+        if event.finish_reason is not None:
+            self.final = event
+
+
+def _chat_logprobs(entries: list[ContractLogprob]) -> ChoiceLogprobs | None:
     if not entries:
         return None
     return ChoiceLogprobs(content=[
         TokenLogprob(
-            token=e["token"], logprob=e["logprob"], bytes=list(e["token"].encode()),
-            top_logprobs=[TopLogprob(token=t, logprob=v, bytes=list(t.encode())) for t, v in e["top"]],
+            token=e.token, logprob=e.logprob, bytes=list(e.token.encode()),
+            top_logprobs=[TopLogprob(token=t, logprob=v, bytes=list(t.encode())) for t, v in e.top],
         )
         for e in entries
     ])
 
 
-def _completion_logprobs(chunks: list[Chunk], offset: int = 0) -> CompletionLogprobs | None:
-    entries = [e for c in chunks for e in c.get("logprobs") or []]
+def _completion_logprobs(entries: list[ContractLogprob], offset: int = 0) -> CompletionLogprobs | None:
     if not entries:
         return None
     out = CompletionLogprobs()
     for e in entries:
         out.text_offset.append(offset)
-        out.tokens.append(e["token"])
-        out.token_logprobs.append(e["logprob"])
-        out.top_logprobs.append({t: v for t, v in e["top"]})
-        offset += len(e["token"])
+        out.tokens.append(e.token)
+        out.token_logprobs.append(e.logprob)
+        out.top_logprobs.append(dict(e.top))
+        offset += len(e.token)
     return out
 
 
-def _usage(finals: dict[int, Chunk], prompts: int = 1, per_prompt: int = 1) -> Usage:
-    prompt = sum(finals[i * per_prompt].get("prompt_tokens", 0) for i in range(prompts) if i * per_prompt in finals)
-    completion = sum(c.get("completion_tokens", 0) for c in finals.values())
+def _sources(event: EvalEvent) -> list[dict[str, Any]] | None:
+    return [msgspec.to_builtins(s) for s in event.sources] or None
+
+
+def _usage(finals: dict[int, EvalEvent], prompts: int = 1, per_prompt: int = 1) -> Usage:
+    prompt = sum(finals[i * per_prompt].prompt_tokens for i in range(prompts) if i * per_prompt in finals)
+    completion = sum(c.completion_tokens for c in finals.values())
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
-def _offers_tools(params: EvalParams) -> bool:
-    return bool(params.tools) and params.tool_choice != "none"
+def _chat_choice(index: int, answer: Answer) -> ChatChoice:
+    """A finished choice: text, or (when the answer called tools) ``tool_calls`` and no content."""
+    assert answer.final is not None
+    reason = translate.finish_reason(answer.final.finish_reason)
+    message = AssistantMessage(content=answer.text)
+    if answer.calls:
+        message = AssistantMessage(content=answer.text or None,
+                                   tool_calls=[answer.calls[i] for i in sorted(answer.calls)])
+    return ChatChoice(index=index, message=message, logprobs=_chat_logprobs(answer.logprobs), finish_reason=reason,
+                      sources=_sources(answer.final))
 
 
-def _chat_choice(index: int, chunk: Chunk, with_tools: bool) -> ChatChoice:
-    """A finished choice: text, or (when the answer is a call) ``tool_calls`` and no content."""
-    reason = translate.finish_reason(chunk["finish_reason"])
-    calls = parse_tool_calls(chunk["response"]) if with_tools and reason == "stop" else []
-    message = AssistantMessage(content=chunk["response"])
-    if calls:
-        message = AssistantMessage(content=None, tool_calls=[
-            ToolCall(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments)) for c in calls])
-        reason = "tool_calls"
-    return ChatChoice(index=index, message=message, logprobs=_chat_logprobs(chunk), finish_reason=reason,
-                      sources=chunk.get("sources") or None)
-
-
-def _tool_deltas(stream: ToolCallStream, text: str, final: bool) -> list[Delta]:
-    """OpenAI's deltas for a piece of an answer that may hold tool calls: each call's first
-    delta has its index, id, type and name; later ones carry its argument fragments."""
-    out = []
-    for kind, value in stream.feed(text, final):
-        if kind == "text":
-            out.append(Delta(content=value))
-            continue
-        index, payload = value
-        if kind == "call":
-            out.append(Delta(tool_calls=[ToolCallDelta(index=index, id=payload.id, type="function",
-                                                       function=FunctionCall(name=payload.name, arguments=""))]))
-        else:
-            out.append(Delta(tool_calls=[ToolCallDelta(index=index, function=FunctionCall(arguments=payload))]))
-    return out
+def _tool_delta(d: ToolCallDelta) -> Delta:
+    """OpenAI's delta of a tool-call piece: a call's first carries its index, id, type and name."""
+    if d.id is not None or d.name is not None:
+        return Delta(tool_calls=[ToolCallDeltaWire(index=d.index, id=d.id, type="function",
+                                                   function=FunctionCall(name=d.name or "", arguments=d.arguments))])
+    return Delta(tool_calls=[ToolCallDeltaWire(index=d.index, function=FunctionCall(arguments=d.arguments))])
 
 
 class CompletionService:
-    """Chat and text completions over an engine client."""
+    """Chat and text completions over the engine."""
 
-    def __init__(self, client: EngineClient, max_messages: int = 2048, version: str = "") -> None:
+    def __init__(self, client: Engine, max_messages: int = 2048, version: str = "") -> None:
         self.client = client
         self.version = version
         self.max_messages = max_messages  # --openai_max_messages
@@ -218,8 +208,8 @@ class CompletionService:
     async def models(self) -> list[Model]:
         """The served models (asked of the engine once, then remembered)."""
         if self._models is None:
-            raw = await self.client.call("models", timeout=10)
-            self._models = [Model(**m) for m in raw]
+            self._models = [Model(id=m.id, created=m.created, owned_by=m.owned_by, max_model_len=m.context_window)
+                            for m in await self.client.models(timeout=10)]
         return self._models
 
     def fingerprint(self, model: str) -> str:
@@ -239,7 +229,7 @@ class CompletionService:
 
     # --- chat ------------------------------------------------------------------------------
     async def chat(self, request: ChatCompletionFields,
-                   requester: Requester = None) -> ChatCompletion | AsyncIterator[Any]:
+                   requester: Requester | None = None) -> ChatCompletion | AsyncIterator[Any]:
         """``requester``: whose personal collections (MyData) a document query searches."""
         if len(request.messages) > self.max_messages:
             raise InvalidRequestError(
@@ -247,21 +237,20 @@ class CompletionService:
                 f"({self.max_messages}, --openai_max_messages)", param="messages",
                 code="too_many_messages")
         model = await self.model_id(request.model)
-        choices = _on_model(translate.chat_params(request), model)
+        choices = _on_model(translate.chat_requests(request, requester), model)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            items = await _primed(_merged(self.client, choices, requester))
-            return self._chat_stream(items, model, include_usage, _offers_tools(choices[0]))
-        finals = await self._collect(choices, requester)
-        with_tools = _offers_tools(choices[0])
+            items = await _primed(_merged(self.client, choices))
+            return self._chat_stream(items, model, include_usage)
+        answers = await self._collect(choices)
         return ChatCompletion(
-            id=new_id("chatcmpl"), created=now(), model=model, usage=_usage(finals),
+            id=new_id("chatcmpl"), created=now(), model=model, usage=_usage(_finals(answers)),
             system_fingerprint=self.fingerprint(model),
-            choices=[_chat_choice(i, c, with_tools) for i, c in sorted(finals.items())],
+            choices=[_chat_choice(i, a) for i, a in sorted(answers.items())],
         )
 
-    async def _chat_stream(self, items: AsyncGenerator[tuple[int, Chunk], None], model: str,
-                           include_usage: bool, with_tools: bool = False) -> AsyncIterator[ChatCompletionChunk]:
+    async def _chat_stream(self, items: AsyncGenerator[tuple[int, EvalEvent], None], model: str,
+                           include_usage: bool) -> AsyncIterator[ChatCompletionChunk]:
         rid, created, fp = new_id("chatcmpl"), now(), self.fingerprint(model)
         usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
 
@@ -270,89 +259,85 @@ class CompletionService:
                                        system_fingerprint=fp, **usage_field)
 
         started: set[int] = set()
-        finals: dict[int, Chunk] = {}
-        calls: dict[int, ToolCallStream] = {}
+        finals: dict[int, EvalEvent] = {}
         async with contextlib.aclosing(items):  # leaving early cancels the engine's work
-            async for index, item in items:
+            async for index, event in items:
                 if index not in started:
                     started.add(index)
                     yield chunk(ChatChunkChoice(index=index, delta=Delta(role="assistant", content="")))
-                final = item["finish_reason"] is not None
-                if with_tools:
-                    stream = calls.setdefault(index, ToolCallStream())
-                    for delta in _tool_deltas(stream, item["delta"], final):
-                        yield chunk(ChatChunkChoice(index=index, delta=delta))
-                elif item["delta"] or item.get("logprobs"):
-                    yield chunk(ChatChunkChoice(index=index, delta=Delta(content=item["delta"]),
-                                                logprobs=_chat_logprobs(item)))
-                if final:
-                    finals[index] = item
-                    reason = translate.finish_reason(item["finish_reason"])
-                    if index in calls and calls[index].calls and reason == "stop":
-                        reason = "tool_calls"
-                    yield chunk(ChatChunkChoice(index=index, delta=Delta(), finish_reason=reason,
-                                                sources=item.get("sources") or None))
+                if event.delta or event.logprobs:
+                    yield chunk(ChatChunkChoice(index=index, delta=Delta(content=event.delta),
+                                                logprobs=_chat_logprobs(event.logprobs)))
+                for call in event.tool_calls:
+                    yield chunk(ChatChunkChoice(index=index, delta=_tool_delta(call)))
+                if event.finish_reason is not None:
+                    finals[index] = event
+                    yield chunk(ChatChunkChoice(index=index, delta=Delta(),
+                                                finish_reason=translate.finish_reason(event.finish_reason),
+                                                sources=_sources(event)))
         if include_usage:
             yield ChatCompletionChunk(id=rid, created=created, model=model, choices=[], usage=_usage(finals),
                                       system_fingerprint=fp)
 
     # --- text completions ------------------------------------------------------------------
     async def completion(self, request: CompletionFields,
-                         requester: Requester = None) -> Completion | AsyncIterator[Any]:
+                         requester: Requester | None = None) -> Completion | AsyncIterator[Any]:
         model = await self.model_id(request.model)
         prompts = translate.completion_prompts(request)
-        choices = _on_model(translate.completion_params(request), model)
+        choices = _on_model([EvaluateRequest(params=p, requester=requester)
+                             for p in translate.completion_params(request)], model)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            items = await _primed(_merged(self.client, choices, requester))
+            items = await _primed(_merged(self.client, choices))
             return self._completion_stream(request, prompts, items, model, include_usage)
-        finals = await self._collect(choices, requester)
+        answers = await self._collect(choices)
         out = []
-        for i, c in sorted(finals.items()):
+        for i, a in sorted(answers.items()):
+            assert a.final is not None
             prefix = prompts[i // request.n] if request.echo else ""
             out.append(CompletionChoice(
-                index=i, text=prefix + c["response"], logprobs=_completion_logprobs([c], len(prefix)),
-                finish_reason=translate.finish_reason(c["finish_reason"]), sources=c.get("sources") or None,
+                index=i, text=prefix + a.text, logprobs=_completion_logprobs(a.logprobs, len(prefix)),
+                finish_reason=translate.finish_reason(a.final.finish_reason), sources=_sources(a.final),
             ))
         return Completion(id=new_id("cmpl"), created=now(), model=model, choices=out,
                           system_fingerprint=self.fingerprint(model),
-                          usage=_usage(finals, len(prompts), request.n))
+                          usage=_usage(_finals(answers), len(prompts), request.n))
 
     async def _completion_stream(self, request: CompletionFields, prompts: list[str],
-                                 items: AsyncGenerator[tuple[int, Chunk], None], model: str,
+                                 items: AsyncGenerator[tuple[int, EvalEvent], None], model: str,
                                  include_usage: bool) -> AsyncIterator[Completion]:
         rid, created, fp = new_id("cmpl"), now(), self.fingerprint(model)
         usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
-        finals: dict[int, Chunk] = {}
+        finals: dict[int, EvalEvent] = {}
         started: set[int] = set()
         async with contextlib.aclosing(items):  # leaving early cancels the engine's work
-            async for index, item in items:
-                text = item["delta"]
+            async for index, event in items:
+                text = event.delta
                 if request.echo and index not in started:
                     text = prompts[index // request.n] + text
                 started.add(index)
-                reason = item["finish_reason"]
+                reason = event.finish_reason
                 if reason is not None:
-                    finals[index] = item
-                if text or reason is not None or item.get("logprobs"):
+                    finals[index] = event
+                if text or reason is not None or event.logprobs:
                     yield Completion(id=rid, created=created, model=model, system_fingerprint=fp, **usage_field, choices=[
                         CompletionChoice(
-                            index=index, text=text, logprobs=_completion_logprobs([item]),
+                            index=index, text=text, logprobs=_completion_logprobs(event.logprobs),
                             finish_reason=translate.finish_reason(reason) if reason is not None else None,
-                            sources=item.get("sources") or None,
+                            sources=_sources(event),
                         )
                     ])
         if include_usage:
             yield Completion(id=rid, created=created, model=model, choices=[], system_fingerprint=fp,
                              usage=_usage(finals, len(prompts), request.n))
 
-    async def _collect(self, choices: list[EvalParams], requester: Requester = None) -> dict[int, Chunk]:
-        """Run every choice to its final chunk (stream_output is off: one chunk each)."""
-        finals: dict[int, Chunk] = {}
-        logprobs: dict[int, list[dict[str, Any]]] = {}
-        async for index, item in _merged(self.client, choices, requester):
-            logprobs.setdefault(index, []).extend(item.get("logprobs") or [])
-            if item["finish_reason"] is not None:
-                finals[index] = {**item, "logprobs": logprobs[index]}
-        return finals
+    async def _collect(self, choices: list[EvaluateRequest]) -> dict[int, Answer]:
+        """Run every choice to its final event (stream_output is off: one event each)."""
+        answers: dict[int, Answer] = {}
+        async for index, event in _merged(self.client, choices):
+            answers.setdefault(index, Answer()).add(event)
+        return answers
 
+
+def _finals(answers: dict[int, Answer]) -> dict[int, EvalEvent]:
+    return {i: a.final for i, a in answers.items() if a.final is not None}

@@ -15,6 +15,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from openai_server.errors import InvalidRequestError, NotFoundError
 from openai_server.files import FileStore
 from openai_server.identity import Identity
@@ -38,7 +40,7 @@ from openai_server.protocol_documents import (
     SourcesDeleted,
     TextIngest,
 )
-from openai_server.serving import EngineClient
+from src.contract import Engine
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class Upload:
 class EmbeddingService:
     """POST /v1/embeddings over the engine's ``embed``."""
 
-    def __init__(self, client: EngineClient) -> None:
+    def __init__(self, client: Engine) -> None:
         self.client = client
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
@@ -130,12 +132,12 @@ class FileService:
 class CollectionService:
     """/v1/collections: collections, ingestion and sources over the engine's document methods."""
 
-    def __init__(self, client: EngineClient, files: FileService) -> None:
+    def __init__(self, client: Engine, files: FileService) -> None:
         self.client = client
         self.files = files
 
     async def _call(self, method: str, who: Identity, **args: Any) -> Any:
-        return await self.client.call(method, {**args, "requester": who.wire()})
+        return await self.client.call(method, {**args, "requester": msgspec.to_builtins(who)})
 
     async def collections(self, who: Identity) -> CollectionList:
         raw = await self._call("list_collections", who)

@@ -23,7 +23,7 @@ from openai_server.protocol_media import (
     TranscriptionForm,
     TranscriptionVerbose,
 )
-from openai_server.serving import EngineClient
+from src.contract import Engine
 from src.errors import AudioInvalidError, UploadTooLargeError
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def subtitles(segments: list[dict[str, Any]], kind: str) -> str:
 class AudioService:
     """Transcriptions, translations and speech over the engine's ``transcribe`` / ``speech``."""
 
-    def __init__(self, client: EngineClient, max_audio_bytes: int) -> None:
+    def __init__(self, client: Engine, max_audio_bytes: int) -> None:
         self.client = client
         self.max_audio_bytes = max_audio_bytes
 
@@ -117,7 +117,7 @@ class AudioService:
 class ImageService:
     """POST /v1/images/generations over the engine's ``generate_images``."""
 
-    def __init__(self, client: EngineClient) -> None:
+    def __init__(self, client: Engine) -> None:
         self.client = client
 
     async def generate(self, request: ImageGenerationRequest) -> ImagesResponse:

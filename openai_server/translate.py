@@ -1,8 +1,10 @@
-"""OpenAI requests -> EvalParams: the one place that maps OpenAI's fields onto evaluate().
+"""OpenAI requests -> the engine contract: the one place that maps OpenAI's fields onto
+evaluate()'s (an :class:`src.contract.EvaluateRequest` per choice).
 
-- ``messages``: system (and developer) messages become ``system_prompt``; the last user
-  (or tool) message becomes ``instruction``; the turns between become
-  ``chat_conversation`` as {role, content} messages; ``image_url`` parts become ``images``.
+- ``messages`` travel as the contract's typed conversation (:class:`src.contract.Message`),
+  as sent: every system message in its place, ``image_url`` parts in their turn, an
+  assistant's ``tool_calls`` with their ids, ``tool`` messages with their ``tool_call_id``.
+  The last user message's text is also the ``instruction`` (document Q&A searches with it).
 - ``max_completion_tokens`` (else ``max_tokens``, else 256) -> ``max_new_tokens``.
 - ``temperature`` 0 -> greedy decoding (``do_sample=False``).
 - ``stop`` (string or list), ``seed``, ``top_p``, penalties, ``logit_bias`` (token ids as
@@ -11,14 +13,15 @@
   so that choices differ but a request is still reproducible.
 - ``response_format.type`` json_object / json_code -> ``response_format`` (the answer is
   constrained to one JSON object); json_schema -> ``guided_json`` = its ``schema``.
-- ``tools``, ``tool_choice``, ``parallel_tool_calls`` map one to one; assistant
-  ``tool_calls`` and ``tool`` messages stay in ``chat_conversation`` with their ids.
+- ``tools``, ``tool_choice``, ``parallel_tool_calls`` map one to one.
 - h2oGPT fields (``extra_body``) set explicitly win over values derived from OpenAI
-  fields; an explicit ``chat_conversation`` goes before the turns from ``messages``.
+  fields; an explicit ``system_prompt`` and ``chat_conversation`` are applied to the
+  conversation by the engine (src/conversation.py says where).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,68 +33,58 @@ from openai_server.protocol import (
     CompletionFields,
     ImagePart,
     ResponseFormat,
+    TextPart,
     h2ogpt_values,
 )
-from src import tools
+from src import contract, tools
 from src.params import EvalParams
 
 DEFAULT_MAX_TOKENS = 256
-SYSTEM_ROLES = ("system", "developer")
 
 
 def message_text(message: ChatMessage) -> str:
-    """The text of a message (its image parts are taken by :func:`message_images`)."""
+    """The text of a message (its text parts joined)."""
     if message.content is None or isinstance(message.content, str):
         return message.content or ""
     return "\n".join(part.text for part in message.content if not isinstance(part, ImagePart))
 
 
-def message_images(messages: list[ChatMessage]) -> list[str]:
-    """The ``image_url.url`` of every image part, in order; they go with the last user turn.
-
-    The engine reads data: URIs, fetches http(s) URLs only with --allow_image_url_fetch,
-    and refuses images for a model that reads text only.
-    """
-    urls = []
-    for message in messages:
-        if isinstance(message.content, list):
-            for part in message.content:
-                if isinstance(part, ImagePart):
-                    url = part.image_url.get("url")
-                    if not isinstance(url, str) or not url:
-                        raise InvalidRequestError("an image_url part needs a url", param="messages")
-                    urls.append(url)
-    return urls
+def _part(part: TextPart | ImagePart) -> contract.Part:
+    if isinstance(part, ImagePart):
+        url = part.image_url.get("url")
+        if not isinstance(url, str) or not url:
+            raise InvalidRequestError("an image_url part needs a url", param="messages")
+        detail = part.image_url.get("detail")
+        return contract.ImagePart(url=url, detail=str(detail) if detail is not None else None)
+    return contract.TextPart(text=part.text)
 
 
-def history_turn(message: ChatMessage) -> dict[str, Any]:
-    """A turn of ``chat_conversation``: role and content, plus an assistant's ``tool_calls``
-    or a tool result's ``tool_call_id`` and ``name`` (rendered by evaluate())."""
-    turn: dict[str, Any] = {"role": message.role, "content": message_text(message)}
-    if message.role == "assistant" and message.tool_calls:
-        turn["tool_calls"] = message.tool_calls
-    if message.role == "tool":
-        turn.update({k: v for k, v in (("tool_call_id", message.tool_call_id), ("name", message.name)) if v})
-    return turn
+def _tool_call(raw: dict[str, Any], where: str) -> contract.ToolCall:
+    function = raw.get("function") if isinstance(raw, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise InvalidRequestError("a tool call needs function.name", param=where)
+    arguments = function.get("arguments", "{}")
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return contract.ToolCall(id=str(raw.get("id") or ""), name=function["name"], arguments=text)
 
 
-def split_messages(messages: list[ChatMessage]) -> tuple[str | None, list[dict[str, Any]], str]:
-    """(system_prompt or None, earlier turns, instruction) of an OpenAI messages array.
-
-    As OpenAI does, a conversation may end with the assistant's message (the model
-    continues that turn: the instruction is empty and the message ends the history) or
-    hold only system messages.
-    """
+def conversation(messages: list[ChatMessage]) -> list[contract.Message]:
+    """The OpenAI messages as the contract's typed conversation, in their order."""
     if not messages:
         raise InvalidRequestError("messages must not be empty", param="messages")
-    system = [message_text(m) for m in messages if m.role in SYSTEM_ROLES]
-    turns = [m for m in messages if m.role not in SYSTEM_ROLES]
-    history = [history_turn(m) for m in turns]
-    instruction = ""
-    if history and history[-1]["role"] == "user":
-        instruction = history.pop()["content"]
-    system_prompt = "\n".join(s for s in system if s) if system else None
-    return system_prompt, history, instruction
+    out = []
+    for i, m in enumerate(messages):
+        content = m.content if m.content is None or isinstance(m.content, str) else [_part(p) for p in m.content]
+        calls = [_tool_call(c, f"messages[{i}].tool_calls[{j}]") for j, c in enumerate(m.tool_calls or [])]
+        out.append(contract.Message(role=m.role, content=content, name=m.name, tool_calls=calls,
+                                    tool_call_id=m.tool_call_id))
+    return out
+
+
+def last_user_text(messages: list[ChatMessage]) -> str:
+    """The question: the text of the last message when the user sent it ("" otherwise: the
+    conversation ends with the assistant's turn, which the answer continues, or a tool result)."""
+    return message_text(messages[-1]) if messages and messages[-1].role == "user" else ""
 
 
 def _logit_bias(bias: dict[str, float] | None) -> dict[int, float]:
@@ -140,25 +133,11 @@ def _build(values: dict[str, Any], n: int) -> list[EvalParams]:
     return out
 
 
-def _merge_h2ogpt(values: dict[str, Any], explicit: dict[str, Any]) -> dict[str, Any]:
-    explicit = dict(explicit)
-    if "chat_conversation" in explicit:
-        explicit["chat_conversation"] = list(explicit["chat_conversation"]) + list(
-            values.get("chat_conversation", [])
-        )
-    return {**values, **explicit}
-
-
 def chat_params(request: ChatCompletionFields) -> list[EvalParams]:
-    """The evaluate() parameters of each of the ``n`` choices of a chat request."""
-    system_prompt, history, instruction = split_messages(request.messages)
+    """The evaluate() parameters of each of the ``n`` choices of a chat request (the
+    conversation itself travels beside them: :func:`conversation`)."""
     values = _sampling_values(request, request.max_completion_tokens or request.max_tokens)
-    values.update(instruction=instruction, chat_conversation=history)
-    images = message_images(request.messages)
-    if images:
-        values["images"] = images
-    if system_prompt is not None:
-        values["system_prompt"] = system_prompt
+    values["instruction"] = last_user_text(request.messages)
     if request.logprobs:
         values.update(logprobs=True, top_logprobs=request.top_logprobs or 0)
     values.update(response_format_values(request.response_format))
@@ -168,7 +147,28 @@ def chat_params(request: ChatCompletionFields) -> list[EvalParams]:
                       parallel_tool_calls=request.parallel_tool_calls)
     elif isinstance(request.tool_choice, dict) or request.tool_choice == "required":
         raise InvalidRequestError("tool_choice needs tools", param="tool_choice")
-    return _build(_merge_h2ogpt(values, h2ogpt_values(request)), request.n)
+    return _build({**values, **h2ogpt_values(request)}, request.n)
+
+
+def chat_requests(request: ChatCompletionFields, requester: contract.Requester | None = None
+                  ) -> list[contract.EvaluateRequest]:
+    """The engine requests of a chat request's choices: parameters, the conversation as sent
+    and the client's json_schema response_format (for a remote engine)."""
+    messages = conversation(request.messages)
+    schema = json_schema_as_sent(request.response_format)
+    return [contract.EvaluateRequest(params=p, messages=messages, requester=requester, json_schema=schema)
+            for p in chat_params(request)]
+
+
+def json_schema_as_sent(fmt: ResponseFormat | None) -> contract.JsonSchemaFormat | None:
+    if fmt is None or fmt.type != "json_schema" or not isinstance((fmt.json_schema or {}).get("schema"), dict):
+        return None
+    spec = fmt.json_schema or {}
+    strict = spec.get("strict")
+    description = spec.get("description")
+    return contract.JsonSchemaFormat(name=str(spec.get("name") or "output"), schema=spec["schema"],
+                                     strict=bool(strict) if strict is not None else None,
+                                     description=str(description) if description is not None else None)
 
 
 def response_format_values(fmt: ResponseFormat | None) -> dict[str, Any]:
@@ -203,10 +203,10 @@ def completion_params(request: CompletionFields) -> list[EvalParams]:
         values["instruction"] = prompt
         if request.logprobs is not None:
             values.update(logprobs=True, top_logprobs=request.logprobs)
-        out.extend(_build(_merge_h2ogpt(values, explicit), request.n))
+        out.extend(_build({**values, **explicit}, request.n))
     return out
 
 
 def finish_reason(reason: str | None) -> str:
     """OpenAI's finish_reason for the engine's ('cancelled' never reaches a client)."""
-    return "length" if reason == "length" else "stop"
+    return reason if reason in ("length", "tool_calls") else "stop"

@@ -1,10 +1,11 @@
 """evaluate(): the single entry for the UI, the OpenAI workers and the CLI.
 
-``Evaluator(settings, registry).evaluate(params)`` turns :class:`EvalParams` into a
-stream of :class:`EvalChunk`: the prompt is built from the system prompt, the earlier
-turns, any documents and the user's message, and the engine's token events are passed
-on as text deltas with the accumulated answer, token counts and, on the last chunk,
-the finish reason. The model is the registry's backend that ``params.visible_models``
+``Evaluator(settings, registry).evaluate(params, messages=...)`` turns :class:`EvalParams`
+(and the conversation the client sent, when it sent one) into a stream of
+:class:`EvalChunk`: the conversation is composed in src/conversation.py (h2oGPT's system
+prompt, earlier turns and documents applied there), and the engine's token events are passed
+on as text deltas and typed tool-call deltas, with token counts and, on the last chunk, the
+finish reason (``tool_calls`` when the answer called tools). The model is the registry's backend that ``params.visible_models``
 names (the first served one by default). When the model's answer streams, the first chunk has an empty delta
 and comes as soon as the engine starts the answer (after any wait in its queue, before
 the prompt is read), so a server can start its response without waiting for the first
@@ -14,18 +15,27 @@ token.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from src import tools
+from src.contract import (
+    EvalEvent,
+    FinishReason,
+    JsonSchemaFormat,
+    Message,
+    Source,
+    TokenLogprob,
+    ToolCallDelta,
+)
+from src.conversation import compose, has_images, with_last_user_text
 from src.docqa.answer import DocPlan, DocumentAnswerer, Step
-from src.engine.backend import Backend
-from src.engine.image_inputs import image_bytes, image_part
-from src.engine.prompting import Message
+from src.engine.backend import Backend, Handle
 from src.engine.registry import ModelRegistry
 from src.engine.types import (
     Capabilities,
@@ -33,11 +43,11 @@ from src.engine.types import (
     OutputConstraint,
     SamplingOptions,
     TokenEvent,
-    TokenLogprob,
 )
 from src.errors import UnsupportedFeatureError
 from src.params import EvalParams
 from src.settings import Settings
+from src.tools import ToolCallStream
 
 if TYPE_CHECKING:
     from src.docqa.collections import Requester
@@ -45,19 +55,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NO_DOCUMENT_MODES = ("LLM", "Disabled")
-DOCUMENTS_PREAMBLE = (
-    "Pay attention and remember the information below, which will help to answer the "
-    "question or imperative after the context ends.\n"
-)
-DOCUMENTS_QUESTION = "According to only the information in the documents above, "
-JSON_INSTRUCTION = "Respond only with one valid JSON object, no other text."
 JSON_FENCE = ("```json\n", "\n```")  # around a json_code answer
 
 
 @dataclass
 class EvalChunk:
-    """One step of an answer. ``finish_reason`` is set on the last chunk only."""
+    """One step of an answer, in the engine process: the contract's event (src/contract.py
+    :class:`EvalEvent`, what crosses the IPC: :meth:`event`) plus ``response``, the answer so
+    far, for the in-process consumers (the UI, the CLI). ``finish_reason`` is set on the last
+    chunk only."""
 
     delta: str
     response: str
@@ -65,60 +71,16 @@ class EvalChunk:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
-    logprobs: list[dict[str, Any]] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
 
-
-def build_messages(params: EvalParams, caps: Capabilities | None = None) -> list[Message]:
-    """System prompt, earlier turns, then the user turn with any documents as context.
-
-    For a backend that takes tools natively or renders them itself, or forwards requests to
-    an engine of its own (``caps``), no tool or JSON instructions are added and tool turns
-    stay as they are.
-    """
-    caps = caps or Capabilities()
-    messages: list[Message] = []
-    system = params.system_prompt or ""
-    funcs = tools.offered(params.tools, params.tool_choice)
-    own_tools = caps.native_tools or caps.template_tools
-    if funcs and not own_tools:
-        system = f"{system}\n{tools.tools_instruction(funcs)}".strip()
-    elif not funcs and not caps.passthrough and (params.response_format != "text" or params.guided_json is not None):
-        system = f"{system}\n{json_instruction(params.guided_json)}".strip()
-    if system:
-        messages.append({"role": "system", "content": system})
-    messages.extend(conversation_messages(params.chat_conversation, own_tools))
-    user = params.user_message()
-    if params.text_context_list:
-        documents = "\n\n".join(params.text_context_list)
-        user = f"{DOCUMENTS_PREAMBLE}\"\"\"\n{documents}\n\"\"\"\n{DOCUMENTS_QUESTION}{user}"
-    if user or not messages:  # no user turn: answer the system prompt, or continue the assistant's
-        messages.append({"role": "user", "content": user})
-    return messages
-
-
-def json_instruction(schema: dict[str, Any] | str | None) -> str:
-    """The prompt's JSON instruction (a hint for the model; the grammar enforces the format)."""
-    if schema is None:
-        return JSON_INSTRUCTION
-    text = schema if isinstance(schema, str) else json.dumps(schema)
-    return f"{JSON_INSTRUCTION} It must match this JSON schema: {text}"
-
-
-def conversation_messages(conversation: list[Any], native_tools: bool = False) -> list[Message]:
-    """h2oGPT's [human, bot] pairs, or {role, content} dicts, as chat messages; tool calls
-    and results in the fallback text format unless the backend takes them as they are."""
-    messages: list[Message] = []
-    for turn in conversation:
-        if isinstance(turn, dict):
-            messages.append(tools.native_history_message(turn) if native_tools
-                            else tools.render_history_message(turn))
-            continue
-        human, bot = turn
-        if human:
-            messages.append({"role": "user", "content": str(human)})
-        if bot:
-            messages.append({"role": "assistant", "content": str(bot)})
-    return messages
+    def event(self) -> EvalEvent:
+        return EvalEvent(
+            delta=self.delta, tool_calls=self.tool_calls, logprobs=self.logprobs,
+            prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
+            finish_reason=FinishReason(self.finish_reason) if self.finish_reason else None,
+            sources=[msgspec.convert(s, Source) for s in self.sources] if self.sources else [],
+        )
 
 
 def sampling_options(params: EvalParams) -> SamplingOptions:
@@ -178,15 +140,6 @@ def explicit_options(params: EvalParams) -> frozenset[str]:
                      if name not in params.defaulted and getattr(params, name, None) is not None)
 
 
-def logprob_dict(logprob: TokenLogprob) -> dict[str, Any]:
-    """A token's log prob as plain data: {token, logprob, top: [[token, logprob], ...]}."""
-    return {
-        "token": logprob.token,
-        "logprob": logprob.logprob,
-        "top": [[token, value] for token, value in logprob.top],
-    }
-
-
 class Evaluator:
     """Binds evaluate() to the settings (defaults), the model registry and the documents."""
 
@@ -195,15 +148,15 @@ class Evaluator:
         self.registry = registry
         self.docs = docs
 
-    def backend(self, params: EvalParams) -> Backend:
+    def backend(self, params: EvalParams, messages: Sequence[Message] | None = None) -> Backend:
         """The model ``params`` asks for (``visible_models``); raises UnknownModelError, and
         UnsupportedFeatureError for images given to a model that reads text only."""
         backend = self.registry.get(params.visible_models)
-        if params.images and not backend.capabilities.vision:
+        if has_images(params, messages) and not backend.capabilities.vision:
             raise UnsupportedFeatureError(
-                f"the model {backend.name!r} reads text only; images need a vision model served "
-                "with --visible_vision_models (its folder name is the model to ask for)",
-                param="images",
+                f"the model {backend.name!r} reads text only; images need a vision model (served "
+                "with --visible_vision_models, or a remote one not declared text-only)",
+                param="messages" if messages is not None else "images",
             )
         return backend
 
@@ -213,36 +166,32 @@ class Evaluator:
         own = {k: v for k, v in self.registry.defaults.get(backend.name, {}).items() if k in params.defaulted}
         return params.model_copy(update=own) if own else params
 
-    def request(self, params: EvalParams, caps: Capabilities | None = None) -> GenerationRequest:
-        """The backend request of ``params`` (defaults already filled in) for a backend with
-        ``caps``; its images go into the last user message as image content parts, before the text."""
+    def request(self, params: EvalParams, caps: Capabilities | None = None,
+                messages: Sequence[Message] | None = None,
+                json_schema: JsonSchemaFormat | None = None) -> GenerationRequest:
+        """The backend request of ``params`` (defaults already filled in) and the client's
+        ``messages`` (src/conversation.py composes them) for a backend with ``caps``."""
         caps = caps or Capabilities()
-        messages: list[dict[str, Any]] = [dict(m) for m in build_messages(params, caps)]
-        if params.images:
-            allow = self.settings.allow_image_url_fetch
-            parts = [image_part(image_bytes(ref, allow)) for ref in params.images]
-            user = next((m for m in reversed(messages) if m["role"] == "user"), None)
-            if user is None:
-                user = {"role": "user", "content": ""}
-                messages.append(user)
-            user["content"] = [*parts, {"type": "text", "text": user["content"]}]
+        composed = compose(params, messages, caps, self.settings.allow_image_url_fetch)
         funcs = tools.offered(params.tools, params.tool_choice)
         native = caps.native_tools and bool(funcs)
         rendered = tuple({"type": "function", "function": f} for f in funcs) if caps.template_tools else ()
         return GenerationRequest(
-            messages=tuple(messages), prompt_type=params.prompt_type or "",
+            messages=tuple(composed), prompt_type=params.prompt_type or "",
             chat_template=params.chat_template or "", options=sampling_options(params),
             constraint=output_constraint(params, caps.native_tools),
             explicit=explicit_options(params) if caps.passthrough else None,
             tools=tuple(params.tools) if native else rendered,
             tool_choice=params.tool_choice if native else None,
             parallel_tool_calls=params.parallel_tool_calls if native else None,
+            json_schema=json_schema if caps.passthrough and params.guided_json is not None else None,
         )
 
-    def checked_request(self, backend: Backend, params: EvalParams) -> GenerationRequest:
+    def checked_request(self, backend: Backend, params: EvalParams, messages: Sequence[Message] | None = None,
+                        json_schema: JsonSchemaFormat | None = None) -> GenerationRequest:
         """The request of ``params``, refused (400) when ``backend`` cannot honour its constraint."""
         caps = backend.capabilities
-        request = self.request(params, caps)
+        request = self.request(params, caps, messages, json_schema)
         if tools.offered(params.tools, params.tool_choice) and not caps.tools:
             raise UnsupportedFeatureError(f"the model {backend.name} cannot call tools", param="tools")
         if request.constraint is not None and not caps.constrained_decoding:
@@ -297,14 +246,17 @@ class Evaluator:
         params: EvalParams,
         cancel: threading.Event | None = None,
         user: Requester | None = None,
+        messages: Sequence[Message] | None = None,
+        json_schema: JsonSchemaFormat | None = None,
     ) -> Generator[EvalChunk, None, None]:
-        """Answer ``params``; closing the iterator, or setting ``cancel``, cancels the generation.
+        """Answer ``params`` (and the client's ``messages``, when it sent a conversation);
+        closing the iterator, or setting ``cancel``, cancels the generation.
 
         ``user`` is who asks (their personal collections are searched); None is anonymous.
         """
         sources: list[dict[str, Any]] = []
         params = params.with_defaults(self.settings)
-        backend = self.backend(params)
+        backend = self.backend(params, messages)
         params = self.model_defaults(params, backend)
         started = False  # a first (empty) chunk went out already
         answerer = DocumentAnswerer(
@@ -312,6 +264,7 @@ class Evaluator:
             backend.context_window,
         )
         if answerer.wants(params):
+            asked = params.instruction
             plan: DocPlan = answerer.plan(params, user)
             if plan.steps is not None:
                 for chunk in self._steps(plan.steps, plan.sources, not plan.reduce):
@@ -320,31 +273,80 @@ class Evaluator:
             if plan.params is None:
                 return
             params, sources = plan.params, plan.sources
-        request = self.checked_request(backend, params)
+            if messages is not None and params.instruction != asked:  # Summarize/Extract rewrote the question
+                messages = with_last_user_text(messages, params.instruction)
+        request = self.checked_request(backend, params, messages, json_schema)
         handle = backend.submit(request, cancel)
-        constraint = request.constraint
-        several = constraint is not None and constraint.kind == "tool_call" and bool(constraint.value.get("parallel"))
-        response = ""
-        pending: list[dict[str, Any]] = []  # log probs of tokens not yet yielded
-        fenced = params.response_format == "json_code"  # the constrained JSON, in a fence
         try:
-            for event in until_a_repeated_call(handle) if several else handle:
-                final = event.finish_reason is not None
-                delta = json_fence(event.delta, not response, final) if fenced else event.delta
-                response += delta
-                pending.extend(logprob_dict(lp) for lp in event.logprobs)
-                if not (final or params.stream_output) or (started and not (final or delta)):
-                    continue
-                chunk = EvalChunk(
-                    delta, response, sources if final else [],
-                    event.prompt_tokens, event.completion_tokens, event.finish_reason,
-                )
-                if final and not params.stream_output:
-                    chunk.delta = response
-                chunk.logprobs, pending = pending, []
-                yield chunk
+            yield from self._answer(handle, request, params, sources, started)
         finally:
             handle.cancel()
+
+    def _answer(self, handle: Handle, request: GenerationRequest, params: EvalParams,
+                sources: list[dict[str, Any]], started: bool) -> Generator[EvalChunk, None, None]:
+        """The chunks of one generation: text, and tool calls as typed deltas (cut from the
+        constrained ``<tool_call>`` text of a backend that does not call tools itself)."""
+        constraint = request.constraint
+        calls = constraint is not None and constraint.kind == "tool_call"
+        several = calls and bool(constraint.value.get("parallel")) if constraint is not None else False
+        cutter = ToolCallStream() if calls else None
+        response = visible = ""  # the whole answer; its text outside tool calls
+        called = False
+        pending: list[TokenLogprob] = []  # log probs of tokens not yet yielded
+        pending_calls: list[ToolCallDelta] = []
+        fenced = params.response_format == "json_code"  # the constrained JSON, in a fence
+        for event in until_a_repeated_call(handle) if several else handle:
+            final = event.finish_reason is not None
+            delta = json_fence(event.delta, not response, final) if fenced else event.delta
+            pending.extend(event.logprobs)
+            pending_calls.extend(event.tool_calls)
+            if cutter is not None:
+                text, cut = cut_tool_calls(cutter, delta, final)
+                pending_calls.extend(cut)
+                response += delta
+                visible += text
+                delta = text
+            else:
+                response += delta
+            called = called or bool(pending_calls)
+            if not (final or params.stream_output) or (started and not (final or delta or pending_calls)):
+                continue
+            reason: str | None = event.finish_reason
+            if final and called and reason == "stop":
+                reason = "tool_calls"
+            chunk = EvalChunk(delta, response, sources if final else [],
+                              event.prompt_tokens, event.completion_tokens, reason)
+            if final and not params.stream_output:
+                chunk.delta = response if cutter is None else visible
+            chunk.logprobs, pending = pending, []
+            chunk.tool_calls, pending_calls = merged_calls(pending_calls) if final and not params.stream_output \
+                else pending_calls, []
+            yield chunk
+
+
+def cut_tool_calls(cutter: ToolCallStream, delta: str, final: bool) -> tuple[str, list[ToolCallDelta]]:
+    """The text and the tool-call deltas of a piece of a constrained answer."""
+    text, calls = "", []
+    for kind, value in cutter.feed(delta, final):
+        if kind == "text":
+            text += value
+            continue
+        index, payload = value
+        if kind == "call":
+            calls.append(ToolCallDelta(index=index, id=payload.id, name=payload.name))
+        else:
+            calls.append(ToolCallDelta(index=index, arguments=payload))
+    return text, calls
+
+
+def merged_calls(deltas: list[ToolCallDelta]) -> list[ToolCallDelta]:
+    """Whole calls, one delta each, of an answer that is not streamed."""
+    whole: dict[int, ToolCallDelta] = {}
+    for d in deltas:
+        seen = whole.get(d.index)
+        whole[d.index] = d if seen is None else msgspec.structs.replace(
+            seen, id=seen.id or d.id, name=seen.name or d.name, arguments=seen.arguments + d.arguments)
+    return [whole[i] for i in sorted(whole)]
 
 
 def until_a_repeated_call(events: Iterable[TokenEvent]) -> Iterator[TokenEvent]:

@@ -19,7 +19,7 @@ router = APIRouter(tags=["chat"])
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
     """Chat completion; ``stream`` returns server-sent ``chat.completion.chunk`` events."""
-    work = completion_service(request).chat(body, identity(request, body.user).wire())
+    work = completion_service(request).chat(body, identity(request, body.user))
     result = await until_disconnected(request, work)
     if isinstance(result, BaseModel):
         return JSONResponse(wire(result))

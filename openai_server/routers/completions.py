@@ -19,7 +19,7 @@ router = APIRouter(tags=["completions"])
 @router.post("/completions")
 async def completions(body: CompletionRequest, request: Request) -> Any:
     """Text completion of a prompt or a list of prompts; ``stream`` returns SSE chunks."""
-    work = completion_service(request).completion(body, identity(request, body.user).wire())
+    work = completion_service(request).completion(body, identity(request, body.user))
     result = await until_disconnected(request, work)
     if isinstance(result, BaseModel):
         return JSONResponse(wire(result))

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import Request
 
 from openai_server.identity import Identity, file_owner, identify
-from openai_server.serving import CompletionService, EngineClient
+from openai_server.serving import CompletionService
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
 from openai_server.serving_media import AudioService, ImageService
+from src.contract import Engine
 
 
-def engine_client(request: Request) -> EngineClient:
-    client: EngineClient = request.app.state.engine_client
+def engine_client(request: Request) -> Engine:
+    client: Engine = request.app.state.engine_client
     return client
 
 

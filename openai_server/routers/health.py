@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -18,12 +17,12 @@ router = APIRouter(tags=["health"])
 async def health(request: Request) -> JSONResponse:
     """200 with the engine's status when it answers, 503 (error envelope) otherwise."""
     try:
-        status: dict[str, Any] = await engine_client(request).call("health", timeout=5)
+        status = await engine_client(request).health(timeout=5)
     except DomainError as exc:
         return error_response(from_exception(exc))
-    if not status.get("ready"):
+    if not status.ready:
         return error_response(ServiceUnavailableError("the engine is not ready", code="engine_loading"))
-    return JSONResponse({"status": "ok", **status})
+    return JSONResponse({"status": "ok", **msgspec.to_builtins(status)})
 
 
 @router.get("/version")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -16,7 +17,8 @@ from openai_server.protocol_ops import (
     TokenizeResponse,
 )
 from openai_server.routers.deps import completion_service, engine_client
-from openai_server.translate import message_text
+from openai_server.translate import conversation
+from src import contract
 
 router = APIRouter(tags=["operations"])
 
@@ -31,19 +33,20 @@ async def metrics(request: Request) -> Response:
 @router.post("/tokenize", response_model=TokenizeResponse)
 async def tokenize(body: TokenizeRequest, request: Request) -> dict[str, Any]:
     """Token ids of ``prompt``, or of ``messages`` with the chat template applied."""
-    await completion_service(request).model_id(body.model)
-    args: dict[str, Any] = {"return_token_strs": body.return_token_strs}
+    model = await completion_service(request).model_id(body.model)
     if isinstance(body, TokenizeChatRequest):
-        args["messages"] = [{"role": m.role, "content": message_text(m)} for m in body.messages]
-        args["chat_template"] = body.chat_template or ""
+        asked = contract.TokenizeRequest(model=model, messages=conversation(body.messages),
+                                         chat_template=body.chat_template or "",
+                                         return_token_strs=body.return_token_strs)
     else:
-        args["prompt"], args["add_special_tokens"] = body.prompt, body.add_special_tokens
-    return wire(TokenizeResponse(**await engine_client(request).call("tokenize", args, timeout=30)))
+        asked = contract.TokenizeRequest(model=model, prompt=body.prompt, add_special_tokens=body.add_special_tokens,
+                                         return_token_strs=body.return_token_strs)
+    return wire(TokenizeResponse(**msgspec.to_builtins(await engine_client(request).tokenize(asked))))
 
 
 @router.post("/detokenize", response_model=DetokenizeResponse)
 async def detokenize(body: DetokenizeRequest, request: Request) -> dict[str, Any]:
     """The text of ``tokens``; ids outside the vocabulary are a 400."""
-    await completion_service(request).model_id(body.model)
-    return wire(DetokenizeResponse(**await engine_client(request).call(
-        "detokenize", {"tokens": body.tokens}, timeout=30)))
+    model = await completion_service(request).model_id(body.model)
+    result = await engine_client(request).detokenize(contract.DetokenizeRequest(tokens=body.tokens, model=model))
+    return wire(DetokenizeResponse(prompt=result.prompt))

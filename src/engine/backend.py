@@ -5,8 +5,10 @@ In the spirit of vLLM's ``EngineClient`` and simonw/llm's ``Model``: a backend t
 sampling options and an optional output constraint) and returns a handle of
 :class:`TokenEvent` s; it tokenizes with its own tokenizer and declares what it can do.
 Implementations: :class:`src.engine.transformers_backend.TransformersBackend` (a local
-model with continuous batching) and :class:`src.engine.vision_backend.VisionBackend` (a local
-vision-language model reading image content parts). Nothing above ``src/engine/`` names an implementation:
+model with continuous batching), :class:`src.engine.llamacpp_backend.LlamaCppBackend` (a GGUF
+model on a supervised llama-server), :class:`src.engine.vision_backend.VisionBackend` (a local
+vision-language model reading image content parts) and
+:class:`src.engine.remote_backend.RemoteBackend` (an OpenAI-compatible engine elsewhere). Nothing above ``src/engine/`` names an implementation:
 callers get backends from the :class:`src.engine.registry.ModelRegistry`.
 """
 
@@ -14,8 +16,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from src.contract import BackendKind, ModelCapabilities, ModelInfo
 from src.engine.types import Capabilities, GenerationRequest, Message, TokenEvent
 
 
@@ -72,8 +75,9 @@ class Backend(Protocol):
         """The token ids the model reads for ``messages`` (its chat template applied)."""
         ...
 
-    def info(self) -> dict[str, Any]:
-        """Plain data about the model for listings: name, context window, backend kind, ..."""
+    def describe(self) -> ModelInfo:
+        """The model as the contract describes it: backend kind, context window, vocabulary
+        size, modalities, capabilities (src/contract.py)."""
         ...
 
     def stats(self) -> dict[str, int]:
@@ -86,3 +90,16 @@ class Backend(Protocol):
         ...
 
     def shutdown(self) -> None: ...
+
+
+def model_info(backend: Backend, kind: BackendKind, vocab_size: int | None = None,
+               inference_server: str | None = None, remote_model: str | None = None) -> ModelInfo:
+    """The contract's description of ``backend`` from its declared capabilities."""
+    caps = backend.capabilities
+    return ModelInfo(
+        id=backend.name, backend=kind, context_window=backend.context_window, vocab_size=vocab_size,
+        modalities=["text", "image"] if caps.vision else ["text"],
+        capabilities=ModelCapabilities(tools=caps.tools, constrained_decoding=caps.constrained_decoding,
+                                       logprobs=caps.logprobs, logit_bias=caps.logit_bias, vision=caps.vision),
+        inference_server=inference_server, remote_model=remote_model,
+    )

@@ -39,6 +39,8 @@ from typing import Any
 
 import httpx
 
+from src.contract import ModelInfo
+from src.engine.backend import model_info
 from src.engine.handle import RequestHandle
 from src.engine.kv_budget import budget_tokens, kv_bytes_per_token
 from src.engine.loopback_http import post_stream
@@ -269,9 +271,8 @@ class LlamaCppBackend(RemoteBackend):
         yield from self._stream(handle, path, body, False, Progress(started=True, prompt_tokens=progress.prompt_tokens,
                                                                     offset=progress.completion_tokens))
 
-    def info(self) -> dict[str, Any]:
-        return {**super().info(), "backend": "llama.cpp", "weights": Path(self.gguf).name,
-                "parallel": self.parallel, "restarts": self.server.restarts}
+    def describe(self) -> ModelInfo:
+        return model_info(self, "llama.cpp", vocab_size=self._vocab)
 
     def shutdown(self) -> None:
         super().shutdown()

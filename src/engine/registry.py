@@ -11,6 +11,9 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import msgspec
+
+from src.contract import ModelInfo
 from src.engine.backend import Backend
 from src.errors import UnknownModelError
 from src.settings import DEFAULT_BASE_MODEL, Settings
@@ -60,9 +63,9 @@ class ModelRegistry:
             return self._backends[choice]
         raise UnknownModelError(f"the model {choice!r} does not exist; served: {', '.join(self.names)}")
 
-    def listing(self) -> list[dict[str, Any]]:
-        """The models as /v1/models lists them (plus each backend's own info)."""
-        return [{"id": b.name, "created": self.created, "owned_by": "h2oGPT", **b.info()} for b in self]
+    def listing(self) -> list[ModelInfo]:
+        """The served models as the contract describes them (/v1/models lists them)."""
+        return [msgspec.structs.replace(b.describe(), created=self.created) for b in self]
 
     @property
     def active_requests(self) -> int:
@@ -107,7 +110,8 @@ def build_backend(entry: dict[str, Any], settings: Settings) -> Backend:
                              connect_timeout=settings.inference_server_timeout,
                              read_timeout=settings.inference_server_read_timeout,
                              concurrency=max(64, settings.concurrency_count),
-                             context_window=entry.get("max_seq_len"))
+                             context_window=entry.get("max_seq_len"),
+                             vision=bool(entry.get("vision", True)))
     local = settings.model_copy(update={k: entry[k] for k in ("base_model", "max_seq_len", "llamacpp_dict")
                                         if entry.get(k) is not None})
     from src.engine.llamacpp_backend import LlamaCppBackend, server_path

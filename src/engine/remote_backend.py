@@ -34,6 +34,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from src.contract import ModelInfo
+from src.engine.backend import model_info
 from src.engine.handle import RequestHandle
 from src.engine.remote_spec import RemoteSpec
 from src.engine.remote_wire import (
@@ -101,8 +103,12 @@ class RemoteBackend:
         read_timeout: float = 600.0,
         concurrency: int = 64,
         context_window: int | None = None,
+        vision: bool = True,
     ) -> None:
+        """``vision``: image parts are forwarded (the remote answers whether it reads them);
+        False declares the remote model text-only, and images are refused here (400)."""
         self.spec = spec
+        self.vision = vision
         self.read_timeout = read_timeout
         self.client = httpx.Client(
             base_url=spec.base_url,
@@ -117,6 +123,7 @@ class RemoteBackend:
         self._active = 0
         self._lock = threading.Lock()
         self._context = context_window
+        self._vocab: int | None = None
         self.remote_model = remote_model
         self._counted = functools.lru_cache(maxsize=4096)(lambda text: len(self.tokenize(text)))
         self._discover(name or remote_model)
@@ -140,8 +147,10 @@ class RemoteBackend:
         pick = next((m for m in models if wanted and m.get("id") == wanted), models[0] if models else {})
         if not self.remote_model:
             self.remote_model = str(pick.get("id") or "")
+        meta = pick.get("meta") or {}
+        if meta.get("n_vocab"):  # llama.cpp's server says its vocabulary size
+            self._vocab = int(meta["n_vocab"])
         if self._context is None:
-            meta = pick.get("meta") or {}
             window = pick.get("max_model_len") or meta.get("n_ctx") or meta.get("n_ctx_train")
             self._context = int(window) if window else None
         log.info("inference server %s serves %s; using %s", self.spec, ids, self.remote_model)
@@ -177,7 +186,7 @@ class RemoteBackend:
     def capabilities(self) -> Capabilities:
         chat = self.spec.chat  # tools need chat completions; the remote calls them itself
         return Capabilities(logprobs=True, logit_bias=True, constrained_decoding=True,
-                            tools=chat, native_tools=chat, passthrough=True)
+                            tools=chat, native_tools=chat, passthrough=True, vision=self.vision)
 
     @property
     def active_requests(self) -> int:
@@ -261,7 +270,7 @@ class RemoteBackend:
                 if deadline is not None and time.monotonic() > deadline:
                     finish = "length"
                     break
-                text, logprobs, done = "", [], False
+                text, logprobs, calls, done = "", [], [], False
                 for data in lines:
                     if data == b"[DONE]":
                         done = True
@@ -270,15 +279,17 @@ class RemoteBackend:
                     if isinstance(chunk, dict) and chunk.get("error"):
                         raise RemoteRejectedError(f"the inference server {self.spec} stopped the answer: "
                                                   f"{_message(chunk)}")
-                    piece, pieces, remote_finish = reader.read(chunk)
+                    piece, pieces, called, remote_finish = reader.read(chunk)
                     text += piece
                     logprobs += pieces
+                    calls += called
                     if remote_finish is not None:
                         finish = finish_reason(remote_finish)
-                if text or logprobs:
+                if text or logprobs or calls:
                     progress.text += text
                     yield TokenEvent(text, progress.prompt_tokens or reader.prompt_tokens,
-                                     progress.offset + reader.completion_tokens, None, tuple(logprobs))
+                                     progress.offset + reader.completion_tokens, None, tuple(logprobs),
+                                     tuple(calls))
                 if done:
                     break
             progress.finish = finish or "stop"
@@ -351,10 +362,9 @@ class RemoteBackend:
             body["chat_template"] = chat_template
         return [int(i) for i in self._post_root("/tokenize", body)["tokens"]]
 
-    def info(self) -> dict[str, Any]:
-        return {"id": self.name, "backend": "remote",
-                "inference_server": str(self.spec), "remote_model": self.remote_model,
-                "context_window": self.context_window, "state": self.state}
+    def describe(self) -> ModelInfo:
+        return model_info(self, "remote", vocab_size=self._vocab, inference_server=str(self.spec),
+                          remote_model=self.remote_model)
 
     def stats(self) -> dict[str, int]:
         return {"running": self._active, "queued": 0, "kv_cache_used_tokens": 0,

@@ -11,17 +11,18 @@ of this product (tests/remote/).
 - Output constraints: vLLM's ``structured_outputs``; OpenAI's ``response_format`` for JSON
   and h2oGPT's ``guided_*`` fields for the others on other servers; llama.cpp's
   ``json_schema`` / GBNF ``grammar``.
-- Tool calls come back as OpenAI ``tool_calls`` deltas and are re-emitted as the
-  ``<tool_call>`` text of src/tools.py, which the serving layer already turns into OpenAI's
-  tool-call objects and deltas.
+- Tool calls come back as OpenAI ``tool_calls`` deltas and become the contract's typed
+  :class:`ToolCallDelta` s with the remote's own ids; nothing is rendered to text.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from src import tools
 from src.engine.regex_gbnf import regex_to_gbnf
@@ -29,10 +30,12 @@ from src.engine.remote_spec import RemoteSpec
 from src.engine.types import (
     FinishReason,
     GenerationRequest,
+    JsonSchemaFormat,
     Message,
     OutputConstraint,
     SamplingOptions,
     TokenLogprob,
+    ToolCallDelta,
 )
 from src.errors import UnsupportedFeatureError
 
@@ -99,8 +102,10 @@ def logprob_fields(options: SamplingOptions, chat: bool, spec: RemoteSpec) -> di
     return {"logprobs": options.logprobs}
 
 
-def constraint_fields(constraint: OutputConstraint | None, spec: RemoteSpec) -> dict[str, Any]:
-    """The remote's fields for an output constraint (vLLM, llama.cpp or OpenAI dialect)."""
+def constraint_fields(constraint: OutputConstraint | None, spec: RemoteSpec,
+                      as_sent: JsonSchemaFormat | None = None) -> dict[str, Any]:
+    """The remote's fields for an output constraint (vLLM, llama.cpp or OpenAI dialect);
+    ``as_sent``: the client's own json_schema response_format, forwarded as it was."""
     if constraint is None:
         return {}
     kind, value = constraint.kind, constraint.value
@@ -117,6 +122,8 @@ def constraint_fields(constraint: OutputConstraint | None, spec: RemoteSpec) -> 
     if kind == "json_object":
         return {"response_format": {"type": "json_object"}}
     if kind == "json_schema":
+        if as_sent is not None:
+            return {"response_format": {"type": "json_schema", "json_schema": msgspec.to_builtins(as_sent)}}
         return {"response_format": {"type": "json_schema",
                                     "json_schema": {"name": "output", "schema": value, "strict": True}}}
     if spec.kind == "llamacpp":
@@ -151,7 +158,7 @@ def request_body(request: GenerationRequest, spec: RemoteSpec, model: str,
     body: dict[str, Any] = {"model": model, "stream": True, "stream_options": {"include_usage": True}}
     body.update(sampling_fields(options, request.explicit, spec))
     body.update(logprob_fields(options, chat, spec))
-    body.update(constraint_fields(request.constraint, spec))
+    body.update(constraint_fields(request.constraint, spec, request.json_schema))
     if chat:
         body["messages"] = [dict(m) for m in request.messages]
         body.update(tool_fields(request))
@@ -177,23 +184,23 @@ def request_body(request: GenerationRequest, spec: RemoteSpec, model: str,
 
 @dataclass
 class ChunkReader:
-    """Turns a remote's stream chunks into (text delta, log probs, finish reason).
+    """Turns a remote's stream chunks into (text delta, log probs, tool-call deltas, finish reason).
 
-    Tool-call deltas become ``<tool_call>{"name": ..., "arguments": ...}</tool_call>`` text;
-    usage (the last chunk, with ``include_usage``) fills the token counts.
+    Tool-call deltas keep the remote's ids and indexes; usage (the last chunk, with
+    ``include_usage``) fills the token counts. ``wrap_call``: the answer is one call's JSON
+    (``{"name", "arguments"}``, what a ``tool_call`` constraint asks of llama.cpp), held and
+    emitted as that call when it is complete.
     """
 
     chat: bool
     top_logprobs: int | None = None  # alternatives to keep per token (None: all sent)
-    wrap_call: bool = False  # the answer is a call's JSON: hold it, re-emit it as a <tool_call>
+    wrap_call: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usage_seen: bool = False
-    open_call: int | None = None  # index of the tool call whose text is open
-    args_sent: dict[int, bool] = field(default_factory=dict)
     held: str = ""
 
-    def read(self, chunk: Mapping[str, Any]) -> tuple[str, list[TokenLogprob], str | None]:
+    def read(self, chunk: Mapping[str, Any]) -> tuple[str, list[TokenLogprob], list[ToolCallDelta], str | None]:
         usage = chunk.get("usage")
         if isinstance(usage, Mapping) and usage.get("completion_tokens") is not None:
             self.prompt_tokens = int(usage.get("prompt_tokens") or 0)
@@ -201,13 +208,14 @@ class ChunkReader:
             self.usage_seen = True
         choices = chunk.get("choices") or []
         if not choices:
-            return "", [], None
+            return "", [], [], None
         choice = choices[0]
         finish = choice.get("finish_reason")
+        calls: list[ToolCallDelta] = []
         if self.chat:
             delta = choice.get("delta") or {}
             text = str(delta.get("content") or "")
-            text += self._tool_text(delta.get("tool_calls") or [])
+            calls = [tool_call_delta(c) for c in delta.get("tool_calls") or [] if isinstance(c, Mapping)]
             logprobs = _chat_logprobs(choice.get("logprobs"))
             if self.top_logprobs is not None:
                 logprobs = [TokenLogprob(lp.token, lp.logprob, lp.top[:self.top_logprobs]) for lp in logprobs]
@@ -216,50 +224,40 @@ class ChunkReader:
             logprobs = _completion_logprobs(choice.get("logprobs"))
         if self.wrap_call:
             self.held += text
-            text = wrapped_call(self.held) if finish is not None else ""
-        if finish is not None:
-            text += self.close_call()
-        if (text or logprobs) and not self.usage_seen:
+            text = ""
+            if finish is not None:
+                call = whole_call(self.held)
+                if call is None:
+                    text = self.held  # not a complete call (cut by max_tokens): the text as is
+                else:
+                    calls.append(call)
+        if (text or logprobs or calls) and not self.usage_seen:
             self.completion_tokens += max(1, len(logprobs))
-        return text, logprobs, finish
-
-    def _tool_text(self, calls: list[Mapping[str, Any]]) -> str:
-        out = ""
-        for call in calls:
-            index = int(call.get("index") or 0)
-            function = call.get("function") or {}
-            if index != self.open_call:
-                out += self.close_call()
-                if self.open_call is not None or self.args_sent:
-                    out += "\n"
-                self.open_call = index
-                self.args_sent[index] = False
-                out += tools.CALL_PREFIX + str(function.get("name") or "") + tools.ARGS_INFIX
-            arguments = function.get("arguments")
-            if arguments:
-                out += str(arguments)
-                self.args_sent[index] = True
-        return out
-
-    def close_call(self) -> str:
-        if self.open_call is None:
-            return ""
-        text = ("" if self.args_sent.get(self.open_call) else "{}") + "}" + tools.CLOSE
-        self.open_call = None
-        return text
+        return text, logprobs, calls, finish
 
 
-def wrapped_call(text: str) -> str:
-    """A call's JSON ({"name", "arguments"}) as src/tools.py's ``<tool_call>`` text with its
-    fixed separators; text that is not a complete call (cut by max_tokens) is returned as is."""
+def tool_call_delta(raw: Mapping[str, Any]) -> ToolCallDelta:
+    """An OpenAI stream's tool-call delta (or a whole call) as the contract's, id kept."""
+    function = raw.get("function") or {}
+    name = function.get("name") if isinstance(function, Mapping) else None
+    arguments = function.get("arguments") if isinstance(function, Mapping) else None
+    return ToolCallDelta(index=int(raw.get("index") or 0), id=str(raw["id"]) if raw.get("id") else None,
+                         name=str(name) if name else None,
+                         arguments=arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+                         if arguments is not None else "")
+
+
+def whole_call(text: str) -> ToolCallDelta | None:
+    """A call's JSON ({"name", "arguments"}) as the first (and only) call of an answer, with
+    an id of ours (llama.cpp answered the JSON, not a tool call); None if it is not one."""
     try:
         call = json.loads(text)
     except json.JSONDecodeError:
-        return text
+        return None
     if not isinstance(call, dict) or "name" not in call:
-        return text
-    arguments = json.dumps(call.get("arguments", {}), separators=(", ", ": "))
-    return f"{tools.CALL_PREFIX}{call['name']}{tools.ARGS_INFIX}{arguments}}}{tools.CLOSE}"
+        return None
+    arguments = json.dumps(call.get("arguments", {}))
+    return ToolCallDelta(index=0, id=tools.new_call_id(), name=str(call["name"]), arguments=arguments)
 
 
 def _chat_logprobs(raw: Any) -> list[TokenLogprob]:
@@ -287,5 +285,6 @@ FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "tool_cal
 
 
 def finish_reason(remote: str) -> FinishReason:
-    """Ours for a remote's finish reason (a tool call is a "stop" with <tool_call> text)."""
+    """Ours for a remote's finish reason (an answer that called tools is a "stop" whose tool
+    calls came as events: evaluate() reports it as ``tool_calls``)."""
     return FINISH.get(remote, "stop")

@@ -11,8 +11,9 @@ import dataclasses
 import itertools
 import threading
 from collections.abc import Sequence as Seq
-from typing import Any
 
+from src.contract import ModelInfo
+from src.engine.backend import model_info
 from src.engine.batching import BatchEngine
 from src.engine.constraints import GrammarCompiler
 from src.engine.handle import RequestHandle
@@ -110,12 +111,8 @@ class TransformersBackend:
     ) -> list[int]:
         return render_prompt(self.loaded.tokenizer, messages, prompt_type, chat_template)
 
-    def info(self) -> dict[str, Any]:
-        loaded = self.loaded
-        return {"id": self.name, "backend": "transformers", "device": loaded.device,
-                "context_window": self.context_window, "weights": loaded.weights,
-                "vocab_size": len(loaded.tokenizer),
-                "kv_cache_capacity_tokens": self.kv_budget_tokens}
+    def describe(self) -> ModelInfo:
+        return model_info(self, "transformers", vocab_size=len(self.loaded.tokenizer))
 
     def health(self) -> dict[str, str]:
         return {"state": "up"}  # in this process: up while it exists

@@ -6,6 +6,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from src.contract import JsonSchemaFormat
+from src.contract import TokenLogprob as TokenLogprob  # the contract's, used by the backends
+from src.contract import ToolCallDelta as ToolCallDelta
+
 FinishReason = Literal["stop", "length", "cancelled"]
 ConstraintKind = Literal["json_schema", "json_object", "regex", "choice", "grammar", "tool_call"]
 Message = Mapping[str, Any]  # {"role": ..., "content": ...}
@@ -81,6 +85,9 @@ class GenerationRequest:
     tools: tuple[dict[str, Any], ...] = ()
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    #: The client's json_schema ``response_format`` (its name, strict), for an engine that
+    #: takes it as sent (a remote one); the schema itself is ``constraint``'s.
+    json_schema: JsonSchemaFormat | None = None
 
 
 @dataclass(frozen=True)
@@ -117,12 +124,8 @@ class TokenEvent:
     completion_tokens: int
     finish_reason: FinishReason | None = None
     logprobs: tuple[TokenLogprob, ...] = ()
+    #: Tool-call pieces, from an engine that calls tools itself (remote ones, llama.cpp),
+    #: with that engine's ids.
+    tool_calls: tuple[ToolCallDelta, ...] = ()
 
 
-@dataclass(frozen=True)
-class TokenLogprob:
-    """A generated token's text, log probability and the most likely alternatives."""
-
-    token: str
-    logprob: float
-    top: tuple[tuple[str, float], ...] = ()

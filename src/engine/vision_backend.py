@@ -26,6 +26,8 @@ from collections.abc import Sequence as Seq
 from pathlib import Path
 from typing import Any
 
+from src.contract import ModelInfo
+from src.engine.backend import model_info
 from src.engine.handle import RequestHandle
 from src.engine.image_inputs import decode_image
 from src.engine.loader import _dtype, configure_torch_threads
@@ -242,9 +244,8 @@ class VisionBackend:
         request = GenerationRequest(messages=tuple(messages), chat_template=chat_template)
         return [int(i) for i in self.inputs(request)["input_ids"][0].tolist()]
 
-    def info(self) -> dict[str, Any]:
-        return {"id": self.name, "backend": "transformers-vision", "device": self.device,
-                "context_window": self.context_window, "vision": True}
+    def describe(self) -> ModelInfo:
+        return model_info(self, "vision", vocab_size=len(self.tokenizer))
 
     def health(self) -> dict[str, str]:
         return {"state": "up"}  # in this process: up while it exists

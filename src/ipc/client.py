@@ -13,6 +13,10 @@ with the event loop on every read and runs a protocol state machine per chunk: 0
 CPU per streamed token against 0.07 ms here, and on a machine whose cores decode, the
 worker's CPU per token comes out of the decoder's (docs/performance.md).
 
+The engine's own methods are typed (:meth:`EngineClient.evaluate`, ``models``, ``health``,
+``tokenize``, ``detokenize``: the contract of src/contract.py, decoded and checked on
+arrival); the other services are still called by name with a plain map (``call``, ``stream``).
+
 This module is torch-free: workers import it, never the engine.
 """
 
@@ -24,12 +28,33 @@ import logging
 import socket
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
-import msgpack
+import msgspec
 
+from src.contract import (
+    DetokenizeRequest,
+    DetokenizeResult,
+    EvalEvent,
+    EvaluateRequest,
+    Health,
+    ModelInfo,
+    TokenizeRequest,
+    TokenizeResult,
+)
 from src.errors import EngineUnavailableError, from_payload
 from src.ipc import MSGPACK
+from src.ipc.codec import (
+    Chunk,
+    End,
+    Failure,
+    Result,
+    call_envelope,
+    decode,
+    decode_any,
+    encode,
+    stream_envelope,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +64,8 @@ _REQUEST = b"POST %s HTTP/1.1\r\nHost: engine\r\nContent-Type: " + MSGPACK.encod
 _TRANSPORT_ERRORS = (OSError, EOFError, ValueError, asyncio.LimitOverrunError)  # EOFError: IncompleteReadError
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+T = TypeVar("T")
+_UNTYPED = object()  # decode an answer as plain data
 
 
 class EngineClient:
@@ -49,10 +76,45 @@ class EngineClient:
         self.connect_timeout = connect_timeout
         self._idle: list[Connection] = []
 
-    # --- public API ------------------------------------------------------------------
+    # --- the typed contract ------------------------------------------------------------
+    async def evaluate(self, request: EvaluateRequest) -> AsyncGenerator[EvalEvent, None]:
+        """The events of one answer; leaving early cancels it in the engine."""
+        async with contextlib.aclosing(self._stream("evaluate", request, EvalEvent)) as events:
+            async for event in events:
+                yield event
+
+    async def models(self, timeout: float | None = 10) -> list[ModelInfo]:
+        result: list[ModelInfo] = await self._call("models", None, list[ModelInfo], timeout)
+        return result
+
+    async def health(self, timeout: float | None = None) -> Health:
+        result: Health = await self._call("health", None, Health, timeout)
+        return result
+
+    async def tokenize(self, request: TokenizeRequest) -> TokenizeResult:
+        result: TokenizeResult = await self._call("tokenize", request, TokenizeResult)
+        return result
+
+    async def detokenize(self, request: DetokenizeRequest) -> DetokenizeResult:
+        result: DetokenizeResult = await self._call("detokenize", request, DetokenizeResult)
+        return result
+
+    # --- the services still called by name --------------------------------------------
     async def call(self, method: str, args: dict[str, Any] | None = None,
                    timeout: float | None = None) -> Any:
-        """Run a registered call method in the engine and return its result."""
+        """Run a registered call method in the engine and return its result (plain data)."""
+        return await self._call(method, args or {}, _UNTYPED, timeout)
+
+    async def stream(
+        self, method: str, args: dict[str, Any] | None = None
+    ) -> AsyncGenerator[Any, None]:
+        """Iterate the items (plain data) of a registered stream method; leaving early cancels it."""
+        async with contextlib.aclosing(self._stream(method, args or {}, _UNTYPED)) as items:
+            async for item in items:
+                yield item
+
+    # --- one call, one stream ------------------------------------------------------------
+    async def _call(self, method: str, args: Any, result_type: Any, timeout: float | None = None) -> Any:
         connection = await self._connect()
         reader, writer = connection
         try:
@@ -70,27 +132,30 @@ class EngineClient:
             writer.close()
             raise
         self._release(connection)
-        reply = msgpack.unpackb(body, strict_map_key=False)
-        if reply["op"] == "result":
-            return reply.get("data")
-        raise from_payload(reply.get("error") or {})
+        if result_type is _UNTYPED:
+            reply = decode_any(body)
+            if reply.get("op") == "result":
+                return reply.get("data")
+            raise from_payload(reply.get("error") or {})
+        answer = decode(call_envelope(result_type), body)
+        if isinstance(answer, Result):
+            return answer.data
+        raise from_payload(msgspec.structs.asdict(answer.error))
 
-    async def stream(
-        self, method: str, args: dict[str, Any] | None = None
-    ) -> AsyncGenerator[Any, None]:
-        """Iterate the items of a registered stream method; leaving early cancels it."""
+    async def _stream(self, method: str, args: Any, item_type: Any) -> AsyncGenerator[Any, None]:
         stream_id = uuid.uuid4().hex
         connection = await self._connect()
         reader, writer = connection
         finished = False
-        last: dict[str, Any] | None = None
+        last: End | Failure | None = None
+        envelope = None if item_type is _UNTYPED else stream_envelope(item_type)
         try:
             await _send(writer, f"/stream/{method}", args, b"X-Stream-Id: %s\r\n" % stream_id.encode())
             await _head(reader)
             async for data in _chunks(reader):  # read to the body's end: keep-alive
-                reply = msgpack.unpackb(data, strict_map_key=False)
-                if reply["op"] == "chunk":
-                    yield reply.get("data")
+                reply = _untyped_item(data) if envelope is None else decode(envelope, data)
+                if isinstance(reply, Chunk):
+                    yield reply.data
                 else:
                     last = reply
             finished = True
@@ -105,8 +170,8 @@ class EngineClient:
                 await self._cancel(stream_id)
         if last is None:
             raise EngineUnavailableError("the engine ended a stream without its last message")
-        if last["op"] != "end":
-            raise from_payload(last.get("error") or {})
+        if isinstance(last, Failure):
+            raise from_payload(msgspec.structs.asdict(last.error))
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
@@ -167,8 +232,17 @@ async def _writable(sock: socket.socket) -> None:
         loop.remove_writer(sock)
 
 
-async def _send(writer: asyncio.StreamWriter, path: str, args: dict[str, Any] | None, extra: bytes = b"") -> None:
-    body = msgpack.packb(args or {})
+def _untyped_item(data: bytes) -> Chunk[Any] | End | Failure:
+    reply = decode_any(data)
+    if reply.get("op") == "chunk":
+        return Chunk(reply.get("data"))
+    if reply.get("op") == "end":
+        return End()
+    return decode(Failure, data)
+
+
+async def _send(writer: asyncio.StreamWriter, path: str, args: Any, extra: bytes = b"") -> None:
+    body = encode(args if args is not None else {})
     writer.write(_REQUEST % (path.encode(), len(body), extra) + body)
     await writer.drain()
 

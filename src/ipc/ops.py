@@ -25,6 +25,8 @@ from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from src.contract import DetokenizeRequest, DetokenizeResult, Message, TokenizeRequest, TokenizeResult
+from src.conversation import backend_message
 from src.errors import InvalidParamsError
 from src.ipc.server import IpcServer
 from src.metrics import EngineMetrics, metrics_of
@@ -44,23 +46,23 @@ class EngineAdapter:
         self.registry = evaluator.registry
         self.settings = evaluator.settings
 
-    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        return [int(i) for i in self.registry.default.tokenize(text, add_special_tokens=add_special_tokens)]
+    def tokenize(self, text: str, add_special_tokens: bool = True, model: str | None = None) -> list[int]:
+        return [int(i) for i in self.registry.get(model).tokenize(text, add_special_tokens=add_special_tokens)]
 
-    def detokenize(self, ids: list[int]) -> str:
-        return self.registry.default.detokenize(ids)
+    def detokenize(self, ids: list[int], model: str | None = None) -> str:
+        return self.registry.get(model).detokenize(ids)
 
-    def vocab_size(self) -> int:
-        return int(self.registry.default.info().get("vocab_size") or 0)
+    def vocab_size(self, model: str | None = None) -> int | None:
+        """The vocabulary size the model declares (None: unknown; the backend checks ids)."""
+        return self.registry.get(model).describe().vocab_size
 
-    def chat_prompt_ids(self, messages: list[dict[str, str]], prompt_type: str = "",
-                        chat_template: str = "") -> list[int]:
-        return self.registry.default.chat_prompt_ids(
+    def chat_prompt_ids(self, messages: list[dict[str, Any]], prompt_type: str = "",
+                        chat_template: str = "", model: str | None = None) -> list[int]:
+        return self.registry.get(model).chat_prompt_ids(
             messages, prompt_type or self.settings.prompt_type, chat_template or self.settings.chat_template)
 
-    @property
-    def context_window(self) -> int:
-        return int(self.registry.default.context_window)
+    def context_window(self, model: str | None = None) -> int:
+        return int(self.registry.get(model).context_window)
 
     def stats(self) -> dict[str, int]:
         """running, queued, kv_cache_used_tokens, kv_cache_capacity_tokens (all models)."""
@@ -105,15 +107,10 @@ class RateLimits:
                 "remaining": int(stats.remaining), "reset": float(stats.reset_time)}
 
 
-def _messages(raw: Any) -> list[dict[str, str]]:
-    if not isinstance(raw, list) or not raw:
+def _messages(messages: list[Message]) -> list[dict[str, Any]]:
+    if not messages:
         raise InvalidParamsError("messages must be a non-empty list", param="messages")
-    out = []
-    for message in raw:
-        if not isinstance(message, dict):
-            raise InvalidParamsError("each message must be an object", param="messages")
-        out.append({"role": str(message.get("role") or "user"), "content": str(message.get("content") or "")})
-    return out
+    return [backend_message(m) for m in messages]
 
 
 class OpsMethods:
@@ -124,29 +121,27 @@ class OpsMethods:
         self.metrics = metrics
         self.rate_limits = RateLimits()
 
-    def tokenize(self, args: dict[str, Any]) -> dict[str, Any]:
-        """{prompt, add_special_tokens?} or {messages, add_generation_prompt?,...} -> vLLM's
+    def tokenize(self, request: TokenizeRequest) -> TokenizeResult:
+        """A prompt text, or chat messages as the model reads them -> vLLM's
         {count, max_model_len, tokens, token_strs?}."""
-        if args.get("messages") is not None:
-            ids = self.engine.chat_prompt_ids(_messages(args["messages"]),
-                                              str(args.get("prompt_type") or ""),
-                                              str(args.get("chat_template") or ""))
+        model = request.model
+        if request.messages is not None:
+            ids = self.engine.chat_prompt_ids(_messages(request.messages), request.prompt_type,
+                                              request.chat_template, model)
         else:
-            ids = self.engine.tokenize(str(args.get("prompt") or ""),
-                                       bool(args.get("add_special_tokens", True)))
-        out: dict[str, Any] = {"count": len(ids), "max_model_len": self.engine.context_window,
-                               "tokens": ids}
-        if args.get("return_token_strs"):
-            out["token_strs"] = [self.engine.detokenize([i]) for i in ids]
-        return out
+            ids = self.engine.tokenize(request.prompt or "", request.add_special_tokens, model)
+        strs = [self.engine.detokenize([i], model) for i in ids] if request.return_token_strs else None
+        return TokenizeResult(count=len(ids), max_model_len=self.engine.context_window(model), tokens=ids,
+                              token_strs=strs)
 
-    def detokenize(self, args: dict[str, Any]) -> dict[str, Any]:
-        ids = args.get("tokens")
-        vocab = self.engine.vocab_size()
-        if not isinstance(ids, list) or not all(isinstance(i, int) and 0 <= i < vocab for i in ids):
-            raise InvalidParamsError(
-                f"tokens must be a list of token ids in [0, {vocab})", param="tokens")
-        return {"prompt": self.engine.detokenize(ids)}
+    def detokenize(self, request: DetokenizeRequest) -> DetokenizeResult:
+        """Token ids -> text; ids outside the vocabulary are a 400 naming its size (a backend
+        that does not say its size, a remote one, checks them itself)."""
+        vocab = self.engine.vocab_size(request.model)
+        if any(i < 0 or (vocab is not None and i >= vocab) for i in request.tokens):
+            bound = f"[0, {vocab})" if vocab is not None else "non-negative"
+            raise InvalidParamsError(f"tokens must be token ids in {bound}", param="tokens")
+        return DetokenizeResult(prompt=self.engine.detokenize(request.tokens, request.model))
 
     def metrics_text(self, args: dict[str, Any]) -> bytes:
         if self.metrics is None:
@@ -169,8 +164,8 @@ def count_tokens(evaluator: Evaluator, text: str) -> int:
 def register_ops_methods(server: IpcServer, evaluator: Evaluator) -> None:
     """tokenize, detokenize, metrics, observe_http and rate_hit."""
     methods = OpsMethods(EngineAdapter(evaluator), metrics_of(evaluator))
-    server.register("tokenize", methods.tokenize)
-    server.register("detokenize", methods.detokenize)
+    server.register_typed("tokenize", TokenizeRequest, methods.tokenize)
+    server.register_typed("detokenize", DetokenizeRequest, methods.detokenize)
     server.register("metrics", methods.metrics_text)
     server.register("observe_http", methods.observe_http)
     server.register("rate_hit", methods.rate_hit)

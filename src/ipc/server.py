@@ -21,8 +21,11 @@ Adding a service method is two lines in ``src/ipc/services.py``::
 and the worker side calls ``await engine_client.call("embed", {"texts": [...]})`` or
 ``async for item in engine_client.stream("ingest", {...})`` from a router.
 
-Every value crossing the socket must be msgpack-able (dicts, lists, str, int, float, bool,
-None, bytes). A handler's exception goes back to the caller as ``{code, message, param}``
+The engine's own methods (evaluate, models, health, tokenize, detokenize) are *typed*:
+``register_typed(method, RequestType, handler)`` decodes the body as the contract's
+``RequestType`` (src/contract.py; a wrong or unknown field is refused before the handler
+runs) and the handler returns, or yields, contract structs. The other services still take
+a plain map (``register``). A handler's exception goes back to the caller as ``{code, message, param}``
 (``src.errors.to_payload``): the client re-raises the domain error of that stable code,
 and a bug as a plain ``DomainError`` (``internal_error``) without its internals. The wire format is in ``src/ipc/__init__.py``.
 """
@@ -39,15 +42,15 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-import msgpack
-
 from src.errors import to_payload
 from src.ipc import MSGPACK
+from src.ipc.codec import Chunk, End, Result, decode, decode_any, encode, error_body
 
 log = logging.getLogger(__name__)
 
-CallHandler = Callable[[dict[str, Any]], Any]
-StreamHandler = Callable[[dict[str, Any], threading.Event], Iterator[Any]]
+CallHandler = Callable[[Any], Any]
+StreamHandler = Callable[[Any, threading.Event], Iterator[Any]]
+_END = encode(End())
 _HEAD = f"HTTP/1.1 200 OK\r\nContent-Type: {MSGPACK}\r\n".encode()
 REPLY_HEAD = _HEAD + b"Content-Length: %d\r\n\r\n"
 STREAM_HEAD = _HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
@@ -91,19 +94,23 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         _, kind, name = (self.path.split("/", 2) + ["", ""])[:3]
         length = int(self.headers.get("Content-Length") or 0)
-        args = msgpack.unpackb(self.rfile.read(length), strict_map_key=False) if length else {}
+        raw = self.rfile.read(length) if length else b""
         ipc = self.server.ipc
         if kind == "call" and name in ipc.calls:
-            body = ipc.answer(ipc.calls[name], args)
+            body = ipc.answer(ipc.calls[name], ipc.types.get(name), raw)
         elif kind == "stream" and name in ipc.streams:
-            self._stream(ipc.streams[name], args, self.headers.get("X-Stream-Id") or "")
-            return
+            try:
+                args = ipc.arguments(ipc.types.get(name), raw)
+            except Exception as exc:
+                body = error_body(to_payload(exc))
+            else:
+                self._stream(ipc.streams[name], args, self.headers.get("X-Stream-Id") or "")
+                return
         else:
-            error = to_payload(KeyError(f"no {kind} method {name!r}"))
-            body = msgpack.packb({"op": "error", "error": error})
+            body = error_body(to_payload(KeyError(f"no {kind} method {name!r}")))
         self.wfile.write(REPLY_HEAD % len(body) + body)
 
-    def _stream(self, handler: StreamHandler, args: dict[str, Any], stream_id: str) -> None:
+    def _stream(self, handler: StreamHandler, args: Any, stream_id: str) -> None:
         self._head = STREAM_HEAD  # sent with the first item: one write, one wake-up
         cancel = self.server.ipc.open_stream(stream_id)
         items: Iterator[Any] | None = None
@@ -112,15 +119,15 @@ class _Handler(BaseHTTPRequestHandler):
             for item in items:
                 if cancel.is_set():
                     break
-                self._chunk({"op": "chunk", "data": item})
-            last: dict[str, Any] = {"op": "end"}
+                self._chunk(encode(Chunk(item)))
+            last = _END
         except (BrokenPipeError, ConnectionResetError):  # the worker left: stop the work
             cancel.set()
             self.close_connection = True
             return
         except Exception as exc:  # sent even after a cancel: a client that left ignores it
             log.debug("IPC stream failed: %r", exc)
-            last = {"op": "error", "error": to_payload(exc)}
+            last = error_body(to_payload(exc))
         finally:
             close = getattr(items, "close", None)
             if close is not None:
@@ -132,8 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
-    def _chunk(self, message: dict[str, Any]) -> None:
-        data = msgpack.packb(message)
+    def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%s%X\r\n%s\r\n" % (self._head, len(data), data))  # one write: one wake-up
         self._head = b""
 
@@ -145,6 +151,7 @@ class IpcServer:
         self.address = address
         self.calls: dict[str, CallHandler] = {}
         self.streams: dict[str, StreamHandler] = {}
+        self.types: dict[str, Any] = {}  # method -> the contract type of its request
         self._cancels: dict[str, threading.Event] = {}
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -158,6 +165,18 @@ class IpcServer:
 
     def register_stream(self, method: str, handler: StreamHandler) -> None:
         """Stream the items of ``handler(args, cancel)`` for ``method``."""
+        self.streams[method] = handler
+
+    def register_typed(self, method: str, request_type: type, handler: CallHandler) -> None:
+        """Like :meth:`register`, with the body decoded as ``request_type`` (a contract struct)
+        and the answer a contract struct."""
+        self.types[method] = request_type
+        self.calls[method] = handler
+
+    def register_typed_stream(self, method: str, request_type: type, handler: StreamHandler) -> None:
+        """Like :meth:`register_stream`, with the body decoded as ``request_type`` and contract
+        structs as the items."""
+        self.types[method] = request_type
         self.streams[method] = handler
 
     @property
@@ -199,13 +218,18 @@ class IpcServer:
             os.unlink(self.address)
 
     # --- used by the connection threads ---------------------------------------------
-    def answer(self, handler: CallHandler, args: dict[str, Any]) -> bytes:
-        """The packed reply to a call; a result msgpack cannot carry is an error too."""
+    @staticmethod
+    def arguments(request_type: Any, raw: bytes) -> Any:
+        """The request of a method: its contract type, or a plain map for an untyped one."""
+        return decode(request_type, raw) if request_type is not None else decode_any(raw)
+
+    def answer(self, handler: CallHandler, request_type: Any, raw: bytes) -> bytes:
+        """The packed reply to a call; a result the codec cannot carry is an error too."""
         try:
-            return bytes(msgpack.packb({"op": "result", "data": handler(args)}))
+            return encode(Result(handler(self.arguments(request_type, raw))))
         except Exception as exc:
             log.debug("IPC call failed: %r", exc)
-            return bytes(msgpack.packb({"op": "error", "error": to_payload(exc)}))
+            return error_body(to_payload(exc))
 
     def open_stream(self, stream_id: str) -> threading.Event:
         event = threading.Event()

@@ -8,9 +8,10 @@ import jsonschema
 import pytest
 
 from src import tools
+from src.conversation import json_instruction
 from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions
 from src.errors import InvalidParamsError
-from src.evaluate import json_instruction, until_a_repeated_call
+from src.evaluate import until_a_repeated_call
 from src.params import EvalParams
 from tests.conftest import wait_idle
 from tests.structured_cases import SCHEMAS, TOOLS

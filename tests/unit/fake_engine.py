@@ -1,7 +1,8 @@
 """A scripted engine client for unit tests of the API (tests only, never product code).
 
-It speaks the EngineClient protocol of openai_server.serving: ``evaluate`` streams the
-words of a scripted answer as EvalChunk dicts and records the parameters it was given.
+It implements the contract's Engine protocol (src/contract.py): ``evaluate`` streams the
+words of a scripted answer as EvalEvents and records the requests it was given (after a
+round trip through the IPC's codec, as the engine would decode them).
 Like the real engine, a streamed answer opens with an empty "started" chunk; ``hold``,
 when set, keeps the answer waiting after that chunk until the event is set.
 """
@@ -12,7 +13,26 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import msgspec
+
+from src.contract import (
+    DetokenizeRequest,
+    DetokenizeResult,
+    EvalEvent,
+    EvaluateRequest,
+    FinishReason,
+    Health,
+    ModelInfo,
+    Source,
+    TokenizeRequest,
+    TokenizeResult,
+    TokenLogprob,
+    ToolCallDelta,
+)
 from src.errors import EngineUnavailableError, QueueTimeoutError
+from src.evaluate import cut_tool_calls, merged_calls
+from src.ipc.codec import decode, encode
+from src.tools import ToolCallStream
 
 MODEL = "test/model"
 
@@ -21,7 +41,8 @@ class FakeEngine:
     def __init__(self, answer: str = "Hello there friend", sources: list[dict[str, Any]] | None = None):
         self.answer = answer
         self.sources = sources or []
-        self.calls: list[dict[str, Any]] = []
+        self.calls: list[dict[str, Any]] = []  # the parameters of each evaluate request
+        self.requests: list[EvaluateRequest] = []
         self.fail_with: Exception | None = None
         self.fail_after: int | None = None  # raise after this many chunks
         self.hold: asyncio.Event | None = None
@@ -30,15 +51,33 @@ class FakeEngine:
                    timeout: float | None = None) -> Any:
         if isinstance(self.fail_with, EngineUnavailableError):
             raise self.fail_with
-        if method == "models":
-            return [{"id": MODEL, "created": 1, "owned_by": "h2oGPT"}]
-        if method == "health":
-            return {"ready": True, "model": MODEL, "active_requests": 0}
         raise AssertionError(method)
 
-    async def stream(self, method: str, args: dict[str, Any] | None = None) -> AsyncGenerator[Any, None]:
-        assert method == "evaluate"
-        args = dict(args or {})
+    async def models(self, timeout: float | None = 10) -> list[ModelInfo]:
+        if isinstance(self.fail_with, EngineUnavailableError):
+            raise self.fail_with
+        return [ModelInfo(id=MODEL, backend="transformers", context_window=2048, created=1)]
+
+    async def health(self, timeout: float | None = None) -> Health:
+        if isinstance(self.fail_with, EngineUnavailableError):
+            raise self.fail_with
+        return Health(ready=True, model=MODEL, models=[MODEL], active_requests=0)
+
+    async def tokenize(self, request: TokenizeRequest) -> TokenizeResult:
+        ids = [len(w) for w in (request.prompt or "").split()]
+        return TokenizeResult(count=len(ids), max_model_len=2048, tokens=ids)
+
+    async def detokenize(self, request: DetokenizeRequest) -> DetokenizeResult:
+        return DetokenizeResult(prompt=" ".join("x" * i for i in request.tokens))
+
+    def stream(self, method: str, args: dict[str, Any] | None = None) -> AsyncGenerator[Any, None]:
+        raise AssertionError(method)
+
+    async def evaluate(self, request: EvaluateRequest) -> AsyncGenerator[EvalEvent, None]:
+        # What the engine would have decoded: the request through the real codec.
+        request = decode(EvaluateRequest, encode(request))
+        self.requests.append(request)
+        args = request.params.model_dump(exclude_unset=True)
         self.calls.append(args)
         if self.fail_with is not None and self.fail_after is None:
             raise self.fail_with
@@ -49,10 +88,12 @@ class FakeEngine:
         streaming = args.get("stream_output", True)
         response = ""
         if streaming:
-            yield {"delta": "", "response": "", "sources": [], "prompt_tokens": prompt_tokens,
-                   "completion_tokens": 0, "finish_reason": None, "logprobs": []}
+            yield EvalEvent(prompt_tokens=prompt_tokens)
         if self.hold is not None:
             await self.hold.wait()
+        sources = [msgspec.convert(s, Source) for s in self.sources]
+        cutter = ToolCallStream() if args.get("tools") and args.get("tool_choice") != "none" else None
+        calls: list[ToolCallDelta] = []  # as the engine cuts a constrained answer into typed calls
         for i, word in enumerate(words):
             if self.fail_after is not None and i == self.fail_after:
                 raise self.fail_with or QueueTimeoutError("late")
@@ -60,18 +101,21 @@ class FakeEngine:
             response += delta
             last = i == len(words) - 1
             reason = ("length" if len(words) == max_new and len(self.answer.split()) > max_new else "stop")
-            chunk = {
-                "delta": delta, "response": response, "sources": self.sources if last else [],
-                "prompt_tokens": prompt_tokens, "completion_tokens": i + 1,
-                "finish_reason": reason if last else None,
-                "logprobs": [{"token": delta, "logprob": -0.5, "top": [[delta, -0.5], ["x", -2.0]]}]
-                if args.get("logprobs") else [],
-            }
+            logprobs = [TokenLogprob(delta, -0.5, ((delta, -0.5), ("x", -2.0)))] if args.get("logprobs") else []
+            cut: list[ToolCallDelta] = []
+            if cutter is not None:
+                delta, cut = cut_tool_calls(cutter, delta, last)
+                calls += cut
+                if last and calls and reason == "stop":
+                    reason = "tool_calls"
+            event = EvalEvent(delta=delta, sources=sources if last else [], prompt_tokens=prompt_tokens,
+                              completion_tokens=i + 1, finish_reason=FinishReason(reason) if last else None,
+                              logprobs=logprobs, tool_calls=cut)
             if streaming or last:
                 if last and not streaming:
-                    chunk["delta"] = response
-                    chunk["logprobs"] = [
-                        {"token": w if j == 0 else " " + w, "logprob": -0.5, "top": []}
-                        for j, w in enumerate(words)
-                    ] if args.get("logprobs") else []
-                yield chunk
+                    whole = "".join(v for k, v in ToolCallStream().feed(response, True) if k == "text") \
+                        if cutter is not None else response
+                    event = msgspec.structs.replace(event, delta=whole, tool_calls=merged_calls(calls), logprobs=[
+                        TokenLogprob(w if j == 0 else " " + w, -0.5) for j, w in enumerate(words)
+                    ] if args.get("logprobs") else [])
+                yield event

@@ -89,7 +89,7 @@ def test_anonymous_requesters_are_scratch_per_key(api, engine):
 def test_chat_carries_the_requester(api, engine):
     api.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]},
              headers={"x-api-key": "k1"})
-    assert engine.calls[-1]["requester"]["scratch"] is True
+    assert engine.requests[-1].requester is not None and engine.requests[-1].requester.scratch is True
 
 
 def test_identity_with_keys_and_users():

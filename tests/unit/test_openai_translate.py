@@ -17,6 +17,8 @@ from openai_server.protocol import (
     H2oGPTParams,
     wire,
 )
+from src.conversation import backend_message, compose
+from src.engine.types import Capabilities
 from src.errors import EngineUnavailableError, QueueTimeoutError
 from src.params import EvalParams
 from src.settings import build_settings
@@ -37,18 +39,33 @@ def test_defaults_follow_the_h2ogpt_docs():
     assert params.seed == 0 and params.instruction == "hi" and params.system_prompt is None
 
 
-def test_messages_become_system_prompt_conversation_and_instruction():
+def sent(messages):
+    """The contract messages of a chat request, as OpenAI-shaped dicts (what a backend reads)."""
+    (request, *_) = translate.chat_requests(chat_request(messages=messages))
+    return [backend_message(m) for m in request.messages or []]
+
+
+def test_messages_keep_their_shape_and_the_last_question_is_the_instruction():
     messages = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "one"},
         {"role": "assistant", "content": "two"},
+        {"role": "system", "content": "Rule two."},
         {"role": "user", "content": [{"type": "text", "text": "three"}, {"type": "text", "text": "four"}]},
     ]
     params = translate.chat_params(chat_request(messages=messages))[0]
-    assert params.system_prompt == "Be brief."
-    assert params.chat_conversation == [{"role": "user", "content": "one"},
-                                        {"role": "assistant", "content": "two"}]
+    assert "system_prompt" not in params.model_fields_set and params.chat_conversation == []
     assert params.instruction == "three\nfour"
+    assert sent(messages) == messages  # both system messages in place, the parts as sent
+
+
+def test_tool_turns_keep_their_ids():
+    call = {"id": "call_remote_1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}
+    messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "content": "42", "tool_call_id": "call_remote_1"}]
+    assert sent(messages) == messages
+    (params,) = translate.chat_params(chat_request(messages=messages))
+    assert params.instruction == ""  # a tool result ends it: the model answers it
 
 
 def test_openai_fields_map_onto_evaluate():
@@ -99,17 +116,30 @@ def test_h2ogpt_fields_are_generated_from_evalparams():
         assert name in ChatCompletionRequest.model_fields and name in CompletionRequest.model_fields
 
 
-def test_explicit_h2ogpt_fields_win_and_conversation_goes_first():
+def test_explicit_h2ogpt_fields_are_applied_to_the_conversation_in_one_place():
     messages = [{"role": "system", "content": "from messages"}, {"role": "user", "content": "a"},
                 {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
-    params = translate.chat_params(chat_request(
+    (request,) = translate.chat_requests(chat_request(
         messages=messages, system_prompt="explicit", chat_conversation=[["x", "y"]],
         top_k=3, max_new_tokens=7, langchain_mode="LLM",
-    ))[0]
-    assert params.system_prompt == "explicit"
-    assert params.chat_conversation == [["x", "y"], {"role": "user", "content": "a"},
-                                        {"role": "assistant", "content": "b"}]
+    ))
+    params = request.params.with_defaults(build_settings({}))
     assert params.top_k == 3 and params.max_new_tokens == 7 and params.langchain_mode == "LLM"
+    assert compose(params, request.messages, Capabilities()) == [
+        {"role": "system", "content": "explicit"}, {"role": "system", "content": "from messages"},
+        {"role": "user", "content": "x"}, {"role": "assistant", "content": "y"},
+        {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+
+
+def test_the_default_system_prompt_only_where_the_client_sent_none():
+    settings = build_settings({"system_prompt": "Server default."})
+    (with_own,) = translate.chat_requests(chat_request(messages=[{"role": "system", "content": "mine"},
+                                                                 {"role": "user", "content": "q"}]))
+    (without,) = translate.chat_requests(chat_request(messages=[{"role": "user", "content": "q"}]))
+    own = compose(with_own.params.with_defaults(settings), with_own.messages, Capabilities())
+    none = compose(without.params.with_defaults(settings), without.messages, Capabilities())
+    assert [m["content"] for m in own] == ["mine", "q"]
+    assert [m["content"] for m in none] == ["Server default.", "q"]
 
 
 def test_unknown_fields_are_ignored_and_logged(caplog):
@@ -122,26 +152,24 @@ def test_unknown_fields_are_ignored_and_logged(caplog):
 def test_a_final_assistant_message_is_continued_and_system_only_is_answered():
     (cont,) = translate.chat_params(chat_request(messages=[
         {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]))
-    assert cont.instruction == "" and cont.chat_conversation == [
-        {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    assert cont.instruction == ""
+    assert sent([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])[-1]["role"] == "assistant"
     (system,) = translate.chat_params(chat_request(messages=[{"role": "system", "content": "only"}]))
-    assert system.system_prompt == "only" and system.instruction == "" and system.chat_conversation == []
+    assert system.instruction == "" and system.chat_conversation == []
 
 
-def test_image_url_parts_become_images_and_their_text_the_instruction():
+def test_image_url_parts_stay_in_their_turn():
     messages = [
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
                                      {"type": "text", "text": "first"}]},
         {"role": "assistant", "content": "a red square"},
         {"role": "user", "content": [{"type": "text", "text": "and this?"},
-                                     {"type": "image_url", "image_url": {"url": "https://x.test/b.png"}}]},
+                                     {"type": "image_url", "image_url": {"url": "https://x.test/b.png",
+                                                                         "detail": "low"}}]},
     ]
     (params,) = translate.chat_params(chat_request(messages=messages))
-    assert params.images == ["data:image/png;base64,AA", "https://x.test/b.png"]
-    assert params.instruction == "and this?"
-    assert params.chat_conversation[0] == {"role": "user", "content": "first"}
-    (plain,) = translate.chat_params(chat_request())
-    assert plain.images == [] and "images" not in plain.model_fields_set
+    assert params.images == [] and params.instruction == "and this?"
+    assert sent(messages) == messages
 
 
 @pytest.mark.parametrize("messages", [
@@ -150,7 +178,7 @@ def test_image_url_parts_become_images_and_their_text_the_instruction():
 ])
 def test_bad_messages_are_invalid_requests(messages):
     with pytest.raises(InvalidRequestError):
-        translate.chat_params(chat_request(messages=messages))
+        translate.chat_requests(chat_request(messages=messages))
 
 
 def test_bad_logit_bias_and_bad_h2ogpt_values_are_invalid_requests():

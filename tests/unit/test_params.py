@@ -5,9 +5,16 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from src.evaluate import build_messages, output_constraint
+from src.conversation import compose
+from src.engine.types import Capabilities
+from src.evaluate import output_constraint
 from src.params import EvalParams
 from src.settings import build_settings
+
+
+def build_messages(params: EvalParams) -> list[dict]:
+    """h2oGPT's own conversation (no client messages) as a local backend receives it."""
+    return compose(params, None, Capabilities())
 
 
 def test_none_fields_take_the_settings_defaults():

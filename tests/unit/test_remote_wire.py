@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from src import tools
 from src.engine.remote_spec import parse_inference_server
-from src.engine.remote_wire import ChunkReader, request_body, wrapped_call
+from src.engine.remote_wire import ChunkReader, request_body, whole_call
 from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions
 from src.errors import InvalidParamsError, UnsupportedFeatureError
 
@@ -102,48 +101,46 @@ def test_messages_on_a_text_completion_server_and_prompt_ids():
                      spec, "m")
 
 
-def test_tool_call_deltas_become_tool_call_text():
+def test_tool_call_deltas_stay_typed_with_the_remote_ids():
     reader = ChunkReader(chat=True)
     chunks = [
         {"choices": [{"delta": {"role": "assistant", "content": ""}}]},
-        {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "x", "type": "function",
+        {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "call_remote_7", "type": "function",
                                                 "function": {"name": "get_weather"}}]}}]},
         {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}}]},
         {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}}]},
-        {"choices": [{"delta": {"tool_calls": [{"index": 1, "function": {"name": "now", "arguments": ""}}]}}]},
+        {"choices": [{"delta": {"tool_calls": [{"index": 1, "id": "call_remote_8",
+                                                "function": {"name": "now", "arguments": ""}}]}}]},
         {"choices": [{"delta": {}, "finish_reason": "tool_calls"}]},
         {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 12}},
     ]
-    text = "".join(reader.read(c)[0] for c in chunks)
-    calls = tools.parse_tool_calls(text)
-    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"city": "Paris"}), ("now", {})]
-    assert (reader.prompt_tokens, reader.completion_tokens) == (7, 12)
+    reads = [reader.read(c) for c in chunks]
+    assert "".join(r[0] for r in reads) == ""  # nothing became text
+    deltas = [d for r in reads for d in r[2]]
+    assert [(d.index, d.id, d.name) for d in deltas if d.name] == [(0, "call_remote_7", "get_weather"),
+                                                                  (1, "call_remote_8", "now")]
+    assert "".join(d.arguments for d in deltas if d.index == 0) == '{"city": "Paris"}'
+    assert reads[-2][3] == "tool_calls" and (reader.prompt_tokens, reader.completion_tokens) == (7, 12)
 
 
-def test_streamed_call_cuts_into_openai_deltas():
-    reader = ChunkReader(chat=True)
-    stream = tools.ToolCallStream()
-    events = []
-    for fragment in ['{"a"', ': 1}']:
-        delta = {"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": fragment}}]}
-        events += stream.feed(reader.read({"choices": [{"delta": delta}]})[0])
-    events += stream.feed(reader.read({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]})[0], final=True)
-    assert events[0][0] == "call" and events[0][1][1].name == "f"
-    assert "".join(e[1][1] for e in events if e[0] == "arguments") == '{"a": 1}'
-
-
-def test_a_held_call_is_rewritten_with_fixed_separators():
-    assert wrapped_call('{\n "name": "f",\n "arguments": {"x":1}}') == '<tool_call>{"name": "f", "arguments": {"x": 1}}</tool_call>'
-    assert wrapped_call('{"name": "f", "argu') == '{"name": "f", "argu'  # cut by max_tokens: as is
+def test_a_held_call_becomes_one_typed_call():
+    """llama.cpp answers a required call as its JSON (a json_schema constraint): held, then one call."""
+    assert whole_call('{"name": "f", "argu') is None  # cut by max_tokens
     reader = ChunkReader(chat=True, wrap_call=True)
-    assert reader.read({"choices": [{"delta": {"content": '{"name": "f", '}}]})[0] == ""
-    text, _, finish = reader.read({"choices": [{"delta": {"content": '"arguments": {}}'}, "finish_reason": "stop"}]})
-    assert finish == "stop" and tools.parse_tool_calls(text)[0].name == "f"
+    assert reader.read({"choices": [{"delta": {"content": '{"name": "f", '}}]})[:3] == ("", [], [])
+    text, _, calls, finish = reader.read({"choices": [{"delta": {"content": '"arguments": {"x":1}}'},
+                                                       "finish_reason": "stop"}]})
+    assert finish == "stop" and text == ""
+    assert [(c.index, c.name, json.loads(c.arguments)) for c in calls] == [(0, "f", {"x": 1})]
+    assert calls[0].id and calls[0].id.startswith("call_")
+    cut = ChunkReader(chat=True, wrap_call=True)
+    assert cut.read({"choices": [{"delta": {"content": '{"name": "f"'}, "finish_reason": "length"}]})[0] == \
+        '{"name": "f"'
 
 
 def test_completion_logprobs_and_counts_without_usage():
     reader = ChunkReader(chat=False)
-    text, logprobs, _ = reader.read({"choices": [{"text": "Hi", "logprobs": {
+    text, logprobs, _, _ = reader.read({"choices": [{"text": "Hi", "logprobs": {
         "tokens": ["Hi"], "token_logprobs": [-0.5], "top_logprobs": [{"Hi": -0.5, "Hello": -1.5}]}}]})
     assert text == "Hi" and logprobs[0].logprob == -0.5 and dict(logprobs[0].top)["Hello"] == -1.5
     assert reader.completion_tokens == 1

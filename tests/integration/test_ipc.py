@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from src.contract import EvaluateRequest
 from src.errors import ContextLengthError, DomainError, EngineUnavailableError, InvalidParamsError
 from src.ipc.client import EngineClient
 from src.ipc.server import IpcServer
 from src.ipc.services import register_engine_methods
+from src.params import EvalParams
 from tests.conftest import wait_idle
 
 
@@ -169,7 +171,7 @@ def test_gone_engine_fails_fast_instead_of_hanging(tmp_path):
             with pytest.raises(EngineUnavailableError):
                 await client.call("health")
             with pytest.raises(EngineUnavailableError):
-                async for _ in client.stream("evaluate", {}):
+                async for _ in client.evaluate(EvaluateRequest()):
                     pass
         finally:
             await client.close()
@@ -209,9 +211,9 @@ def test_real_engine_cancellation_returns_active_requests_to_zero(evaluator, add
 
     async def main():
         client = EngineClient(address)
-        models = await client.call("models")
-        stream = client.stream("evaluate", {"instruction": "Tell me a long story.",
-                                            "max_new_tokens": 2000, "min_new_tokens": 2000})
+        models = await client.models()
+        stream = client.evaluate(EvaluateRequest(params=EvalParams(
+            instruction="Tell me a long story.", max_new_tokens=2000, min_new_tokens=2000)))
         chunks = 0
         async for _chunk in stream:
             chunks += 1
@@ -224,7 +226,7 @@ def test_real_engine_cancellation_returns_active_requests_to_zero(evaluator, add
 
     try:
         models = run(main())
-        assert models[0]["id"] == engine.name
+        assert models[0].id == engine.name and models[0].backend == "transformers"
         assert wait_idle(engine, 20) == 0
     finally:
         srv.stop()

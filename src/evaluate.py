@@ -42,6 +42,7 @@ from src.settings import Settings
 if TYPE_CHECKING:
     from src.docqa.collections import Requester
     from src.docqa.service import DocumentService
+    from src.metrics import AnswerObserver
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +191,12 @@ def logprob_dict(logprob: TokenLogprob) -> dict[str, Any]:
 class Evaluator:
     """Binds evaluate() to the settings (defaults), the model registry and the documents."""
 
-    def __init__(self, settings: Settings, registry: ModelRegistry, docs: DocumentService | None = None) -> None:
+    def __init__(self, settings: Settings, registry: ModelRegistry, docs: DocumentService | None = None,
+                 observer: AnswerObserver | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.docs = docs
+        self.observer = observer  # sees every answer (src/metrics.py)
 
     def backend(self, params: EvalParams) -> Backend:
         """The model ``params`` asks for (``visible_models``); raises UnknownModelError, and
@@ -301,7 +304,14 @@ class Evaluator:
         """Answer ``params``; closing the iterator, or setting ``cancel``, cancels the generation.
 
         ``user`` is who asks (their personal collections are searched); None is anonymous.
+        The observer, if any, sees the answer's chunks as they pass.
         """
+        answer = self._answer(params, cancel, user)
+        return answer if self.observer is None else self.observer.observe_answer(answer)
+
+    def _answer(
+        self, params: EvalParams, cancel: threading.Event | None, user: Requester | None,
+    ) -> Generator[EvalChunk, None, None]:
         sources: list[dict[str, Any]] = []
         params = params.with_defaults(self.settings)
         backend = self.backend(params)

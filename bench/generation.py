@@ -73,9 +73,9 @@ def _warm_app_start() -> float:
 
 def main(tokens: int = 128, runs: int = 5) -> None:
     from src.app import build_evaluator
+    from src.conversation import compose
     from src.engine.loader import load_model
     from src.engine.prompting import render_prompt
-    from src.conversation import compose
     from src.engine.types import Capabilities
     from src.params import EvalParams
     from src.settings import build_settings

@@ -109,8 +109,8 @@ def test_set(evaluator, engine, tokens: int) -> dict[str, float]:
     import jsonschema
 
     from src import tools
-    from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions
     from src.conversation import json_instruction
+    from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions
     from src.params import EvalParams
     from tests.structured_cases import SCHEMAS, TOOLS
 

@@ -48,7 +48,3 @@ class Access:
             raise AccessDenied("an API key is required (h2ogpt_key)")
         if not self.keys.check(key):
             raise AccessDenied("invalid API key (h2ogpt_key)")
-
-    def user_name(self, username: str | None) -> str:
-        """The logged-in user's name, or --guest_name for visitors."""
-        return username or self.guest_name

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from openai_server.protocol import ErrorBody, ErrorResponse
 from src.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ class APIError(Exception):
         self.code = code
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type,
-                          "param": self.param, "code": self.code}}
+        """The envelope (:class:`ErrorResponse`) as JSON data: every error path sends this."""
+        return ErrorResponse(error=ErrorBody(message=self.message, type=self.type,
+                                             param=self.param, code=self.code)).model_dump()
 
 
 class InvalidRequestError(APIError):

@@ -373,6 +373,8 @@ class ModelList(BaseModel):
 
 
 class ErrorBody(BaseModel):
+    """The fields of an error (openai_server/errors.py fills them)."""
+
     message: str
     type: str
     param: str | None = None
@@ -380,4 +382,6 @@ class ErrorBody(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """The OpenAI error envelope: ``{"error": {message, type, param, code}}``."""
+
     error: ErrorBody

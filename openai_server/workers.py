@@ -6,6 +6,10 @@ kernel spreads them. A supervisor thread restarts a worker that dies (within abo
 second). Workers run in their own process group, so Ctrl-C in a terminal reaches only
 the engine process, which then stops them all: SIGTERM, then SIGKILL after a grace
 period. A worker whose parent disappears exits by itself.
+
+The pool runs in the engine process (src/openai_service.py starts it) but stays in
+openai_server/ beside the worker it spawns: it writes the config that worker.py reads,
+and it imports only the standard library and the settings, nothing of the engine.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from src.engine.registry import build_registry
 from src.errors import VectorStoreUnavailableError
 from src.evaluate import Evaluator
 from src.media import MediaServices
-from src.metrics import instrument
+from src.metrics import EngineMetrics
 from src.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,14 +29,15 @@ def configure_logging(settings: Settings) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def build_documents(settings: Settings) -> DocumentService | None:
-    """The document service (None when no collection is offered), with user_path ingested."""
+def build_documents(settings: Settings, metrics: EngineMetrics | None = None) -> DocumentService | None:
+    """The document service (None when no collection is offered), with user_path ingested;
+    ``metrics`` counts its ingestions (those of --user_path at start-up too)."""
     from src.docqa.collections import NO_COLLECTION_MODES
     from src.docqa.service import DocumentService
 
     if all(mode in NO_COLLECTION_MODES for mode in settings.langchain_modes):
         return None
-    docs = DocumentService.from_settings(settings)
+    docs = DocumentService.from_settings(settings, observer=metrics)
     paths = dict(settings.langchain_mode_paths)
     if settings.user_path:
         paths["UserData"] = settings.user_path
@@ -50,9 +51,11 @@ def build_documents(settings: Settings) -> DocumentService | None:
 
 def build_evaluator(settings: Settings) -> Evaluator:
     """Open the document store (first: an unreachable --chroma_server stops start-up before
-    any model loads), then load the model(s) and start their backends."""
-    docs = build_documents(settings)
-    return instrument(Evaluator(settings, build_registry(settings), docs))
+    any model loads), then load the model(s) and start their backends. One
+    :class:`EngineMetrics` observes the answers and the ingestions."""
+    metrics = EngineMetrics()
+    docs = build_documents(settings, metrics)
+    return Evaluator(settings, build_registry(settings), docs, observer=metrics)
 
 
 def main(settings: Settings) -> int:

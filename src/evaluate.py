@@ -52,6 +52,7 @@ from src.tools import ToolCallStream
 if TYPE_CHECKING:
     from src.docqa.collections import Requester
     from src.docqa.service import DocumentService
+    from src.metrics import AnswerObserver
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +144,12 @@ def explicit_options(params: EvalParams) -> frozenset[str]:
 class Evaluator:
     """Binds evaluate() to the settings (defaults), the model registry and the documents."""
 
-    def __init__(self, settings: Settings, registry: ModelRegistry, docs: DocumentService | None = None) -> None:
+    def __init__(self, settings: Settings, registry: ModelRegistry, docs: DocumentService | None = None,
+                 observer: AnswerObserver | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.docs = docs
+        self.observer = observer  # sees every answer (src/metrics.py)
 
     def backend(self, params: EvalParams, messages: Sequence[Message] | None = None) -> Backend:
         """The model ``params`` asks for (``visible_models``); raises UnknownModelError, and
@@ -253,7 +256,15 @@ class Evaluator:
         closing the iterator, or setting ``cancel``, cancels the generation.
 
         ``user`` is who asks (their personal collections are searched); None is anonymous.
+        The observer, if any, sees the answer's chunks as they pass.
         """
+        answer = self._evaluate(params, cancel, user, messages, json_schema)
+        return answer if self.observer is None else self.observer.observe_answer(answer)
+
+    def _evaluate(
+        self, params: EvalParams, cancel: threading.Event | None, user: Requester | None,
+        messages: Sequence[Message] | None, json_schema: JsonSchemaFormat | None,
+    ) -> Generator[EvalChunk, None, None]:
         sources: list[dict[str, Any]] = []
         params = params.with_defaults(self.settings)
         backend = self.backend(params, messages)
@@ -278,11 +289,11 @@ class Evaluator:
         request = self.checked_request(backend, params, messages, json_schema)
         handle = backend.submit(request, cancel)
         try:
-            yield from self._answer(handle, request, params, sources, started)
+            yield from self._generation(handle, request, params, sources, started)
         finally:
             handle.cancel()
 
-    def _answer(self, handle: Handle, request: GenerationRequest, params: EvalParams,
+    def _generation(self, handle: Handle, request: GenerationRequest, params: EvalParams,
                 sources: list[dict[str, Any]], started: bool) -> Generator[EvalChunk, None, None]:
         """The chunks of one generation: text, and tool calls as typed deltas (cut from the
         constrained ``<tool_call>`` text of a backend that does not call tools itself)."""

@@ -1,22 +1,24 @@
 """Prometheus metrics, counted where the work happens: in the engine process.
 
 The OpenAI API runs as N worker processes and the Gradio UI in the engine process; both
-reach ``Evaluator.evaluate``. So the one registry lives in the engine process:
-:func:`instrument` wraps the evaluator's ``evaluate`` once at start-up (token counts,
-time to first token, end-to-end latency, finish reasons) and its document ingestor
-(documents ingested), the workers report each HTTP response over the IPC
-(``observe_http``), and ``/metrics`` on any worker shows the engine's registry. Nothing
-is per worker, so nothing is off by a factor of N and nothing is lost when a worker is
-replaced. Gauges (running and queued sequences, KV-cache use) are read from the
-engine's ``stats()`` at each scrape.
+reach ``Evaluator.evaluate``. So the one registry lives in the engine process: an
+:class:`EngineMetrics` is made at start-up (src/app.py) and handed, as the observer, to
+the :class:`~src.evaluate.Evaluator` (every answer passes through
+:meth:`EngineMetrics.observe_answer`: token counts, time to first token, end-to-end
+latency, finish reasons) and to the document ingestor (every ingestion report goes to
+:meth:`EngineMetrics.observe_ingest`: documents ingested); the workers report each HTTP
+response over the IPC (``observe_http``), and ``/metrics`` on any worker shows the
+engine's registry. Nothing is per worker, so nothing is off by a factor of N and nothing
+is lost when a worker is replaced. Gauges (running and queued sequences, KV-cache use)
+are read from the engine's ``stats()`` at each scrape.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
-from typing import Any, TypeVar
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -27,14 +29,35 @@ from prometheus_client import (
     generate_latest,
 )
 
+if TYPE_CHECKING:
+    from src.docqa.ingest import IngestReport
+    from src.evaluate import EvalChunk, Evaluator
+
+Answer = Generator["EvalChunk", None, None]
+
+
+class AnswerObserver(Protocol):
+    """What the Evaluator calls with each answer's stream (given at its construction)."""
+
+    def observe_answer(self, chunks: Answer) -> Answer:
+        """``chunks``, passed through unchanged while they are watched; closing the result
+        closes ``chunks`` (which cancels the generation)."""
+        ...
+
+
+class IngestObserver(Protocol):
+    """What the document ingestor calls with the report of each ingestion."""
+
+    def observe_ingest(self, report: IngestReport) -> None: ...
+
+
 PREFIX = "h2ogpt"
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
-_ATTR = "_h2ogpt_metrics"
-E = TypeVar("E")
 
 
 class EngineMetrics:
-    """The registry and its metrics (one per engine process, made by :func:`instrument`)."""
+    """The registry and its metrics, one per engine process: the observer of its answers
+    and ingestions (an :class:`AnswerObserver` and an :class:`IngestObserver`)."""
 
     def __init__(self) -> None:
         disable_created_metrics()  # no *_created samples: they double the text for nothing
@@ -70,11 +93,11 @@ class EngineMetrics:
     def observe_http(self, route: str, status: int) -> None:
         self.http_requests.labels(route=route, status=str(status)).inc()
 
-    def observe_stream(self, chunks: Iterator[Any]) -> Generator[Any, None, None]:
+    def observe_answer(self, chunks: Answer) -> Answer:
         """Pass ``chunks`` (EvalChunks) through, counting the answer they make."""
         start = time.monotonic()
         first_token = False
-        last: Any = None
+        last: EvalChunk | None = None
         reason = "abort"  # closed before its last chunk: the client left or was cancelled
         try:
             for chunk in chunks:
@@ -89,16 +112,16 @@ class EngineMetrics:
             reason = "error"
             raise
         finally:
+            chunks.close()  # now, not when collected: closing the answer cancels its generation
             if last is not None:
                 self.prompt_tokens.inc(max(int(last.prompt_tokens), 0))
                 self.generation_tokens.inc(max(int(last.completion_tokens), 0))
             self.e2e.observe(time.monotonic() - start)
             self.requests.labels(finish_reason=reason).inc()
 
-    def observe_ingest(self, report: Any) -> Any:
-        for item in getattr(report, "files", []):
+    def observe_ingest(self, report: IngestReport) -> None:
+        for item in report.files:
             self.documents.labels(status=str(item.status)).inc()
-        return report
 
     # --- exposition -------------------------------------------------------------------------
     def exposition(self, stats: dict[str, int]) -> bytes:
@@ -111,36 +134,7 @@ class EngineMetrics:
             return bytes(generate_latest(self.registry))
 
 
-def _counted(metrics: EngineMetrics, fn: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return metrics.observe_ingest(fn(*args, **kwargs))
-    return wrapper
-
-
-def instrument(evaluator: E) -> E:
-    """Count every answer of ``evaluator`` and every ingestion of its documents; once.
-
-    Returns ``evaluator`` (``metrics_of(evaluator)`` gives the metrics). Wraps ``evaluator.evaluate`` (both the workers' IPC handler and the Gradio UI call
-    it) and ``evaluator.docs.ingestor.ingest_files`` / ``ingest_text``.
-    """
-    if metrics_of(evaluator) is not None:
-        return evaluator
-    metrics = EngineMetrics()
-    evaluate = getattr(evaluator, "evaluate")  # noqa: B009
-
-    def observed(*args: Any, **kwargs: Any) -> Generator[Any, None, None]:
-        return metrics.observe_stream(evaluate(*args, **kwargs))
-
-    setattr(evaluator, "evaluate", observed)  # noqa: B010 (an instance attribute, on purpose)
-    ingestor = getattr(getattr(evaluator, "docs", None), "ingestor", None)
-    if ingestor is not None:
-        ingestor.ingest_files = _counted(metrics, ingestor.ingest_files)
-        ingestor.ingest_text = _counted(metrics, ingestor.ingest_text)
-    setattr(evaluator, _ATTR, metrics)
-    return evaluator
-
-
-def metrics_of(evaluator: Any) -> EngineMetrics | None:
-    """The metrics :func:`instrument` attached to ``evaluator``, if any."""
-    found = getattr(evaluator, _ATTR, None)
+def metrics_of(evaluator: Evaluator) -> EngineMetrics | None:
+    """The metrics that observe ``evaluator``'s answers, if any."""
+    found = evaluator.observer
     return found if isinstance(found, EngineMetrics) else None

@@ -30,7 +30,7 @@ class Service(Protocol):
 def _starters(settings: Settings) -> list[tuple[str, Callable[..., Service]]]:
     starters: list[tuple[str, Callable[..., Service]]] = []
     if settings.openai_server:
-        from openai_server.launcher import start as start_openai
+        from src.openai_service import start as start_openai
 
         starters.append(("OpenAI API", start_openai))
     if settings.gradio:

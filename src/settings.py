@@ -189,8 +189,9 @@ class Settings(BaseModel):
     )
     db_root: str = Field(
         ".",
-        description="Folder of the collections' databases: db_dir_<name> for shared ones, "
-        "users/<user>/db_dir_<name> for personal ones.",
+        description="Folder of what the app writes: db_dir_<name> (shared collections), "
+        "users/<user>/db_dir_<name> (personal ones), openai_files/ and h2ogpt.sqlite; the "
+        "working folder by default, as in h2oGPT.",
     )
     database_url: str = Field(
         "",

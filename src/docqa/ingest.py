@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.documents import Document
 
@@ -28,6 +28,9 @@ from src.docqa.embeddings import Embedder
 from src.docqa.loaders import LoadError, is_archive, load_file
 from src.docqa.splitting import DEFAULT_CHUNK_SIZE, split_documents
 from src.docqa.store import ChromaStore
+
+if TYPE_CHECKING:
+    from src.metrics import IngestObserver
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +110,11 @@ def _now() -> str:
 class Ingestor:
     """Writes files into a :class:`ChromaStore`; one writer per store at a time."""
 
-    def __init__(self, embedder: Embedder, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+    def __init__(self, embedder: Embedder, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 observer: IngestObserver | None = None) -> None:
         self.embedder = embedder
         self.chunk_size = chunk_size
+        self.observer = observer  # sees every report (src/metrics.py)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -137,7 +142,7 @@ class Ingestor:
                 progress(source)
         for failed in report.failed:
             log.warning("not ingested: %s: %s", failed.source, failed.reason)
-        return report
+        return self._observed(report)
 
     def ingest_text(self, store: ChromaStore, text: str, source: str, chunk: bool = True,
                     chunk_size: int | None = None) -> IngestReport:
@@ -146,7 +151,12 @@ class Ingestor:
         documents = [Document(text, metadata={"page": 0})] if text.strip() else []
         with self._lock(store):
             result = self._write(store, source, digest, [(source, documents)], chunk, chunk_size)
-        return IngestReport(files=result)
+        return self._observed(IngestReport(files=result))
+
+    def _observed(self, report: IngestReport) -> IngestReport:
+        if self.observer is not None:
+            self.observer.observe_ingest(report)
+        return report
 
     # --- steps --------------------------------------------------------------------------
     def is_current(self, store: ChromaStore, origin: str, digest: str) -> bool:

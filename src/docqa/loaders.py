@@ -209,10 +209,6 @@ def is_supported(name: str) -> bool:
     return is_archive(name) or Path(name).suffix.lower() in LOADERS
 
 
-def supported_extensions() -> list[str]:
-    return sorted({*LOADERS, *ARCHIVE_SUFFIXES})
-
-
 def load_file(path: str | Path, name: str | None = None) -> list[Document]:
     """Load one (non-archive) file into documents, each with ``page`` (0 when not paged)
     and, for audio, ``start`` and ``end`` in seconds.

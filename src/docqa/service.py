@@ -26,6 +26,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -47,6 +48,9 @@ from src.docqa.ingest import Ingestor, IngestReport
 from src.docqa.loaders import is_supported
 from src.docqa.store import ChromaStore, Hit, Where
 from src.settings import Settings
+
+if TYPE_CHECKING:
+    from src.metrics import IngestObserver
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +89,11 @@ class DocumentService:
         allow_upload_to_my_data: bool = True,
         max_distance: float = DEFAULT_MAX_DISTANCE,
         chroma_server: ChromaServer | None = None,
+        observer: IngestObserver | None = None,
     ) -> None:
         """``chroma_server``: keep shared and personal collections in that Chroma server
-        (connected by the caller, see :meth:`ChromaServer.connect`) instead of under ``db_root``."""
+        (connected by the caller, see :meth:`ChromaServer.connect`) instead of under ``db_root``;
+        ``observer`` sees the report of every ingestion (src/metrics.py)."""
         self.embedder = embedder
         self.server = chroma_server
         self._scratch = Path(tempfile.mkdtemp(prefix="h2ogpt-scratch-"))
@@ -96,7 +102,7 @@ class DocumentService:
             Path(db_root), self._scratch, modes or ["UserData", "MyData", "LLM", "Disabled"], mode_types,
             server_names=chroma_server.names if chroma_server is not None else None,
         )
-        self.ingestor = Ingestor(embedder, chunk_size)
+        self.ingestor = Ingestor(embedder, chunk_size, observer)
         self.allow_upload_to_user_data = allow_upload_to_user_data
         self.allow_upload_to_my_data = allow_upload_to_my_data
         self.max_distance = max_distance
@@ -104,7 +110,8 @@ class DocumentService:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, embedder: Embedder | None = None) -> DocumentService:
+    def from_settings(cls, settings: Settings, embedder: Embedder | None = None,
+                      observer: IngestObserver | None = None) -> DocumentService:
         """The service the flags describe; loads the embedding model when --pre_load_embedding_model.
 
         With --chroma_server, raises VectorStoreUnavailableError (naming the URL) when the
@@ -123,6 +130,7 @@ class DocumentService:
             allow_upload_to_my_data=settings.allow_upload_to_my_data,
             max_distance=settings.docs_distance_cutoff,
             chroma_server=server,
+            observer=observer,
         )
 
     def close(self) -> None:

@@ -4,11 +4,12 @@ In the spirit of vLLM's ``EngineClient`` and simonw/llm's ``Model``: a backend t
 :class:`GenerationRequest` (chat messages, a prompt text or token ids, declarative
 sampling options and an optional output constraint) and returns a handle of
 :class:`TokenEvent` s; it tokenizes with its own tokenizer and declares what it can do.
-Implementations: :class:`src.engine.transformers_backend.TransformersBackend` (a local
-model with continuous batching), :class:`src.engine.llamacpp_backend.LlamaCppBackend` (a GGUF
-model on a supervised llama-server), :class:`src.engine.vision_backend.VisionBackend` (a local
-vision-language model reading image content parts) and
-:class:`src.engine.remote_backend.RemoteBackend` (an OpenAI-compatible engine elsewhere). Nothing above ``src/engine/`` names an implementation:
+Implementations: :class:`src.engine.llamacpp_backend.LlamaCppBackend` (GGUF models on a
+supervised llama-server, the default), :class:`src.engine.transformers_backend.TransformersBackend`
+(a local model with continuous batching), :class:`src.engine.vision_backend.VisionBackend` (a
+local vision-language model reading image content parts) and
+:class:`src.engine.remote_backend.RemoteBackend` (an OpenAI-compatible server). Nothing above
+``src/engine/`` names an implementation:
 callers get backends from the :class:`src.engine.registry.ModelRegistry`.
 """
 

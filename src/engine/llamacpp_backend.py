@@ -16,8 +16,9 @@ through the remote backend (src/engine/remote_backend.py). Why not in-process bi
 - a crash in native code takes down the child, not the engine: the supervisor restarts it.
 
 The model id stays the same as with transformers; evaluate() and everything above it see a
-Backend. What differs is documented in docs/llamacpp.md: regex constraints are refused
-(400; llama.cpp has no regex grammar) and guided_grammar is read as GBNF.
+Backend. What differs is documented in docs/llamacpp.md: guided_regex is written as a GBNF
+grammar of the same language (src/engine/regex_gbnf.py; what a grammar cannot say, such as
+back references or lookarounds, is a 400 naming it) and guided_grammar is read as GBNF.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The local backend: a transformers model served with continuous batching.
+"""The transformers backend: a transformers model in the engine process, with continuous batching.
 
 Implements :class:`src.engine.backend.Backend` over a :class:`LoadedModel` and the step
 loop of src/engine/batching.py. Chat messages are rendered here with the model's chat

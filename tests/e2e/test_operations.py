@@ -105,6 +105,16 @@ def test_metrics_count_the_gradio_path_and_list_the_gauges(server):
         assert (gauge, frozenset()) in after
 
 
+def test_metrics_count_documents_ingested_through_the_api(server):
+    before = metrics(server)
+    added = httpx.post(server.url + "/v1/collections/UserData/text", timeout=120,
+                       json={"text": "The lighthouse keeper feeds the gulls at dawn.", "source": "gulls.txt"})
+    assert added.status_code == 200 and added.json()["files"][0]["status"] == "added"
+    after = metrics(server)
+    name = "h2ogpt_documents_ingested_total"
+    assert value(after, name, status="added") - value(before, name, status="added") == 1
+
+
 # --- tokenizer ----------------------------------------------------------------------------
 def test_tokenize_detokenize_round_trip_and_gradio_count_tokens_agree(server):
     from gradio_client import Client

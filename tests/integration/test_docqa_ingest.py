@@ -14,6 +14,7 @@ from src.docqa.collections import (
     UnknownCollectionError,
 )
 from src.docqa.store import ChromaStore, EmbeddingModelMismatch
+from src.metrics import EngineMetrics
 from tests.docqa.fixtures import FACTS, write_all, write_targz, write_zip
 from tests.docqa.plugin import make_service, service_in
 
@@ -69,6 +70,25 @@ def test_dedupe_update_and_delete(docs, tmp_path: Path) -> None:
     assert contents == ["The office plant is watered on Thursdays now."]  # old chunks replaced
     assert docs.delete_sources("UserData", ["note.txt", "missing.txt"], None) == ["note.txt"]
     assert docs.list_sources("UserData", None) == []
+
+
+def test_the_observer_counts_every_ingestion_by_outcome(tmp_path: Path) -> None:
+    metrics = EngineMetrics()
+    docs = make_service(tmp_path / "db", observer=metrics)
+    note, bad = tmp_path / "note.txt", tmp_path / "img.png"
+    note.write_text("The office plant is watered on Mondays.")
+    bad.write_bytes(b"\x89PNG")
+    docs.add_files("UserData", [(note, "note.txt"), (bad, "img.png")], None)
+    docs.add_files("UserData", [(note, "note.txt")], None)
+    docs.add_text("UserData", "The spare key is under the blue flowerpot.", "key.txt", None)
+    folder = tmp_path / "user_path"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Alpha facts: the alpha wolf leads the pack.")
+    docs.sync_user_path(folder, progress=False)
+    docs.close()
+    counted = {status: metrics.registry.get_sample_value("h2ogpt_documents_ingested_total", {"status": status})
+               for status in ("added", "skipped", "failed")}
+    assert counted == {"added": 3.0, "skipped": 1.0, "failed": 1.0}
 
 
 def test_bad_files_are_reported_and_do_not_stop_the_batch(docs, tmp_path: Path) -> None:

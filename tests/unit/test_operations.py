@@ -3,72 +3,77 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
 from src.apikeys import ApiKeys
+from src.engine.registry import ModelRegistry
+from src.engine.types import Capabilities, GenerationRequest, TokenEvent
+from src.evaluate import Evaluator
 from src.ipc.ops import RateLimits
-from src.metrics import instrument, metrics_of
+from src.metrics import EngineMetrics, metrics_of
+from src.params import EvalParams
+from src.settings import build_settings
 
 
-@dataclass
-class Chunk:
-    delta: str
-    completion_tokens: int = 0
-    prompt_tokens: int = 7
-    finish_reason: str | None = None
-
-
-@dataclass
-class Report:
-    files: list[Any] = field(default_factory=list)
-
-
-@dataclass
-class FileReport:
-    status: str
-
-
-class FakeIngestor:
-    def ingest_files(self, store: Any, files: Any) -> Report:
-        return Report([FileReport("added"), FileReport("skipped")])
-
-    def ingest_text(self, store: Any, text: str, source: str) -> Report:
-        return Report([FileReport("added")])
-
-
-class FakeDocs:
-    def __init__(self) -> None:
-        self.ingestor = FakeIngestor()
-
-
-class FakeEvaluator:
-    def __init__(self, fail: bool = False) -> None:
-        self.docs = FakeDocs()
+class ScriptedHandle:
+    def __init__(self, fail: bool) -> None:
         self.fail = fail
+        self.cancelled = False
 
-    def evaluate(self, params: Any, cancel: Any = None, user: Any = None):
-        yield Chunk("")
-        yield Chunk("Hel", 1)
+    def __iter__(self) -> Iterator[TokenEvent]:
+        yield TokenEvent("", 7, 0)
+        yield TokenEvent("Hel", 7, 1)
         if self.fail:
             raise RuntimeError("boom")
-        yield Chunk("lo", 2)
-        yield Chunk("", 2, finish_reason="stop")
+        yield TokenEvent("lo", 7, 2)
+        yield TokenEvent("", 7, 2, finish_reason="stop")
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
-def sample(evaluator: Any, name: str, **labels: str) -> float:
+class ScriptedBackend:
+    """A backend whose every answer is "Hello" in two tokens, after a 7-token prompt."""
+
+    name = "scripted"
+    capabilities = Capabilities()
+    context_window = 2048
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.handles: list[ScriptedHandle] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def submit(self, request: GenerationRequest, cancel: threading.Event | None = None) -> ScriptedHandle:
+        self.handles.append(ScriptedHandle(self.fail))
+        return self.handles[-1]
+
+
+def observed(fail: bool = False) -> tuple[Evaluator, ScriptedBackend]:
+    backend = ScriptedBackend(fail)
+    settings = build_settings({"langchain_mode": "LLM"})
+    return Evaluator(settings, ModelRegistry([backend]), observer=EngineMetrics()), backend
+
+
+def sample(evaluator: Evaluator, name: str, **labels: str) -> float:
     metrics = metrics_of(evaluator)
     assert metrics is not None
     value = metrics.registry.get_sample_value(name, labels)
     return float(value or 0.0)
 
 
-def test_instrument_counts_answers_tokens_and_latencies_once():
-    evaluator = instrument(instrument(FakeEvaluator()))  # a second instrument() is a no-op
-    assert list(evaluator.evaluate(None))[-1].finish_reason == "stop"
+ASK = EvalParams(instruction="Say hello.", stream_output=True)
+
+
+def test_the_observer_counts_answers_tokens_and_latencies():
+    evaluator, _ = observed()
+    assert list(evaluator.evaluate(ASK))[-1].finish_reason == "stop"
     assert sample(evaluator, "h2ogpt_requests_total", finish_reason="stop") == 1
     assert sample(evaluator, "h2ogpt_prompt_tokens_total") == 7
     assert sample(evaluator, "h2ogpt_generation_tokens_total") == 2
@@ -76,31 +81,30 @@ def test_instrument_counts_answers_tokens_and_latencies_once():
     assert sample(evaluator, "h2ogpt_e2e_request_latency_seconds_count") == 1
 
 
-def test_an_abandoned_answer_is_an_abort_and_a_failed_one_an_error():
-    evaluator = instrument(FakeEvaluator())
-    stream = evaluator.evaluate(None)
+def test_an_abandoned_answer_is_an_abort_that_cancels_and_a_failed_one_an_error():
+    evaluator, backend = observed()
+    stream = evaluator.evaluate(ASK)
     next(stream), next(stream)
     stream.close()
+    assert backend.handles[0].cancelled  # closing the observed answer cancels the generation
     assert sample(evaluator, "h2ogpt_requests_total", finish_reason="abort") == 1
     assert sample(evaluator, "h2ogpt_generation_tokens_total") == 1  # the tokens made before
-    failing = instrument(FakeEvaluator(fail=True))
+    failing, _ = observed(fail=True)
     with pytest.raises(RuntimeError):
-        list(failing.evaluate(None))
+        list(failing.evaluate(ASK))
     assert sample(failing, "h2ogpt_requests_total", finish_reason="error") == 1
 
 
-def test_ingested_documents_are_counted_by_outcome():
-    evaluator = instrument(FakeEvaluator())
-    evaluator.docs.ingestor.ingest_files(None, [])
-    evaluator.docs.ingestor.ingest_text(None, "text", "source")
-    assert sample(evaluator, "h2ogpt_documents_ingested_total", status="added") == 2
-    assert sample(evaluator, "h2ogpt_documents_ingested_total", status="skipped") == 1
+def test_an_evaluator_without_an_observer_counts_nothing_and_answers_the_same():
+    backend = ScriptedBackend()
+    bare = Evaluator(build_settings({"langchain_mode": "LLM"}), ModelRegistry([backend]))
+    evaluator, _ = observed()
+    assert metrics_of(bare) is None
+    assert [c.response for c in bare.evaluate(ASK)] == [c.response for c in evaluator.evaluate(ASK)]
 
 
 def test_gauges_come_from_the_engine_stats():
-    evaluator = instrument(FakeEvaluator())
-    metrics = metrics_of(evaluator)
-    assert metrics is not None
+    metrics = EngineMetrics()
     text = metrics.exposition({"running": 3, "queued": 2, "kv_cache_used_tokens": 100,
                                "kv_cache_capacity_tokens": 4096}).decode()
     for line in ("h2ogpt_num_requests_running 3.0", "h2ogpt_num_requests_waiting 2.0",

@@ -3,6 +3,13 @@
 The engine process (generate.py) runs the IPC server over its evaluator and binds the
 API port; ``--openai_workers`` worker processes (openai_server.worker) serve HTTP on it
 and reach the engine over IPC. ``Service.stop()`` stops the workers, then the IPC server.
+
+This is engine start-up, so it lives here and not in openai_server/, which holds only
+what runs in a worker (tests/unit/test_worker_imports.py): importing the IPC services
+loads the evaluator and the document store. The pool that spawns and restarts the
+workers (openai_server.workers) stays beside the worker it starts: it imports nothing
+of the engine, and the worker's start-up protocol (its config on stdin, the inherited
+socket) is written and read in one package.
 """
 
 from __future__ import annotations

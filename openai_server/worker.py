@@ -22,6 +22,7 @@ from typing import Any
 
 import uvicorn
 import uvloop
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from openai_server.app import create_app
 from openai_server.middleware import Drain
@@ -29,6 +30,18 @@ from src.ipc.client import EngineClient
 from src.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class RefusingWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol, with a refused upgrade (the HTTP error envelope
+    that WebSocketMiddleware sends as ``websocket.http.response``) counted as a finished
+    handshake: uvicorn 0.54 logs "ASGI callable returned without completing handshake" at
+    ERROR for every refusal otherwise."""
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+            self.handshake_complete = True
 
 
 class DrainingServer(uvicorn.Server):
@@ -84,7 +97,7 @@ def serve(config: dict[str, Any]) -> int:
     sock = socket.socket(fileno=int(config["fd"]))
     server = DrainingServer(uvicorn.Config(
         app, log_level="debug" if settings.verbose else "warning", access_log=settings.verbose,
-        timeout_graceful_shutdown=1, lifespan="off", ws="websockets-sansio", **tls_options(settings),
+        timeout_graceful_shutdown=1, lifespan="off", ws=RefusingWebSocketProtocol, **tls_options(settings),
     ), app.state.drain, settings.shutdown_timeout)
 
     async def main() -> None:

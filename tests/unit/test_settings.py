@@ -155,3 +155,20 @@ def test_tls_flags_load_the_certificate_before_anything_starts(tmp_path):
         build_settings({"ssl_certfile": str(cert), "ssl_keyfile": str(key), "ssl_keyfile_password": "no"})
     assert info.value.flag == "--ssl_certfile" and "--ssl_keyfile" in info.value.message
     assert build_settings({"rate_limit_storage": "redis://127.0.0.1:6379"}).rate_limit_storage.startswith("redis")
+
+
+def test_the_openssl_command_of_operations_md_makes_a_certificate_the_tls_flags_take(tmp_path):
+    import re
+    import shutil
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    command = re.search(r"^openssl req .*?(?<!\\)$", doc, re.M | re.S)
+    assert command, "docs/operations.md lost its openssl example"
+    subprocess.run(["bash", "-c", command.group(0)], cwd=tmp_path, check=True, capture_output=True)
+    settings = build_settings({"ssl_certfile": str(tmp_path / "cert.pem"), "ssl_keyfile": str(tmp_path / "key.pem")})
+    assert settings.ssl_keyfile.endswith("key.pem")

@@ -43,7 +43,7 @@ def test_stopping_the_app_in_the_middle_of_16_streams_leaves_no_llama_server(tmp
     children = llama_servers(server)
     assert len(children) == 1
     body = {"model": server.model(), "messages": [{"role": "user", "content": "Write a long story."}],
-            "max_tokens": 2000, "temperature": 1.0, "stream": True}
+            "max_tokens": 2000, "min_tokens": 1500, "temperature": 1.0, "stream": True}  # no early end
     started = threading.Semaphore(0)
 
     def stream() -> None:

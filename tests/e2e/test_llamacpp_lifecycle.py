@@ -27,45 +27,44 @@ def llama_servers(server: RemoteServer) -> list[int]:
 
 
 def test_a_sigkilled_engine_leaves_no_llama_server(tmp_path):
-    server = RemoteServer(tmp_path, "--llm_backend=llamacpp").start()
-    assert server.proc is not None
-    children = llama_servers(server)
-    assert len(children) == 1
-    os.kill(server.proc.pid, signal.SIGKILL)
-    server.proc.wait(timeout=10)
-    assert all(gone(pid, timeout=5) for pid in children), "llama-server outlived the engine"
+    with RemoteServer(tmp_path, "--llm_backend=llamacpp") as server:
+        assert server.proc is not None
+        children = llama_servers(server)
+        assert len(children) == 1
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(timeout=10)
+        assert all(gone(pid, timeout=5) for pid in children), "llama-server outlived the engine"
 
 
 def test_stopping_the_app_in_the_middle_of_16_streams_leaves_no_llama_server(tmp_path):
-    server = RemoteServer(tmp_path, "--llm_backend=llamacpp", "--openai_workers=2",
-                          "--shutdown_timeout=1").start()
-    assert server.proc is not None
-    children = llama_servers(server)
-    assert len(children) == 1
-    body = {"model": server.model(), "messages": [{"role": "user", "content": "Write a long story."}],
-            "max_tokens": 2000, "min_tokens": 1500, "temperature": 1.0, "stream": True}  # no early end
-    started = threading.Semaphore(0)
+    with RemoteServer(tmp_path, "--llm_backend=llamacpp", "--openai_workers=2",
+                      "--shutdown_timeout=1") as server:
+        assert server.proc is not None
+        children = llama_servers(server)
+        assert len(children) == 1
+        body = {"model": server.model(), "messages": [{"role": "user", "content": "Write a long story."}],
+                "max_tokens": 2000, "min_tokens": 1500, "temperature": 1.0, "stream": True}  # no early end
+        started = threading.Semaphore(0)
 
-    def stream() -> None:
-        try:
-            with httpx.stream("POST", server.base_url + "/chat/completions", json=body, timeout=120) as r:
-                for line in r.iter_lines():
-                    if line.startswith("data: {"):
-                        started.release()
-                        break
-                for _ in r.iter_lines():
-                    pass
-        except httpx.HTTPError:  # cut by the stop: expected
-            pass
+        def stream() -> None:
+            try:
+                with httpx.stream("POST", server.base_url + "/chat/completions", json=body, timeout=120) as r:
+                    first = True
+                    for line in r.iter_lines():  # read on to the end: the stream stays in flight
+                        if first and line.startswith("data: {"):
+                            started.release()
+                            first = False
+            except httpx.HTTPError:  # cut by the stop: expected
+                pass
 
-    threads = [threading.Thread(target=stream, daemon=True) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for _ in threads:  # every stream has its first token: 16 generations in flight
-        assert started.acquire(timeout=120)
-    assert server.health()["active_requests"] >= 16
-    server.proc.send_signal(signal.SIGTERM)
-    assert server.proc.wait(timeout=60) == 0
-    assert all(gone(pid, timeout=0) for pid in children), "llama-server outlived the app's stop"
-    for thread in threads:
-        thread.join(timeout=30)
+        threads = [threading.Thread(target=stream, daemon=True) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for _ in threads:  # every stream has its first token: 16 generations in flight
+            assert started.acquire(timeout=120)
+        assert server.health()["active_requests"] >= 16
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=60) == 0
+        assert all(gone(pid, timeout=0) for pid in children), "llama-server outlived the app's stop"
+        for thread in threads:
+            thread.join(timeout=30)

@@ -30,7 +30,8 @@ from src.offline import apply_offline_environment  # noqa: E402
 apply_offline_environment(os.environ)
 
 from bench.compare import Target, concurrent, single  # noqa: E402
-from src.engine.llamacpp_backend import LlamaServer, server_path  # noqa: E402
+from src.engine.llamacpp_backend import server_path  # noqa: E402
+from src.engine.llamacpp_process import LlamaServer  # noqa: E402
 from src.engine.model_source import resolve_model  # noqa: E402
 from src.settings import DEFAULT_BASE_MODEL, Settings  # noqa: E402
 from tests.server import RemoteServer  # noqa: E402

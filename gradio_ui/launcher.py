@@ -2,7 +2,8 @@
 
 Offline by construction: analytics off (``GRADIO_ANALYTICS_ENABLED=False`` is set by
 ``src.offline`` before Gradio is imported, and again on the Blocks), the default theme's
-fonts are served locally, no share link, no server-side rendering (which would need Node).
+fonts are served locally, no share link, no server-side rendering (which would need Node). Over HTTPS with
+--ssl_certfile (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def start(settings: Settings, evaluator: Evaluator, documents: Any | None = None
         enable_monitoring=False,
         mcp_server=False,
         pwa=False,
+        ssl_certfile=settings.ssl_certfile or None,
+        ssl_keyfile=(settings.ssl_keyfile or settings.ssl_certfile) or None,  # the key may be in the cert file
+        ssl_keyfile_password=settings.ssl_keyfile_password or None,
+        ssl_verify=False,  # Gradio's check that it answers: a self-signed certificate is fine
     )
     log.info("Gradio UI on %s", url)
     return GradioService(blocks, url)

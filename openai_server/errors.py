@@ -77,6 +77,13 @@ class TooManyRequestsError(APIError):
     type = "rate_limit_error"
 
 
+class NotImplementedAPIError(APIError):
+    """A feature this server has, configured off (the seed gateway's "not here" answer)."""
+
+    status = 501
+    type = "not_implemented_error"
+
+
 class ServiceUnavailableError(APIError):
     status = 503
     type = "server_error"
@@ -110,7 +117,10 @@ STATUS_OF_CODE: dict[str, type[APIError]] = {
     "documents_disabled": InvalidRequestError,
     "embedding_model_mismatch": ConflictError,
     "vector_store_unavailable": ServiceUnavailableError,
-    "feature_disabled": NotFoundError,
+    "feature_disabled": NotImplementedAPIError,
+    "feature_off_enable_stt": NotImplementedAPIError,
+    "feature_off_enable_tts": NotImplementedAPIError,
+    "feature_off_visible_image_models": NotImplementedAPIError,
     "audio_invalid": InvalidRequestError,
     "unsupported_format": InvalidRequestError,
     "upload_too_large": RequestTooLargeError,
@@ -140,9 +150,76 @@ def error_response(error: APIError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "none", "tuple", "set"})
+
+
+def _is_schema_tag(part: object) -> bool:
+    """A location part pydantic adds for a union member or a validator, not a field the
+    client wrote: ``function-after[_log_unknown(), TokenizeCompletionRequest]``, a model's
+    class name, ``str``, ``list[int]``, ``tagged-union[...]``."""
+    if not isinstance(part, str):
+        return False
+    return "[" in part or "(" in part or part[:1].isupper() or part in _TYPE_TAGS
+
+
+def client_location(loc: tuple[object, ...] | list[object], body: object = None) -> list[str]:
+    """An error location as the client wrote it: 'body' and pydantic's union and validator
+    tags dropped (a part is kept when the client's body has it, even if it looks like a tag)."""
+    parts: list[str] = []
+    current = body
+    for part in loc:
+        if part == "body" and not parts:
+            continue
+        present = (isinstance(current, dict) and part in current) or (
+            isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current))
+        if not present and _is_schema_tag(part):
+            continue
+        parts.append(str(part))
+        current = current[part] if present else None  # type: ignore[index]
+    return parts
+
+
+def _depth(loc: tuple[object, ...] | list[object], body: object) -> int:
+    """How far ``loc`` goes into what the client sent."""
+    depth, current = 0, body
+    for part in loc:
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+        elif not _is_schema_tag(part) and part != "body":
+            break
+        else:
+            continue
+        depth += 1
+    return depth
+
+
+def _branch(loc: tuple[object, ...] | list[object]) -> tuple[object, ...]:
+    """The union member an error is about: its location up to the last schema tag."""
+    tags = [i for i, part in enumerate(loc) if _is_schema_tag(part)]
+    return tuple(loc[: tags[-1] + 1]) if tags else ()
+
+
+def _best_error(errors: list[dict[str, Any]], body: object) -> dict[str, Any]:
+    """Of the errors of a union's members, one of the member the client meant (not one
+    whose literal tag, e.g. a content part's ``type``, the client's value does not match),
+    the deepest in what the client sent (its /tokenize ``messages``, not the other
+    member's missing ``prompt``)."""
+    mismatched = {_branch(e.get("loc", ())) for e in errors if e.get("type") == "literal_error"}
+
+    def rank(error: dict[str, Any]) -> tuple[bool, int]:
+        loc = error.get("loc", ())
+        return _branch(loc) not in mismatched, _depth(loc, body)
+
+    return max(errors, key=rank)  # the first of equals
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
-    first = exc.errors()[0] if exc.errors() else {}
-    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    errors = list(exc.errors())
+    body = getattr(exc, "body", None)
+    first = _best_error(errors, body) if errors else {}
+    loc = client_location(first.get("loc", ()), body)
     if first.get("type") == "json_invalid":
         return "the request body is not valid JSON", None
     if not loc and first.get("type") in ("model_attributes_type", "dict_type"):

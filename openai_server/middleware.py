@@ -123,8 +123,8 @@ class RateLimitMiddleware:
             try:
                 verdict = await self.engine_client.call(
                     "rate_hit", {"identity": identity, "limit": limit}, timeout=IPC_TIMEOUT)
-            except Exception as exc:  # the engine is down: the request fails there with a 503
-                log.debug("rate limit not checked: %r", exc)
+            except Exception as exc:  # the engine (or --rate_limit_storage) is down: fail open
+                log.warning("rate limit not checked: %r", exc)
                 verdict = {"allowed": True}
             if not verdict.get("allowed"):
                 retry = max(1, math.ceil(float(verdict.get("reset", 0)) - time.time()))

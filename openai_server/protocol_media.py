@@ -82,9 +82,32 @@ class SpeechRequest(OpenAIBaseModel):
     speed: float = Field(1.0, ge=0.25, le=4.0, description="Speed, 0.25 to 4.0.")
 
 
+class Voice(BaseModel):
+    id: str = Field(description="What /v1/audio/speech takes as `voice`.")
+    name: str
+
+
 class VoiceList(BaseModel):
+    """GET /v1/audio/voices in the shape Open WebUI reads."""
+
+    voices: list[Voice]
+
+
+class AudioModel(BaseModel):
+    id: str = Field(description="Accepted as `model` by the endpoint of its task.")
+    name: str
+    object: Literal["model"] = "model"
+    owned_by: str = "h2oGPT"
+    task: Literal["speech-to-text", "text-to-speech"]
+
+
+class AudioModelList(BaseModel):
+    """GET /v1/audio/models: the speech models that are on; ``models`` is what Open WebUI
+    reads, ``data`` the same list in OpenAI's list shape."""
+
     object: Literal["list"] = "list"
-    data: list[str]
+    data: list[AudioModel]
+    models: list[AudioModel]
 
 
 # --- images -----------------------------------------------------------------------------------

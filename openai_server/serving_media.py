@@ -15,6 +15,8 @@ from typing import Any
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from openai_server.protocol_media import (
+    AudioModel,
+    AudioModelList,
     ImageData,
     ImageGenerationRequest,
     ImagesResponse,
@@ -22,6 +24,8 @@ from openai_server.protocol_media import (
     Transcription,
     TranscriptionForm,
     TranscriptionVerbose,
+    Voice,
+    VoiceList,
 )
 from src.contract import Engine
 from src.errors import AudioInvalidError, UploadTooLargeError
@@ -109,9 +113,20 @@ class AudioService:
         return StreamingResponse(body(), media_type=MEDIA_TYPES[request.response_format],
                                  headers={"Content-Disposition": f"inline; filename=speech.{request.response_format}"})
 
-    async def voices(self) -> list[str]:
+    async def voices(self) -> VoiceList:
         info = await self.client.call("media_info", {})
-        return [str(v) for v in info.get("voices") or []]
+        return VoiceList(voices=[Voice(id=str(v), name=str(v)) for v in info.get("voices") or []])
+
+    async def models(self) -> AudioModelList:
+        """The speech-to-text model and the text-to-speech engine, those that are on."""
+        info = await self.client.call("media_info", {})
+        models = []
+        if info.get("stt"):
+            models.append(AudioModel(id=str(info["stt"]), name=f"{info['stt']} (faster-whisper)",
+                                     task="speech-to-text"))
+        if info.get("voices"):
+            models.append(AudioModel(id="piper", name="piper (voices: GET /v1/audio/voices)", task="text-to-speech"))
+        return AudioModelList(data=models, models=models)
 
 
 class ImageService:

@@ -2,7 +2,7 @@
 
 It reads its configuration as JSON on stdin (the settings, the IPC address of the
 engine, the listening socket's file descriptor and the parent's pid), then serves the
-app with uvicorn on the inherited socket. It loads no model and never imports torch.
+app with uvicorn on the inherited socket (over TLS with --ssl_certfile). It loads no model and never imports torch.
 It exits (code 1) when its parent (the engine process) goes away, so no worker is
 orphaned. SIGTERM drains it: new requests get a 503 envelope while those in flight
 finish, for up to --shutdown_timeout seconds, then it exits with code 0.
@@ -22,6 +22,7 @@ from typing import Any
 
 import uvicorn
 import uvloop
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from openai_server.app import create_app
 from openai_server.middleware import Drain
@@ -29,6 +30,18 @@ from src.ipc.client import EngineClient
 from src.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class RefusingWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol, with a refused upgrade (the HTTP error envelope
+    that WebSocketMiddleware sends as ``websocket.http.response``) counted as a finished
+    handshake: uvicorn 0.54 logs "ASGI callable returned without completing handshake" at
+    ERROR for every refusal otherwise."""
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+            self.handshake_complete = True
 
 
 class DrainingServer(uvicorn.Server):
@@ -62,6 +75,15 @@ class DrainingServer(uvicorn.Server):
                 self.should_exit = True
 
 
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS arguments from --ssl_certfile, --ssl_keyfile and --ssl_keyfile_password
+    (none without a certificate: plain HTTP)."""
+    if not settings.ssl_certfile:
+        return {}
+    return {"ssl_certfile": settings.ssl_certfile, "ssl_keyfile": settings.ssl_keyfile or None,
+            "ssl_keyfile_password": settings.ssl_keyfile_password or None}
+
+
 def serve(config: dict[str, Any]) -> int:
     settings = Settings.model_validate(config["settings"])
     logging.basicConfig(
@@ -75,7 +97,7 @@ def serve(config: dict[str, Any]) -> int:
     sock = socket.socket(fileno=int(config["fd"]))
     server = DrainingServer(uvicorn.Config(
         app, log_level="debug" if settings.verbose else "warning", access_log=settings.verbose,
-        timeout_graceful_shutdown=1, lifespan="off", ws="websockets-sansio",
+        timeout_graceful_shutdown=1, lifespan="off", ws=RefusingWebSocketProtocol, **tls_options(settings),
     ), app.state.drain, settings.shutdown_timeout)
 
     async def main() -> None:

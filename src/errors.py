@@ -143,9 +143,28 @@ class VectorStoreUnavailableError(DocQAError):
 
 # --- speech and images ----------------------------------------------------------------------
 class MediaDisabledError(DomainError):
-    """The speech or image feature is off on this server; the message names the flag."""
+    """The speech or image feature is off on this server; the message names the flag (and
+    each subclass's code names it too: ``feature_off_<flag>``; the API answers 501)."""
 
     code = "feature_disabled"
+
+
+class SpeechToTextOffError(MediaDisabledError):
+    """Speech to text is off on this server (--enable_stt=False)."""
+
+    code = "feature_off_enable_stt"
+
+
+class TextToSpeechOffError(MediaDisabledError):
+    """Text to speech is off on this server (--enable_tts=False)."""
+
+    code = "feature_off_enable_tts"
+
+
+class ImageGenerationOffError(MediaDisabledError):
+    """Image generation is off on this server (no --visible_image_models)."""
+
+    code = "feature_off_visible_image_models"
 
 
 class AudioInvalidError(InvalidParamsError):

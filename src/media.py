@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from src.audio.stt import SpeechToText
 from src.audio.tts import TextToSpeech
-from src.errors import MediaDisabledError
+from src.errors import SpeechToTextOffError, TextToSpeechOffError
 from src.images.service import ImageGenerator
 from src.settings import Settings
 
@@ -41,13 +41,13 @@ class MediaServices:
     @property
     def stt(self) -> SpeechToText:
         if self.stt_service is None:
-            raise MediaDisabledError("speech to text is off on this server (--enable_stt=False)")
+            raise SpeechToTextOffError("speech to text is off on this server (--enable_stt=False)")
         return self.stt_service
 
     @property
     def tts(self) -> TextToSpeech:
         if self.tts_service is None:
-            raise MediaDisabledError("text to speech is off on this server (--enable_tts=False)")
+            raise TextToSpeechOffError("text to speech is off on this server (--enable_tts=False)")
         return self.tts_service
 
     @property

@@ -65,6 +65,6 @@ def start(settings: Settings, evaluator: Evaluator, media: MediaServices | None 
         ) from exc
     pool = WorkerPool(settings, ipc.address, sock, settings.openai_workers)
     pool.start()
-    log.info("OpenAI API on http://%s:%d/v1 with %d worker(s)", settings.server_name,
-             settings.openai_port, settings.openai_workers)
+    log.info("OpenAI API on %s://%s:%d/v1 with %d worker(s)", "https" if settings.ssl_certfile else "http",
+             settings.server_name, settings.openai_port, settings.openai_workers)
     return OpenAIService(ipc, pool, ipc_dir)

@@ -302,6 +302,19 @@ class Settings(BaseModel):
         description="Seconds that in-flight API requests may take to finish after SIGTERM; "
         "new requests meanwhile get 503.",
     )
+    ssl_certfile: str = Field(
+        "", description="PEM certificate (chain) file: the OpenAI API (every worker) and the UI "
+        "are served over HTTPS with it; plain HTTP to their ports is refused (docs/operations.md).",
+    )
+    ssl_keyfile: str = Field(
+        "", description="PEM private key of --ssl_certfile (when the certificate file does not hold it).",
+    )
+    ssl_keyfile_password: str = Field("", description="Password of an encrypted --ssl_keyfile.")
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="Where --api_rate_limit is counted: 'memory://' (in this instance, across its "
+        "workers) or a `limits` storage URI shared by many instances, e.g. redis://HOST:6379.",
+    )
     openai_files_dir: str | None = Field(
         None,
         description="Folder of the files uploaded through /v1/files, kept per API key "
@@ -439,6 +452,8 @@ class Settings(BaseModel):
                 raise SettingsError(
                     "--api_rate_limit", f"{self.api_rate_limit!r} is not a rate limit; "
                     "write it as '60/minute' or '10/second;1000/day'") from None
+        _check_tls(self.ssl_certfile, self.ssl_keyfile, self.ssl_keyfile_password)
+        _check_rate_limit_storage(self.rate_limit_storage)
         if self.min_new_tokens > self.max_new_tokens:
             raise SettingsError("--min_new_tokens", "must not exceed --max_new_tokens")
         return self
@@ -471,6 +486,37 @@ def _check_model_entry(flag: str, entry: dict[str, Any]) -> None:
             parse_inference_server(str(entry["inference_server"]))
         except ValueError as exc:
             raise SettingsError(flag, str(exc)) from None
+
+
+def _check_tls(certfile: str, keyfile: str, password: str) -> None:
+    """The TLS flags name a certificate and key that load (checked before any model loads)."""
+    if not certfile:
+        for flag, value in (("--ssl_keyfile", keyfile), ("--ssl_keyfile_password", password)):
+            if value:
+                raise SettingsError(flag, "needs --ssl_certfile (the certificate to serve)")
+        return
+    for flag, path in (("--ssl_certfile", certfile), ("--ssl_keyfile", keyfile)):
+        if path and not Path(path).expanduser().is_file():
+            raise SettingsError(flag, f"no such file: {path}")
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(Path(certfile).expanduser(), Path(keyfile).expanduser() if keyfile else None,
+                                password or None)
+    except (ssl.SSLError, OSError) as exc:
+        raise SettingsError("--ssl_certfile", f"the certificate and key do not load ({exc}); "
+                            "give a PEM certificate, its key (--ssl_keyfile) and the key's password") from None
+
+
+def _check_rate_limit_storage(uri: str) -> None:
+    from limits.storage import storage_from_string
+
+    try:
+        storage_from_string(uri)  # parses and checks the driver; connects lazily
+    except Exception as exc:  # limits raises ConfigurationError or ValueError, by scheme
+        raise SettingsError("--rate_limit_storage", f"{uri!r} is not a usable storage URI ({exc}); "
+                            "write memory:// or redis://HOST:PORT") from None
 
 
 def looks_like_path(value: str) -> bool:

@@ -1,4 +1,4 @@
-"""POST /v1/audio/transcriptions, /v1/audio/translations and /v1/audio/speech; GET /v1/audio/voices."""
+"""POST /v1/audio/transcriptions, /v1/audio/translations and /v1/audio/speech; GET /v1/audio/voices and /v1/audio/models."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from openai_server.errors import InvalidRequestError
-from openai_server.protocol import wire
-from openai_server.protocol_media import SpeechRequest, TranscriptionForm, VoiceList
+from openai_server.errors import InvalidRequestError, client_location
+from openai_server.protocol_media import AudioModelList, SpeechRequest, TranscriptionForm, VoiceList
 from openai_server.routers.deps import audio_service, identity
 
 router = APIRouter(tags=["audio"])
@@ -39,7 +38,7 @@ async def _transcription_form(request: Request) -> tuple[bytes, str, Transcripti
         parsed = TranscriptionForm.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
+        param = ".".join(client_location(first["loc"], fields)) or None
         raise InvalidRequestError(f"{param}: {first['msg']}", param=param) from None
     return await upload.read(), upload.filename or "", parsed
 
@@ -69,6 +68,13 @@ async def create_speech(body: SpeechRequest, request: Request) -> StreamingRespo
 
 
 @router.get("/audio/voices")
-async def list_voices(request: Request) -> dict[str, object]:
-    """The voices /v1/audio/speech speaks with (an h2oGPT extension; OpenAI names map to the first)."""
-    return wire(VoiceList(data=await audio_service(request).voices()))
+async def list_voices(request: Request) -> VoiceList:
+    """The voices /v1/audio/speech speaks with, as ``{"voices": [{"id", "name"}]}`` (the shape
+    Open WebUI reads; OpenAI's voice names map to the first)."""
+    return await audio_service(request).voices()
+
+
+@router.get("/audio/models")
+async def list_audio_models(request: Request) -> AudioModelList:
+    """The speech models that are on: ``{"models": [{"id", "name", "task"}], "data": [...]}``."""
+    return await audio_service(request).models()

@@ -13,7 +13,8 @@ through the remote backend (src/engine/remote_backend.py). Why not in-process bi
   49,152-float logits row per sequence per step, at 90 tokens/s;
 - it is the very server we are measured against (bench/throughput.py), so the
   gap is the cost of our own layers, nothing else;
-- a crash in native code takes down the child, not the engine: the supervisor restarts it.
+- a crash in native code takes down the child, not the engine: the supervisor restarts it
+  (src/engine/llamacpp_process.py, which also sees that the child never outlives the engine).
 
 The model id stays the same as with transformers; evaluate() and everything above it see a
 Backend. What differs is documented in docs/llamacpp.md: guided_regex is written as a GBNF
@@ -28,34 +29,27 @@ import dataclasses
 import logging
 import os
 import shutil
-import socket
-import subprocess
-import threading
-import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
-
 from src.contract import ModelInfo
 from src.engine.backend import model_info
 from src.engine.handle import RequestHandle
 from src.engine.kv_budget import budget_tokens, kv_bytes_per_token
+from src.engine.llamacpp_process import LlamaServer
 from src.engine.loopback_http import post_stream
 from src.engine.model_source import ModelSource
 from src.engine.remote_backend import Progress, RemoteBackend, StreamedResponse
 from src.engine.remote_spec import RemoteSpec
 from src.engine.remote_wire import ends_with_assistant, plain_text, request_body, uses_chat
 from src.engine.types import Capabilities, GenerationRequest, Message, TokenEvent
-from src.errors import EngineUnavailableError, UnsupportedFeatureError
+from src.errors import UnsupportedFeatureError
 
 log = logging.getLogger(__name__)
 
 LLAMACPP_VERSION = "0.3.36"  # the llama-cpp-python sdist whose vendored llama.cpp is built
-START_TIMEOUT = 180.0
 
 
 def server_path(llamacpp_dict: dict[str, Any] | None = None) -> str | None:
@@ -90,85 +84,6 @@ def gguf_shape(path: str) -> dict[str, int]:
                              hidden_size=value(f"{arch}.embedding_length"))
     return {"context_length": value(f"{arch}.context_length", 4096),
             "kv_bytes_per_token": kv_bytes_per_token(config, dtype_bytes=2)}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LlamaServer:
-    """A supervised ``llama-server`` child: started, health-checked, restarted if it dies."""
-
-    def __init__(self, binary: str, args: list[str]) -> None:
-        self.binary = binary
-        self.args = args
-        self.port = free_port()
-        self.process: subprocess.Popen[str] | None = None
-        self.output: deque[str] = deque(maxlen=60)
-        self.stopping = False
-        self.restarts = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        command = [self.binary, *self.args, "--host", "127.0.0.1", "--port", str(self.port)]
-        log.info("starting llama.cpp: %s", " ".join(command))
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, stdin=subprocess.DEVNULL)
-        threading.Thread(target=self._drain, args=(self.process,), daemon=True, name="llama-log").start()
-        self._wait_ready()
-        threading.Thread(target=self._supervise, args=(self.process,), daemon=True, name="llama-watch").start()
-
-    def _drain(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            self.output.append(line.rstrip())
-            log.debug("llama.cpp: %s", line.rstrip())
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                break
-            try:
-                if httpx.get(self.url + "/health", timeout=2.0, trust_env=False).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        tail = "\n".join(list(self.output)[-15:])
-        self.stop()
-        raise EngineUnavailableError(f"llama.cpp's server did not start:\n{tail}")
-
-    def _supervise(self, process: subprocess.Popen[str]) -> None:
-        process.wait()
-        if self.stopping:
-            return
-        log.error("llama.cpp's server exited with %s; restarting it:\n%s", process.returncode,
-                  "\n".join(list(self.output)[-10:]))
-        self.restarts += 1
-        time.sleep(min(5.0, 0.5 * self.restarts))
-        try:
-            self.start()  # same port: the remote backend's client reconnects
-        except EngineUnavailableError:
-            log.exception("llama.cpp's server could not be restarted")
-
-    def stop(self) -> None:
-        self.stopping = True
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 class LlamaCppBackend(RemoteBackend):
@@ -276,5 +191,7 @@ class LlamaCppBackend(RemoteBackend):
         return model_info(self, "llama.cpp", vocab_size=self._vocab)
 
     def shutdown(self) -> None:
-        super().shutdown()
-        self.server.stop()
+        try:
+            super().shutdown()
+        finally:  # the child is stopped (and waited for) whatever the client did
+            self.server.stop()

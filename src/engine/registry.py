@@ -7,6 +7,7 @@ OpenAI ``model`` field) or by its index in the listing; none picks the first.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -17,6 +18,8 @@ from src.contract import ModelInfo
 from src.engine.backend import Backend
 from src.errors import UnknownModelError
 from src.settings import DEFAULT_BASE_MODEL, Settings
+
+log = logging.getLogger(__name__)
 
 
 class ModelRegistry:
@@ -72,8 +75,13 @@ class ModelRegistry:
         return sum(b.active_requests for b in self)
 
     def shutdown(self) -> None:
+        """Shut every backend down, each even when another fails (a llama-server child
+        left running would outlive the engine)."""
         for backend in self:
-            backend.shutdown()
+            try:
+                backend.shutdown()
+            except Exception:
+                log.exception("error while shutting down the backend of %s", backend.name)
 
 
 def model_entries(settings: Settings) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from src.audio.worker import Worker
-from src.errors import InvalidParamsError, MediaDisabledError, UnknownModelError
+from src.errors import ImageGenerationOffError, InvalidParamsError, UnknownModelError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class ImageGenerator:
 
     def resolve(self, model: str | None) -> str:
         if not self.paths:
-            raise MediaDisabledError(
+            raise ImageGenerationOffError(
                 "image generation is off: no image model is configured; start the server with "
                 "--visible_image_models=\"['/path/to/diffusers/pipeline']\"", param="model")
         if not model or model not in self.paths:

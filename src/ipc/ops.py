@@ -9,7 +9,7 @@ limited once for all of them lives here, in the one engine process:
 - ``metrics``: the Prometheus text of the engine's registry (src/metrics.py), which the
   workers serve at /metrics; ``observe_http``: a worker reports one HTTP response;
 - ``rate_hit``: one hit on a rate limit, counted across all workers (``limits``' moving
-  window in this process's memory).
+  window in this process's memory, or in --rate_limit_storage's store shared by instances).
 
 Every access to engine internals goes through :class:`EngineAdapter` (marked below), so
 that a change of the engine's interface touches one class.
@@ -22,7 +22,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from src.contract import DetokenizeRequest, DetokenizeResult, Message, TokenizeRequest, TokenizeResult
@@ -75,10 +75,11 @@ class EngineAdapter:
 
 
 class RateLimits:
-    """A moving-window limiter shared by every worker: ``hit(identity, limit)``."""
+    """A moving-window limiter shared by every worker: ``hit(identity, limit)``, counted in
+    ``storage`` (a ``limits`` storage URI: memory://, or redis://HOST:PORT for a fleet)."""
 
-    def __init__(self) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+    def __init__(self, storage: str = "memory://") -> None:
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage))
         self._items: dict[str, list[RateLimitItem]] = {}
         self._lock = threading.Lock()
 
@@ -96,8 +97,11 @@ class RateLimits:
         counted only when every limit of ``limit`` ('10/second;100/minute') has room."""
         with self._lock:
             items = self._parsed(limit)
-            full = [i for i in items if not self._limiter.test(i, identity)]
-            if not full:
+            if len(items) == 1:  # one atomic hit: instances sharing the store never overshoot
+                full = [] if self._limiter.hit(items[0], identity) else items
+            else:
+                full = [i for i in items if not self._limiter.test(i, identity)]
+            if not full and len(items) > 1:
                 for item in items:
                     self._limiter.hit(item, identity)
             tightest = full[0] if full else min(
@@ -119,7 +123,7 @@ class OpsMethods:
     def __init__(self, engine: EngineAdapter, metrics: EngineMetrics | None) -> None:
         self.engine = engine
         self.metrics = metrics
-        self.rate_limits = RateLimits()
+        self.rate_limits = RateLimits(engine.settings.rate_limit_storage)
 
     def tokenize(self, request: TokenizeRequest) -> TokenizeResult:
         """A prompt text, or chat messages as the model reads them -> vLLM's

@@ -83,11 +83,12 @@ def test_a_final_assistant_message_is_continued_and_a_system_prompt_alone_is_ans
     assert system_only.choices[0].message.content.strip()
 
 
-def test_image_generation_without_a_model_says_how_to_enable_it(server, client):
-    with pytest.raises(openai.NotFoundError) as info:
+def test_image_generation_without_a_model_is_a_501_naming_the_flag(server, client):
+    with pytest.raises(openai.InternalServerError) as info:
         client.images.generate(prompt="a cat")
+    assert info.value.status_code == 501
     error = info.value.body
-    assert error["code"] == "feature_disabled" and "--visible_image_models" in error["message"]
+    assert error["code"] == "feature_off_visible_image_models" and "--visible_image_models" in error["message"]
     assert server.health()["status"] == "ok"
 
 

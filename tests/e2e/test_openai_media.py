@@ -181,7 +181,19 @@ def test_bad_audio_inputs_get_4xx_envelopes_and_the_server_stays_healthy(server,
 
 
 def test_voices_are_listed(server):
-    assert httpx.get(server.base_url + "/audio/voices").json()["data"][0] == "joe"
+    voices = httpx.get(server.base_url + "/audio/voices").json()  # the shape Open WebUI reads
+    assert voices == {"voices": [{"id": "joe", "name": "joe"}]}
+
+
+def test_audio_models_are_listed_and_each_is_accepted_by_its_endpoint(server, client):
+    listing = httpx.get(server.base_url + "/audio/models").json()
+    assert listing["models"] == listing["data"]  # Open WebUI reads "models"
+    by_task = {m["task"]: m["id"] for m in listing["models"]}
+    assert set(by_task) == {"speech-to-text", "text-to-speech"}
+    audio = client.audio.speech.create(model=by_task["text-to-speech"], voice="joe", input="Hello.",
+                                       response_format="wav").read()
+    text = client.audio.transcriptions.create(model=by_task["speech-to-text"], file=("hi.wav", audio)).text
+    assert "hello" in text.lower()
 
 
 # --- images ------------------------------------------------------------------------------------
@@ -278,14 +290,17 @@ def test_chat_tokens_keep_flowing_while_a_transcription_runs(server, client):
     assert gap < 0.5 * alone, (gap, alone)
 
 
-def test_speech_turned_off_answers_404_naming_the_flag(tmp_path):
+def test_speech_turned_off_answers_501_with_a_code_naming_the_flag(tmp_path):
     with RemoteServer(tmp_path, "--enable_stt=False", "--enable_tts=False") as off:
         client = off.client()
-        with pytest.raises(openai.NotFoundError) as info:
+        with pytest.raises(openai.InternalServerError) as info:
             client.audio.transcriptions.create(model="whisper-1", file=("a.wav", b"RIFF...."))
-        assert info.value.body["code"] == "feature_disabled" and "--enable_stt" in info.value.body["message"]
-        with pytest.raises(openai.NotFoundError) as info:
+        assert info.value.status_code == 501
+        assert info.value.body["code"] == "feature_off_enable_stt" and "--enable_stt" in info.value.body["message"]
+        with pytest.raises(openai.InternalServerError) as info:
             client.audio.speech.create(model="tts-1", voice="alloy", input="Hello.")
-        assert info.value.body["code"] == "feature_disabled" and "--enable_tts" in info.value.body["message"]
-        assert httpx.get(off.base_url + "/audio/voices").json()["data"] == []
+        assert info.value.status_code == 501
+        assert info.value.body["code"] == "feature_off_enable_tts" and "--enable_tts" in info.value.body["message"]
+        assert httpx.get(off.base_url + "/audio/voices").json() == {"voices": []}
+        assert httpx.get(off.base_url + "/audio/models").json()["models"] == []
         assert off.health()["status"] == "ok"

@@ -54,7 +54,7 @@ def test_disabled_services_say_which_flag_turns_them_on():
         media.tts.synthesize("Hello.")
     with pytest.raises(MediaDisabledError, match="--visible_image_models") as info:
         media.images.resolve(None)
-    assert info.value.code == "feature_disabled"
+    assert info.value.code == "feature_off_visible_image_models"
     assert media.info() == {"stt": None, "voices": [], "image_models": []}
 
 

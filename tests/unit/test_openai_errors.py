@@ -120,7 +120,8 @@ EXPECTED_STATUS = {
     "collection_not_found": 404, "collection_exists": 409, "invalid_collection_name": 400,
     "upload_not_allowed": 403, "documents_disabled": 400, "embedding_model_mismatch": 409,
     "vector_store_unavailable": 503,
-    "feature_disabled": 404, "audio_invalid": 400, "unsupported_format": 400,
+    "feature_disabled": 501, "feature_off_enable_stt": 501, "feature_off_enable_tts": 501,
+    "feature_off_visible_image_models": 501, "audio_invalid": 400, "unsupported_format": 400,
     "upload_too_large": 413, "voice_not_found": 400, "remote_unavailable": 503,
     "remote_timeout": 504, "remote_rejected": 400,
 }
@@ -144,3 +145,22 @@ def test_every_domain_code_has_its_status_across_the_ipc(code):
 def test_every_code_is_listed_here():
     assert set(codes()) == set(EXPECTED_STATUS)
     assert issubclass(InvalidParamsError, DomainError)
+
+
+@pytest.mark.parametrize("path, body, param", [
+    ("/tokenize", {"prompt": 5}, "prompt"),
+    ("/tokenize", {"messages": []}, "messages"),  # the chat member the client meant, not prompt
+    ("/tokenize", {}, "prompt"),
+    ("/detokenize", {"tokens": ["a"]}, "tokens.0"),
+    ("/v1/completions", {"prompt": {"a": 1}}, "prompt"),
+    ("/v1/embeddings", {"input": [[1, "a"]]}, "input.0.1"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+     "messages.0.content.0.image_url"),
+    ("/v1/chat/completions", {"messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+])
+def test_validation_errors_name_the_field_as_the_client_wrote_it(api, path, body, param):
+    """Not pydantic's union and validator tags (function-after[_log_unknown(), ...].prompt)."""
+    error = assert_envelope(api.post(path, json=body), 400)
+    assert error["param"] == param
+    assert error["message"].startswith(param + ": ")
+    assert "function-" not in error["message"] and "Request" not in error["message"].split(":")[0]

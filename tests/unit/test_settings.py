@@ -40,6 +40,9 @@ def test_defaults_match_h2ogpt():
         ({"llm_backend": "llamacpp", "load_8bit": True}, "--load_8bit", "quantized already"),
         ({"api_rate_limit": "lots"}, "--api_rate_limit", "not a rate limit"),
         ({"metrics_api_key_required": True}, "--metrics_api_key_required", "--enforce_h2ogpt_api_key"),
+        ({"ssl_keyfile": "key.pem"}, "--ssl_keyfile", "needs --ssl_certfile"),
+        ({"ssl_certfile": "/no/such/cert.pem"}, "--ssl_certfile", "no such file"),
+        ({"rate_limit_storage": "bogus://x"}, "--rate_limit_storage", "not a usable storage URI"),
     ],
 )
 def test_bad_values_name_the_flag(flags, flag, words):
@@ -140,3 +143,32 @@ def test_help_lists_every_flag_with_its_description():
     for name, info in Settings.model_fields.items():
         assert f"--{name}" in result.stdout
         assert (info.description or "")[:40] in result.stdout
+
+
+def test_tls_flags_load_the_certificate_before_anything_starts(tmp_path):
+    from tests.tls import self_signed
+
+    cert, key = self_signed(tmp_path, password="pw")
+    settings = build_settings({"ssl_certfile": str(cert), "ssl_keyfile": str(key), "ssl_keyfile_password": "pw"})
+    assert settings.ssl_certfile == str(cert)
+    with pytest.raises(SettingsError) as info:  # the wrong password: refused at start, naming the flags
+        build_settings({"ssl_certfile": str(cert), "ssl_keyfile": str(key), "ssl_keyfile_password": "no"})
+    assert info.value.flag == "--ssl_certfile" and "--ssl_keyfile" in info.value.message
+    assert build_settings({"rate_limit_storage": "redis://127.0.0.1:6379"}).rate_limit_storage.startswith("redis")
+
+
+def test_the_openssl_command_of_operations_md_makes_a_certificate_the_tls_flags_take(tmp_path):
+    import re
+    import shutil
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    command = re.search(r"^openssl req .*?(?<!\\)$", doc, re.M | re.S)
+    assert command, "docs/operations.md lost its openssl example"
+    subprocess.run(["bash", "-c", command.group(0)], cwd=tmp_path, check=True, capture_output=True)
+    settings = build_settings({"ssl_certfile": str(tmp_path / "cert.pem"), "ssl_keyfile": str(tmp_path / "key.pem")})
+    assert settings.ssl_keyfile.endswith("key.pem")

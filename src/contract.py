@@ -96,7 +96,7 @@ class JsonSchemaFormat(Contract):
     that a remote engine receives what the client sent."""
 
     name: str
-    schema: dict[str, object] = {}
+    schema: dict[str, Any] = {}
     strict: bool | None = None
     description: str | None = None
 

@@ -80,7 +80,9 @@ class Settings(BaseModel):
         default_factory=list,
         description="Several models at once (h2oGPT's): a list of dicts, each with base_model "
         "(a local model, or the name to list a remote one under) and/or inference_server, and "
-        "optionally prompt_type, max_seq_len; the first is the default. Replaces --base_model.",
+        "optionally prompt_type, max_seq_len, and for a remote one vision (false: the model reads "
+        "text only, images are refused here; default true: images are forwarded); the first is "
+        "the default. Replaces --base_model.",
     )
     visible_models: list[str | int] = Field(
         default_factory=list,
@@ -468,7 +470,7 @@ class Settings(BaseModel):
 
 
 MODEL_LOCK_KEYS = {"base_model", "inference_server", "prompt_type", "max_seq_len", "api_key", "llamacpp_dict",
-                   "chat_template"}
+                   "chat_template", "vision"}
 LLAMACPP_KEYS = {"n_threads", "n_ctx", "n_batch", "n_gpu_layers", "n_parallel", "server_path"}
 
 
@@ -481,6 +483,11 @@ def _check_model_entry(flag: str, entry: dict[str, Any]) -> None:
     unknown = set(entry) - MODEL_LOCK_KEYS
     if unknown:
         raise SettingsError(flag, f"unknown key(s) {sorted(unknown)}; known: {sorted(MODEL_LOCK_KEYS)}")
+    if "vision" in entry:  # fire hands JSON's false over as the word
+        vision = {"true": True, "false": False}.get(str(entry["vision"]).lower())
+        if vision is None:
+            raise SettingsError(flag, f"vision must be true or false, not {entry['vision']!r}")
+        entry["vision"] = vision
     if entry.get("inference_server"):
         try:
             parse_inference_server(str(entry["inference_server"]))

@@ -99,23 +99,20 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "call" and name in ipc.calls:
             body = ipc.answer(ipc.calls[name], ipc.types.get(name), raw)
         elif kind == "stream" and name in ipc.streams:
-            try:
-                args = ipc.arguments(ipc.types.get(name), raw)
-            except Exception as exc:
-                body = error_body(to_payload(exc))
-            else:
-                self._stream(ipc.streams[name], args, self.headers.get("X-Stream-Id") or "")
-                return
+            self._stream(ipc.streams[name], ipc.types.get(name), raw, self.headers.get("X-Stream-Id") or "")
+            return
         else:
             body = error_body(to_payload(KeyError(f"no {kind} method {name!r}")))
         self.wfile.write(REPLY_HEAD % len(body) + body)
 
-    def _stream(self, handler: StreamHandler, args: Any, stream_id: str) -> None:
+    def _stream(self, handler: StreamHandler, request_type: Any, raw: bytes, stream_id: str) -> None:
+        """A stream's items, then its end; a request that does not decode ends it at once
+        with the error (still a stream: the client reads one)."""
         self._head = STREAM_HEAD  # sent with the first item: one write, one wake-up
         cancel = self.server.ipc.open_stream(stream_id)
         items: Iterator[Any] | None = None
         try:
-            items = handler(args, cancel)
+            items = handler(self.server.ipc.arguments(request_type, raw), cancel)
             for item in items:
                 if cancel.is_set():
                     break

@@ -245,3 +245,24 @@ def test_api_over_a_missing_engine_answers_503(tmp_path):
     chat = api.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
     assert chat.status_code == 503 and chat.json()["error"]["type"] == "server_error"
     run(client.close())
+
+
+def test_a_stream_request_that_does_not_decode_is_an_error_not_a_hang(address):
+    """A typed stream method refuses a malformed request as its stream's error."""
+    srv = IpcServer(address)
+    srv.register_typed_stream("typed", EvaluateRequest, lambda request, cancel: iter([]))
+    srv.start()
+
+    async def main():
+        client = EngineClient(address)
+        try:
+            with pytest.raises(InvalidParamsError, match="unknown field"):
+                async for _ in client.stream("typed", {"mesages": []}):
+                    pass
+        finally:
+            await client.close()
+
+    try:
+        run(asyncio.wait_for(main(), 20))
+    finally:
+        srv.stop()

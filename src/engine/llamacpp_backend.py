@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -34,6 +35,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from src import tools
 from src.contract import ModelInfo
 from src.engine.backend import model_info
 from src.engine.handle import RequestHandle
@@ -41,10 +43,19 @@ from src.engine.kv_budget import budget_tokens, kv_bytes_per_token
 from src.engine.llamacpp_process import LlamaServer
 from src.engine.loopback_http import post_stream
 from src.engine.model_source import ModelSource
+from src.engine.regex_gbnf import regex_to_gbnf
 from src.engine.remote_backend import Progress, RemoteBackend, StreamedResponse
 from src.engine.remote_spec import RemoteSpec
-from src.engine.remote_wire import ends_with_assistant, plain_text, request_body, uses_chat
-from src.engine.types import Capabilities, GenerationRequest, Message, TokenEvent
+from src.engine.remote_wire import WireDialect, ends_with_assistant, plain_text
+from src.engine.types import (
+    Capabilities,
+    GenerationRequest,
+    JsonSchemaFormat,
+    Message,
+    OutputConstraint,
+    SamplingOptions,
+    TokenEvent,
+)
 from src.errors import UnsupportedFeatureError
 
 log = logging.getLogger(__name__)
@@ -86,6 +97,50 @@ def gguf_shape(path: str) -> dict[str, int]:
             "kv_bytes_per_token": kv_bytes_per_token(config, dtype_bytes=2)}
 
 
+class LlamaCppDialect(WireDialect):
+    """llama-server's reading of OpenAI's wire format: its option names (``repeat_penalty``, no
+    minimum length), at least one alternative per log prob, GBNF grammars for choices, regexes
+    and grammars, a required tool call as its JSON schema, and a final assistant message
+    continued as a text completion (its chat endpoint would start a new turn)."""
+
+    def uses_chat(self, request: GenerationRequest) -> bool:
+        return not ends_with_assistant(request.messages) and super().uses_chat(request)
+
+    def sampling_fields(self, options: SamplingOptions, explicit: frozenset[str] | None) -> dict[str, Any]:
+        body = super().sampling_fields(options, explicit)
+        if "repetition_penalty" in body:
+            body["repeat_penalty"] = body.pop("repetition_penalty")
+        body.pop("min_tokens", None)  # the backend ignores the end of turn instead (_at_least)
+        return body
+
+    def logprob_fields(self, options: SamplingOptions, chat: bool) -> dict[str, Any]:
+        fields = super().logprob_fields(options, chat)
+        if chat and fields:  # no log probs at all for top_logprobs 0: ask for 1, ChunkReader drops it
+            fields["top_logprobs"] = max(int(fields["top_logprobs"]), 1)
+        return fields
+
+    def constraint_fields(self, constraint: OutputConstraint | None,
+                          as_sent: JsonSchemaFormat | None = None) -> dict[str, Any]:
+        if constraint is None:
+            return {}
+        kind, value = constraint.kind, constraint.value
+        if kind == "tool_call":
+            if not value["required"]:  # llama.cpp has no grammar for "text or a call": unconstrained
+                return {}
+            schema = {k: v for k, v in tools.call_schema(value["functions"]).items() if k != "x-guidance"}
+            return {"response_format": {"type": "json_schema", "json_schema": {"schema": schema}}}
+        if kind == "choice":
+            return {"grammar": "root ::= " + " | ".join(json.dumps(str(v)) for v in value)}
+        if kind == "grammar":  # llama.cpp reads GBNF
+            return {"grammar": value}
+        if kind == "regex":
+            return {"grammar": regex_to_gbnf(str(value))}
+        if kind in ("json_object", "json_schema"):
+            return super().constraint_fields(constraint, None)
+        raise UnsupportedFeatureError(f"the llama.cpp backend cannot enforce guided_{kind}",
+                                      param=f"guided_{kind}")
+
+
 class LlamaCppBackend(RemoteBackend):
     """A local GGUF model on a supervised llama-server, listed under ``name``."""
 
@@ -114,6 +169,9 @@ class LlamaCppBackend(RemoteBackend):
                          context_window=per_sequence, concurrency=parallel, read_timeout=read_timeout)
         self.parallel = parallel
 
+    def wire_dialect(self, spec: RemoteSpec) -> WireDialect:
+        return LlamaCppDialect(spec)
+
     @property
     def capabilities(self) -> Capabilities:
         # tools come as a constraint: llama.cpp ignores the tools a model's template lacks
@@ -122,7 +180,7 @@ class LlamaCppBackend(RemoteBackend):
     # --- prompts: llama.cpp's own template and tokenizer -------------------------------------
     def _renders_chat(self, request: GenerationRequest) -> bool:
         """A final assistant message to continue: its chat endpoint would start a new turn."""
-        return bool(request.messages) and request.prompt_type != "plain" and not uses_chat(self.spec, request)
+        return bool(request.messages) and request.prompt_type != "plain" and not self.dialect.uses_chat(request)
 
     def _chat_prompt(self, messages: Sequence[Message]) -> str:
         """llama.cpp's prompt text of a chat (its /apply-template, with the model's own chat
@@ -183,7 +241,7 @@ class LlamaCppBackend(RemoteBackend):
         rest = dataclasses.replace(request, messages=(), prompt_ids=(), prompt=prompt + progress.text,
                                    options=dataclasses.replace(request.options, min_new_tokens=0,
                                                                max_new_tokens=total - minimum))
-        path, body = request_body(rest, self.spec, self.remote_model)
+        path, body = self.dialect.request_body(rest, self.remote_model)
         yield from self._stream(handle, path, body, False, Progress(started=True, prompt_tokens=progress.prompt_tokens,
                                                                     offset=progress.completion_tokens))
 

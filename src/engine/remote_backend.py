@@ -40,11 +40,10 @@ from src.engine.handle import RequestHandle
 from src.engine.remote_spec import RemoteSpec
 from src.engine.remote_wire import (
     ChunkReader,
+    WireDialect,
     ends_with_assistant,
     finish_reason,
     plain_text,
-    request_body,
-    uses_chat,
 )
 from src.engine.types import Capabilities, FinishReason, GenerationRequest, Message, TokenEvent
 from src.errors import (
@@ -109,6 +108,7 @@ class RemoteBackend:
         False declares the remote model text-only, and images are refused here (400)."""
         self.spec = spec
         self.vision = vision
+        self.dialect = self.wire_dialect(spec)
         self.read_timeout = read_timeout
         self.client = httpx.Client(
             base_url=spec.base_url,
@@ -128,6 +128,10 @@ class RemoteBackend:
         self._counted = functools.lru_cache(maxsize=4096)(lambda text: len(self.tokenize(text)))
         self._discover(name or remote_model)
         self._name = name or self.remote_model or spec.base_url
+
+    def wire_dialect(self, spec: RemoteSpec) -> WireDialect:
+        """How this engine reads OpenAI's wire format (a subclass may speak its own)."""
+        return WireDialect(spec)
 
     # --- discovery and state -----------------------------------------------------------------
     def _discover(self, wanted: str) -> None:
@@ -196,14 +200,14 @@ class RemoteBackend:
         """The handle of ``request``, streamed from the remote when it is read; a request it
         cannot carry (tools on a text-completion server, an unsupported constraint) is
         refused here, before any I/O."""
-        path, body = request_body(request, self.spec, self.remote_model)  # raises for what cannot be sent
+        path, body = self.dialect.request_body(request, self.remote_model)  # raises for what cannot be sent
         handle = RequestHandle(next(self._ids), request, None, cancel,
                                source=lambda: self._events(handle, path, body))
         return handle
 
     def _renders_chat(self, request: GenerationRequest) -> bool:
         """A chat sent as a text completion that the remote's own template renders (vLLM)."""
-        return (bool(request.messages) and request.prompt_type != "plain" and not uses_chat(self.spec, request)
+        return (bool(request.messages) and request.prompt_type != "plain" and not self.dialect.uses_chat(request)
                 and self.spec.vllm)
 
     def _chat_prompt(self, messages: Sequence[Message]) -> list[int] | str:

@@ -9,8 +9,9 @@ of this product (tests/remote/).
   forwards only the options its caller set (``GenerationRequest.explicit``), so the remote
   applies its own defaults, as calling it directly would.
 - Output constraints: vLLM's ``structured_outputs``; OpenAI's ``response_format`` for JSON
-  and h2oGPT's ``guided_*`` fields for the others on other servers; llama.cpp's
-  ``json_schema`` / GBNF ``grammar``.
+  (the client's own json_schema format as it sent it) and h2oGPT's ``guided_*`` fields for
+  the others on other servers. llama.cpp's dialect (GBNF grammars, its option names) is its
+  backend's own subclass of :class:`WireDialect`.
 - Tool calls come back as OpenAI ``tool_calls`` deltas and become the contract's typed
   :class:`ToolCallDelta` s with the remote's own ids; nothing is rendered to text.
 """
@@ -25,7 +26,6 @@ from typing import Any
 import msgspec
 
 from src import tools
-from src.engine.regex_gbnf import regex_to_gbnf
 from src.engine.remote_spec import RemoteSpec
 from src.engine.types import (
     FinishReason,
@@ -54,88 +54,9 @@ def ends_with_assistant(messages: Sequence[Message]) -> bool:
     return bool(messages) and messages[-1].get("role") == "assistant"
 
 
-def uses_chat(spec: RemoteSpec, request: GenerationRequest) -> bool:
-    """Chat completions for chat messages on a chat remote (unless 'plain' is asked for, or
-    llama.cpp is to continue a final assistant message: its chat endpoint starts a new turn)."""
-    if spec.kind == "llamacpp" and ends_with_assistant(request.messages):
-        return False
-    return spec.chat and bool(request.messages) and request.prompt_type != "plain"
-
-
 def plain_text(messages: Any) -> str:
     """Messages as one plain text (the 'plain' prompt type, and text-completion remotes)."""
     return "\n".join(str(m.get("content") or "") for m in messages if m.get("content"))
-
-
-def sampling_fields(options: SamplingOptions, explicit: frozenset[str] | None, spec: RemoteSpec) -> dict[str, Any]:
-    """The body's sampling fields: what the caller set (all of them when ``explicit`` is None)."""
-    def wanted(name: str) -> bool:
-        return explicit is None or name in explicit
-
-    body: dict[str, Any] = {"max_tokens": options.max_new_tokens}
-    for name, key in _OPTION_FIELDS.items():
-        value = getattr(options, name)
-        if not wanted(name) or (explicit is None and name in _NEUTRAL and value == _NEUTRAL[name]):
-            continue
-        if name == "seed" and not value:
-            continue
-        body[key] = value
-    if wanted("temperature") and not options.sampling:
-        body["temperature"] = 0.0
-    if options.stop:
-        body["stop"] = list(options.stop)
-    if options.logit_bias:
-        body["logit_bias"] = {str(token): bias for token, bias in options.logit_bias}
-    if spec.kind == "llamacpp":  # llama.cpp's names; it has no minimum length
-        if "repetition_penalty" in body:
-            body["repeat_penalty"] = body.pop("repetition_penalty")
-        body.pop("min_tokens", None)  # the llama.cpp backend ignores the end of turn instead
-    return body
-
-
-def logprob_fields(options: SamplingOptions, chat: bool, spec: RemoteSpec) -> dict[str, Any]:
-    if options.logprobs is None:
-        return {}
-    if chat:  # llama.cpp sends no log probs for top_logprobs 0: ask for 1, ChunkReader drops it
-        top = max(options.logprobs, 1) if spec.kind == "llamacpp" else options.logprobs
-        return {"logprobs": True, "top_logprobs": top}
-    return {"logprobs": options.logprobs}
-
-
-def constraint_fields(constraint: OutputConstraint | None, spec: RemoteSpec,
-                      as_sent: JsonSchemaFormat | None = None) -> dict[str, Any]:
-    """The remote's fields for an output constraint (vLLM, llama.cpp or OpenAI dialect);
-    ``as_sent``: the client's own json_schema response_format, forwarded as it was."""
-    if constraint is None:
-        return {}
-    kind, value = constraint.kind, constraint.value
-    if kind == "tool_call":
-        if spec.kind != "llamacpp":  # remote engines get OpenAI tools (native_tools)
-            raise UnsupportedFeatureError(f"{spec} takes tools natively", param="tools")
-        if not value["required"]:  # llama.cpp has no grammar for "text or a call": unconstrained
-            return {}
-        schema = {k: v for k, v in tools.call_schema(value["functions"]).items() if k != "x-guidance"}
-        return {"response_format": {"type": "json_schema", "json_schema": {"schema": schema}}}
-    if spec.vllm:  # vLLM's structured_outputs: json, json_object, regex, choice, grammar
-        vllm_value = {"json_object": True, "choice": list(value or ())}.get(kind, value)
-        return {"structured_outputs": {"json" if kind == "json_schema" else kind: vllm_value}}
-    if kind == "json_object":
-        return {"response_format": {"type": "json_object"}}
-    if kind == "json_schema":
-        if as_sent is not None:
-            return {"response_format": {"type": "json_schema", "json_schema": msgspec.to_builtins(as_sent)}}
-        return {"response_format": {"type": "json_schema",
-                                    "json_schema": {"name": "output", "schema": value, "strict": True}}}
-    if spec.kind == "llamacpp":
-        if kind == "choice":
-            return {"grammar": "root ::= " + " | ".join(json.dumps(str(v)) for v in value)}
-        if kind == "grammar":  # llama.cpp reads GBNF
-            return {"grammar": value}
-        if kind == "regex":
-            return {"grammar": regex_to_gbnf(str(value))}
-        raise UnsupportedFeatureError(f"the llama.cpp backend cannot enforce guided_{kind}",
-                                      param=f"guided_{kind}")
-    return {f"guided_{kind}": list(value) if kind == "choice" else value}
 
 
 def tool_fields(request: GenerationRequest) -> dict[str, Any]:
@@ -149,37 +70,97 @@ def tool_fields(request: GenerationRequest) -> dict[str, Any]:
     return body
 
 
-def request_body(request: GenerationRequest, spec: RemoteSpec, model: str,
-                 prompt_ids: list[int] | str | None = None) -> tuple[str, dict[str, Any]]:
-    """(path under /v1, JSON body) of a streamed request. ``prompt_ids``: the prompt (token
-    ids, or text) when the caller rendered chat messages for a text completion."""
-    options = request.options
-    chat = uses_chat(spec, request)
-    body: dict[str, Any] = {"model": model, "stream": True, "stream_options": {"include_usage": True}}
-    body.update(sampling_fields(options, request.explicit, spec))
-    body.update(logprob_fields(options, chat, spec))
-    body.update(constraint_fields(request.constraint, spec, request.json_schema))
-    if chat:
-        body["messages"] = [dict(m) for m in request.messages]
-        body.update(tool_fields(request))
-        if request.chat_template:
-            if not spec.vllm:
-                raise UnsupportedFeatureError(f"the inference server {spec} takes no chat_template",
-                                              param="chat_template")
-            body["chat_template"] = request.chat_template
-        return "/chat/completions", body
-    if request.tools:
-        raise UnsupportedFeatureError(f"tools need a chat inference server; {spec} does text completions",
-                                      param="tools")
-    if prompt_ids is not None:
-        body["prompt"] = prompt_ids
-    elif request.prompt_ids:
-        body["prompt"] = list(request.prompt_ids)
-    elif request.messages:
-        body["prompt"] = plain_text(request.messages)
-    else:
-        body["prompt"] = request.prompt or ""
-    return "/completions", body
+class WireDialect:
+    """OpenAI's wire format as vLLM and other OpenAI-compatible servers read it. A backend
+    whose engine speaks it differently subclasses it (llama.cpp's: src/engine/llamacpp_backend.py)."""
+
+    def __init__(self, spec: RemoteSpec) -> None:
+        self.spec = spec
+
+    def uses_chat(self, request: GenerationRequest) -> bool:
+        """Chat completions for chat messages on a chat remote (unless 'plain' is asked for)."""
+        return self.spec.chat and bool(request.messages) and request.prompt_type != "plain"
+
+    def sampling_fields(self, options: SamplingOptions, explicit: frozenset[str] | None) -> dict[str, Any]:
+        """The body's sampling fields: what the caller set (all of them when ``explicit`` is None)."""
+        def wanted(name: str) -> bool:
+            return explicit is None or name in explicit
+
+        body: dict[str, Any] = {"max_tokens": options.max_new_tokens}
+        for name, key in _OPTION_FIELDS.items():
+            value = getattr(options, name)
+            if not wanted(name) or (explicit is None and name in _NEUTRAL and value == _NEUTRAL[name]):
+                continue
+            if name == "seed" and not value:
+                continue
+            body[key] = value
+        if wanted("temperature") and not options.sampling:
+            body["temperature"] = 0.0
+        if options.stop:
+            body["stop"] = list(options.stop)
+        if options.logit_bias:
+            body["logit_bias"] = {str(token): bias for token, bias in options.logit_bias}
+        return body
+
+    def logprob_fields(self, options: SamplingOptions, chat: bool) -> dict[str, Any]:
+        if options.logprobs is None:
+            return {}
+        if chat:
+            return {"logprobs": True, "top_logprobs": options.logprobs}
+        return {"logprobs": options.logprobs}
+
+    def constraint_fields(self, constraint: OutputConstraint | None,
+                          as_sent: JsonSchemaFormat | None = None) -> dict[str, Any]:
+        """The remote's fields for an output constraint (vLLM's or OpenAI's dialect);
+        ``as_sent``: the client's own json_schema response_format, forwarded as it was."""
+        if constraint is None:
+            return {}
+        kind, value = constraint.kind, constraint.value
+        if kind == "tool_call":  # remote engines get OpenAI tools (native_tools)
+            raise UnsupportedFeatureError(f"{self.spec} takes tools natively", param="tools")
+        if self.spec.vllm:  # vLLM's structured_outputs: json, json_object, regex, choice, grammar
+            vllm_value = {"json_object": True, "choice": list(value or ())}.get(kind, value)
+            return {"structured_outputs": {"json" if kind == "json_schema" else kind: vllm_value}}
+        if kind == "json_object":
+            return {"response_format": {"type": "json_object"}}
+        if kind == "json_schema":
+            if as_sent is not None:
+                return {"response_format": {"type": "json_schema", "json_schema": msgspec.to_builtins(as_sent)}}
+            return {"response_format": {"type": "json_schema",
+                                        "json_schema": {"name": "output", "schema": value, "strict": True}}}
+        return {f"guided_{kind}": list(value) if kind == "choice" else value}
+
+    def request_body(self, request: GenerationRequest, model: str,
+                     prompt_ids: list[int] | str | None = None) -> tuple[str, dict[str, Any]]:
+        """(path under /v1, JSON body) of a streamed request. ``prompt_ids``: the prompt (token
+        ids, or text) when the caller rendered chat messages for a text completion."""
+        spec, options = self.spec, request.options
+        chat = self.uses_chat(request)
+        body: dict[str, Any] = {"model": model, "stream": True, "stream_options": {"include_usage": True}}
+        body.update(self.sampling_fields(options, request.explicit))
+        body.update(self.logprob_fields(options, chat))
+        body.update(self.constraint_fields(request.constraint, request.json_schema))
+        if chat:
+            body["messages"] = [dict(m) for m in request.messages]
+            body.update(tool_fields(request))
+            if request.chat_template:
+                if not spec.vllm:
+                    raise UnsupportedFeatureError(f"the inference server {spec} takes no chat_template",
+                                                  param="chat_template")
+                body["chat_template"] = request.chat_template
+            return "/chat/completions", body
+        if request.tools:
+            raise UnsupportedFeatureError(f"tools need a chat inference server; {spec} does text completions",
+                                          param="tools")
+        if prompt_ids is not None:
+            body["prompt"] = prompt_ids
+        elif request.prompt_ids:
+            body["prompt"] = list(request.prompt_ids)
+        elif request.messages:
+            body["prompt"] = plain_text(request.messages)
+        else:
+            body["prompt"] = request.prompt or ""
+        return "/completions", body
 
 
 @dataclass

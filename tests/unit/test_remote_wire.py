@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from src.engine.llamacpp_backend import LlamaCppDialect
 from src.engine.remote_spec import parse_inference_server
-from src.engine.remote_wire import ChunkReader, request_body, whole_call
+from src.engine.remote_wire import ChunkReader, WireDialect, whole_call
 from src.engine.types import GenerationRequest, OutputConstraint, SamplingOptions
 from src.errors import InvalidParamsError, UnsupportedFeatureError
 
@@ -40,6 +41,12 @@ def test_api_key_from_flag_and_environment(monkeypatch):
 def test_bad_inference_server_is_refused(value):
     with pytest.raises(InvalidParamsError):
         parse_inference_server(value)
+
+
+def request_body(request, spec, model):
+    """The body of ``request`` in the dialect of ``spec`` (llama.cpp's for the llamacpp kind)."""
+    dialect = LlamaCppDialect(spec) if spec.kind == "llamacpp" else WireDialect(spec)
+    return dialect.request_body(request, model)
 
 
 def test_only_the_options_the_caller_set_are_forwarded():

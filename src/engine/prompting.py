@@ -1,5 +1,7 @@
 """Render chat messages into prompt token ids with the tokenizer's chat template.
 
+Every system message is rendered where it was sent; a template that refuses that (one
+system message, at the start) gets them merged into one leading message, here.
 Tool turns (an assistant's ``tool_calls``, ``tool`` messages) and the offered tools are
 rendered with the chat template when it supports tools (:func:`template_takes_tools`), else
 in src/tools.py's fallback format (the tools listed in the system prompt, the turns as
@@ -69,12 +71,32 @@ def render_prompt(
         text = "\n".join(m["content"] for m in rendered_messages if m["content"])
         return list(tokenizer.encode(text, add_special_tokens=True))
     continue_final = bool(rendered_messages) and rendered_messages[-1].get("role") == "assistant"
-    rendered = tokenizer.apply_chat_template(
-        rendered_messages,
-        tools=[dict(t) for t in tools] if native and tools else None,
-        chat_template=chat_template or None,
-        add_generation_prompt=not continue_final,
-        continue_final_message=continue_final,  # a trailing assistant message is continued
-        tokenize=False,
-    )
+
+    def apply(chat: list[dict[str, Any]]) -> str:
+        return str(tokenizer.apply_chat_template(
+            chat,
+            tools=[dict(t) for t in tools] if native and tools else None,
+            chat_template=chat_template or None,
+            add_generation_prompt=not continue_final,
+            continue_final_message=continue_final,  # a trailing assistant message is continued
+            tokenize=False,
+        ))
+
+    try:
+        rendered = apply(rendered_messages)
+    except jinja2.TemplateError:
+        merged = merged_system(rendered_messages)
+        if merged == rendered_messages:
+            raise
+        rendered = apply(merged)  # a template that takes one leading system message
     return list(tokenizer.encode(rendered, add_special_tokens=False))
+
+
+def merged_system(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with every text system message merged into one at the front (in their
+    order), for a chat template that refuses a system message anywhere else."""
+    systems = [m for m in messages if m.get("role") == "system" and isinstance(m.get("content"), str | None)]
+    if len(systems) < 2 and (not systems or messages[0] is systems[0]):
+        return [dict(m) for m in messages]
+    text = "\n".join(str(m.get("content") or "") for m in systems if m.get("content"))
+    return [{"role": "system", "content": text}, *(dict(m) for m in messages if m not in systems)]

@@ -94,3 +94,22 @@ def test_a_conversation_turn_that_is_neither_a_pair_nor_a_message_is_refused(tur
     with pytest.raises(ValidationError) as refused:
         EvalParams(chat_conversation=[["hi", "hello"], turn])
     assert refused.value.errors()[0]["loc"] == ("chat_conversation",)
+
+
+def test_a_template_that_takes_one_system_message_gets_them_merged():
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    from src.engine.prompting import render_prompt
+
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]")))
+    tok.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' and not loop.first %}"
+        "{{ raise_exception('System message must be first') }}{% endif %}"
+        "[{{ m['role'] }}]{{ m['content'] }}{% endfor %}")
+    messages = [{"role": "system", "content": "One."}, {"role": "user", "content": "Hi"},
+                {"role": "system", "content": "Two."}, {"role": "user", "content": "Q"}]
+    rendered = []
+    tok.encode = lambda text, add_special_tokens=False: rendered.append(text) or []
+    render_prompt(tok, messages)
+    assert rendered == ["[system]One.\nTwo.[user]Hi[user]Q"]

@@ -237,7 +237,8 @@ def create_ui(ctx: UIContext) -> gr.Blocks:
         settings_inputs = _settings_panel(ctx)
         controls = ChatControls(turns, chatbot, chat_id, guest, langchain_mode, langchain_action, top_k_docs,
                                 settings_inputs, model, h2ogpt_key)
-        chat_list, search = sidebar.build(blocks, controls)
+        chat_list, search = sidebar.build(blocks, controls, after_open=lambda opened: opened.then(
+            source_viewer.choices, [turns], [source_viewer.pick], queue=False, api_visibility="private"))
         source_viewer.bind(langchain_mode, h2ogpt_key)
 
         answer_inputs = [turns, chat_id, guest, langchain_mode, langchain_action, top_k_docs, *settings_inputs,

@@ -14,6 +14,7 @@ import logging
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ from src.storage.chats import Chat
 log = logging.getLogger(__name__)
 
 SCOPES = ["This chat", "All chats"]
+CLOSE_ON_PHONE_JS = """() => {
+  const bar = document.querySelector('#chat_sidebar');
+  if (bar && bar.classList.contains('open') && window.matchMedia('(max-width: 768px)').matches)
+    bar.querySelector('.toggle-button').click();
+}"""
 
 
 @dataclass
@@ -171,9 +177,12 @@ class Sidebar:
         return [c.turns, c.chatbot, c.chat_id, title, c.langchain_mode, c.langchain_action, c.top_k_docs,
                 *c.settings, c.model]
 
-    def build(self, blocks: gr.Blocks, c: ChatControls) -> tuple[gr.Radio, gr.Textbox]:
+    def build(self, blocks: gr.Blocks, c: ChatControls,
+              after_open: Callable[[Any], Any] | None = None) -> tuple[gr.Radio, gr.Textbox]:
         """The sidebar and its events; returns the chat list and the search box (the page
-        refreshes the list after each answer)."""
+        refreshes the list after each answer). ``after_open`` chains more steps after a chat
+        is reopened (the page refreshes what depends on the messages)."""
+        then = after_open or (lambda dependency: dependency)
         private: dict[str, Any] = {"api_visibility": "private"}
         with gr.Sidebar(open=True, width=280, elem_id="chat_sidebar", label="Chats"):
             new = gr.Button("New chat", elem_id="new_chat", variant="primary", size="sm")
@@ -199,18 +208,20 @@ class Sidebar:
         list_inputs = [search, c.chat_id, *who]
         outputs = self.restore_outputs(c, title)
 
+        blocks.load(None, js=CLOSE_ON_PHONE_JS, **private)  # on a phone the chat comes first
         blocks.load(self.on_load, [c.guest], [c.guest], queue=False, **private).then(
             self.listing, list_inputs, [chat_list], queue=False, **private)
         search.change(self.listing, list_inputs, [chat_list], queue=False, **private)
-        chat_list.input(self.open, [chat_list, *who], outputs, **private)
+        then(chat_list.input(self.open, [chat_list, *who], outputs, queue=False, **private)).then(
+            None, js=CLOSE_ON_PHONE_JS, **private)
         new.click(self.new, None, [c.turns, c.chatbot, c.chat_id, title, status], queue=False, **private).then(
             self.listing, list_inputs, [chat_list], queue=False, **private)
         rename.click(self.rename, [c.chat_id, title, *who], [status], queue=False, **private).then(
             self.listing, list_inputs, [chat_list], queue=False, **private)
         delete.click(self.delete, [c.chat_id, *who], [c.turns, c.chatbot, c.chat_id, title, deleted, undo, status],
                      queue=False, **private).then(self.listing, list_inputs, [chat_list], queue=False, **private)
-        undo.click(self.undo_delete, [deleted, *who], [*outputs, deleted, undo, status], queue=False,
-                   **private).then(self.listing, list_inputs, [chat_list], queue=False, **private)
+        then(undo.click(self.undo_delete, [deleted, *who], [*outputs, deleted, undo, status], queue=False,
+                        **private)).then(self.listing, list_inputs, [chat_list], queue=False, **private)
         export_json.click(self.export_json, [scope, c.chat_id, *who], [exported, status], queue=False, **private)
         export_md.click(self.export_markdown, [scope, c.chat_id, *who], [exported, status], queue=False, **private)
         upload.upload(self.import_file, [upload, *who], [status], queue=False, **private).then(

@@ -1,7 +1,7 @@
 """The source viewer: open a source of the last answer in its document, at its page or chunk.
 
-Under the chat, **Open a source** (``#source_viewer``) lists the sources of the last answer
-(``#source_pick``); choosing one shows its whole document as text (``#source_view``), page by
+Under the chat, **Open a source** (``#source_viewer``) lists the sources of the chat's answers,
+the last answer's first (``#source_pick``); choosing one shows its whole document as text (``#source_view``), page by
 page for paged files (PDF, DOCX ...), with the cited chunk highlighted (``<mark>``) and
 scrolled into view. A source given as ``text_context_list`` (no document) shows its text.
 """
@@ -61,19 +61,22 @@ class SourceViewer:
         self.turns: gr.State | None = None
 
     def choices(self, turns: list[Turn]) -> Any:
-        """The last answer's sources to choose from."""
-        last = next((t for t in reversed(turns or []) if t.sources), None)
-        sources = last.sources if last else []
-        return gr.update(choices=[(source_label(i, s), i) for i, s in enumerate(sources) if source_name(s)],
-                         value=None)
+        """The sources of the chat's answers to choose from, the last answer's first."""
+        cited = [(t, i, src) for t, turn in enumerate(turns or []) for i, src in enumerate(turn.sources)
+                 if src.get("source")]
+        answers = {t for t, _, _ in cited}
+        choices = [(source_label(i, src) + (f" (answer {t + 1})" if len(answers) > 1 else ""), f"{t}:{i}")
+                   for t, i, src in sorted(cited, key=lambda c: (-c[0], c[1]))]
+        return gr.update(choices=choices, value=None)
 
-    def show(self, index: int | None, turns: list[Turn], langchain_mode: str, h2ogpt_key: str,
+    def show(self, choice: str | None, turns: list[Turn], langchain_mode: str, h2ogpt_key: str,
              request: gr.Request) -> str:
         """The chosen source's document with the chunk highlighted."""
-        last = next((t for t in reversed(turns or []) if t.sources), None)
-        if index is None or last is None or not 0 <= int(index) < len(last.sources):
+        try:
+            t, i = (int(x) for x in str(choice or "").split(":"))
+            source = turns[t].sources[i]
+        except (ValueError, IndexError):
             return ""
-        source = last.sources[int(index)]
         name, cited, page = source_name(source), str(source.get("content") or ""), source.get("page")
         with gradio_errors():
             self.ctx.access.check_key(h2ogpt_key)
@@ -86,7 +89,7 @@ class SourceViewer:
 
     def build(self, turns: gr.State) -> None:
         with gr.Accordion("Open a source", open=False, elem_id="source_viewer", visible=self.ctx.documents is not None):
-            self.pick = gr.Dropdown([], label="Source of the last answer", elem_id="source_pick",
+            self.pick = gr.Dropdown([], label="Source", elem_id="source_pick",
                                     allow_custom_value=False, type="value")
             self.view = gr.HTML(elem_id="source_view", max_height=420)
         self.turns = turns

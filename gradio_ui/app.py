@@ -40,7 +40,9 @@ CSS = """
 @media (min-width: 769px) { #doc_column { order: -1; } }
 @media (max-width: 768px) {
   #chatbot { height: min(480px, 52vh) !important; }
-  #chat_buttons button { min-width: 0 !important; padding-left: 0.4em; padding-right: 0.4em; }
+  #header h2 { font-size: var(--text-lg); margin: 0; overflow-wrap: anywhere; }
+  #chat_buttons { gap: 4px; }
+  #chat_buttons button { min-width: 0 !important; padding: 0.3em 0.2em; font-size: var(--text-sm); }
 }
 """
 

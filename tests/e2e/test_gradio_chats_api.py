@@ -37,6 +37,15 @@ def bob(app: GradioApp) -> GradioClient:
     return GradioClient(app.url, auth=BOB)
 
 
+CHAT_ENDPOINTS = {"/new_chat", "/list_chats", "/get_chat", "/rename_chat", "/delete_chat", "/restore_chat",
+                  "/export_chats", "/import_chats"}
+
+
+def test_the_chat_endpoints_are_published(alice: GradioClient):
+    info = alice.client.view_api(print_info=False, return_format="dict")
+    assert CHAT_ENDPOINTS <= set(info["named_endpoints"])
+
+
 def test_a_chat_id_continues_the_saved_chat(alice: GradioClient):
     alone = alice.question("What is my name?")
     alone_tokens = alice.last_result["prompt_tokens"]

@@ -126,7 +126,7 @@ class ChatHandlers:
             owner = self.saved.owner(request, guest)
             saving = self.saved.saves(owner)
             if saving and not chat_id:
-                chat_id = self.saved.store.create(owner).id
+                chat_id = self.saved.store.new_id()  # made with the answer: nothing is written before it
             try:
                 with closing(self.ctx.evaluator.evaluate(params, user=user)) as chunks:
                     for chunk in chunks:
@@ -137,7 +137,8 @@ class ChatHandlers:
             finally:
                 if saving and turn.answer:
                     self.saved.store.save_exchange(owner, chat_id, len(turns) - 1,
-                                                   exchange_of(turn, options, params, turn.model, self.ctx.settings))
+                                                   exchange_of(turn, options, params, turn.model, self.ctx.settings),
+                                                   create=True)
         yield turns, render(turns, name_models=names), chat_id
 
 

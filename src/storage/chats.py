@@ -196,17 +196,29 @@ class ChatStore:
     def create(self, owner: ChatOwner, title: str = "") -> ChatSummary:
         """A new empty chat (titled from its first question unless ``title`` is given)."""
         now = time.time()
-        row = ChatRow(id=uuid.uuid4().hex, owner=owner.key, title=self._clean_title(title, allow_empty=True),
+        row = ChatRow(id=self.new_id(), owner=owner.key, title=self._clean_title(title, allow_empty=True),
                       created_at=now, updated_at=now, expires_at=self._expiry(owner, now))
         with self.db.session() as session:
             session.add(row)
         return _summary(row, 0)
 
-    def save_exchange(self, owner: ChatOwner, chat_id: str, position: int, exchange: Exchange) -> ChatSummary:
+    @staticmethod
+    def new_id() -> str:
+        """An id for a chat that :meth:`save_exchange` creates with its first exchange."""
+        return uuid.uuid4().hex
+
+    def save_exchange(self, owner: ChatOwner, chat_id: str, position: int, exchange: Exchange,
+                      create: bool = False) -> ChatSummary:
         """Save ``exchange`` as the chat's ``position``-th (0-based): replace the one there, or
-        append; a position past the end appends. Titles an untitled chat from the first question."""
+        append; a position past the end appends. Titles an untitled chat from the first question.
+        With ``create``, a chat of that id (from :meth:`new_id`) is made if there is none yet,
+        so that starting a chat costs nothing before its first answer."""
         now = time.time()
         with self.db.session() as session:
+            if create and session.get(ChatRow, chat_id) is None:
+                session.add(ChatRow(id=chat_id, owner=owner.key, title="", created_at=now, updated_at=now,
+                                    expires_at=self._expiry(owner, now)))
+                session.flush()
             chat = self._row(session, owner, chat_id)
             count = self._count(session, chat_id)
             position = max(0, min(int(position), count))

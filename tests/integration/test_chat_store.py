@@ -209,3 +209,13 @@ def test_two_instances_on_one_database_share_chats_and_the_secret(url: str):
     finally:
         one.close()
         two.close()
+
+
+def test_a_chat_is_made_with_its_first_exchange_and_ids_stay_private(store: ChatStore):
+    chat_id = store.new_id()
+    assert store.list_chats(ALICE) == []  # nothing written before the first answer
+    store.save_exchange(ALICE, chat_id, 0, exchange("First question", "first answer"), create=True)
+    assert [(c.id, c.title, c.exchanges) for c in store.list_chats(ALICE)] == [(chat_id, "First question", 1)]
+    with pytest.raises(ChatNotFoundError):  # someone else's id is not created over
+        store.save_exchange(BOB, chat_id, 1, exchange("mine now?"), create=True)
+    assert store.history(ALICE, chat_id) == [["First question", "first answer"]]

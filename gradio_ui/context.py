@@ -26,7 +26,7 @@ from src.errors import DomainError
 from src.evaluate import Evaluator
 from src.media import MediaServices
 from src.settings import Settings
-from src.storage.chats import ChatStore
+from src.storage.chats import ChatError, ChatStore
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def gradio_errors() -> Iterator[None]:
     """
     try:
         yield
-    except (AccessDenied, BadRequest, DomainError) as exc:
+    except (AccessDenied, BadRequest, ChatError, DomainError) as exc:
         raise gr.Error(str(exc)) from exc
     except ValidationError as exc:
         raise gr.Error(validation_message(exc)) from exc

@@ -29,7 +29,6 @@ import gradio as gr
 
 from gradio_ui.chat import ChatOptions, Turn
 from gradio_ui.context import BadRequest, UIContext, gradio_errors
-from src.errors import DomainError
 from src.params import EvalParams
 from src.settings import Settings
 from src.storage.chats import Chat, ChatOwner, ChatStore, ChatSummary, Exchange
@@ -42,10 +41,11 @@ SETTINGS_FIELDS = ("temperature", "top_p", "top_k", "max_new_tokens", "repetitio
                    "top_k_docs", "document_choice")
 
 
-class ChatsDisabledError(DomainError):
+class ChatsDisabledError(BadRequest):
     """Saving chats is off on this server (--save_chats=False)."""
 
-    code = "invalid_parameter"
+    def __init__(self) -> None:
+        super().__init__("saving chats is off on this server (--save_chats=False)")
 
 
 def owner_of(request: gr.Request | None, guest_token: str = "") -> ChatOwner | None:

@@ -38,7 +38,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from src.errors import InvalidParamsError
 from src.storage.database import Base, Database
 
 log = logging.getLogger(__name__)
@@ -51,13 +50,16 @@ MAX_TITLE_CHARS = 200
 LIST_LIMIT = 500
 
 
-class ChatNotFoundError(InvalidParamsError):
+class ChatError(ValueError):
+    """A request about saved chats that cannot be done; the message says why (the caller's
+    fault: front-ends show it as a 4xx-style error). Not a DomainError: it has no code of its own."""
+
+
+class ChatNotFoundError(ChatError):
     """No chat of yours has that id."""
 
-    default_param = "chat_id"
 
-
-class ChatImportError(InvalidParamsError):
+class ChatImportError(ChatError):
     """The file is not h2oGPT's chat JSON."""
 
 
@@ -378,7 +380,7 @@ class ChatStore:
     def _clean_title(title: str, allow_empty: bool = False) -> str:
         text = " ".join(str(title or "").split())
         if not text and not allow_empty:
-            raise InvalidParamsError("a chat title cannot be empty", param="title")
+            raise ChatError("a chat title cannot be empty")
         return text[:MAX_TITLE_CHARS]
 
     @staticmethod

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from src.errors import InvalidParamsError
 from src.storage.chats import (
     UNDO_SECONDS,
+    ChatError,
     ChatImportError,
     ChatNotFoundError,
     ChatOwner,
@@ -122,7 +122,7 @@ def test_rename_delete_and_undo(store: ChatStore):
     chat = store.create(ALICE)
     store.append(ALICE, chat.id, exchange("hello"))
     assert store.rename(ALICE, chat.id, "  My   chat ").title == "My chat"
-    with pytest.raises(InvalidParamsError):
+    with pytest.raises(ChatError, match="title cannot be empty"):
         store.rename(ALICE, chat.id, "   ")
     store.delete(ALICE, chat.id)
     assert store.list_chats(ALICE) == []

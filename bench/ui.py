@@ -8,8 +8,9 @@
    time from ``Client.submit`` on /submit_nochat_api to the first streamed result with text.
 3. Browser: Debian's headless chromium (Playwright) on the same app; time, measured in the
    page with ``performance.now()``, from clicking Submit to the first answer text in the chat;
-   once with saved chats off (``--save_chats=False``, the page as it was) and once on (the
-   default: each exchange saved to the SQLite file under --db_root), same run, same flags.
+   on two apps served at once, saved chats off (``--save_chats=False``, the page as it was)
+   and on (the default: each exchange saved to the SQLite file under --db_root), same flags,
+   taking turns run by run so that both see the same load.
 4. Saved chats (src/storage/chats.py) on SQLite, and on PostgreSQL when Debian's postgresql
    is installed: one exchange saved into a chat of 100 exchanges (what an answer's end
    costs), a whole chat of 100 exchanges saved one exchange at a time, and imported at once.
@@ -99,19 +100,23 @@ def via_gradio_client(url: str, runs: int) -> list[float]:
     return times[1:]
 
 
-def in_browser(url: str, runs: int) -> list[float]:
+def in_browser(urls: dict[str, str], runs: int) -> dict[str, list[float]]:
+    """Browser times per app, the apps taking turns run by run (so that both see the same
+    machine load): one visible page in headless Chromium, loaded afresh on each app in turn."""
     from tests.e2e.browser import browser_context, open_page
 
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in urls}
     with browser_context(Path(tempfile.mkdtemp(prefix="bench-chromium-"))) as context:
-        page = open_page(context, url)
-        page.locator("#prompt textarea").wait_for()
+        page = open_page(context, next(iter(urls.values())))
         for _ in range(runs + 1):
-            page.locator("#clear").click()
-            page.locator("#prompt textarea").fill(PROMPT)
-            times.append(page.evaluate(FIRST_TEXT_JS) / 1000.0)
-            _wait_until_settled(page)
-    return times[1:]
+            for name, url in urls.items():
+                page.goto(url)
+                page.locator("#prompt textarea").wait_for()
+                time.sleep(1.0)  # the page settles (the chat list loads)
+                page.locator("#prompt textarea").fill(PROMPT)
+                times[name].append(page.evaluate(FIRST_TEXT_JS) / 1000.0)
+                _wait_until_settled(page)
+    return {name: t[1:] for name, t in times.items()}
 
 
 def chat_store_times(url: str, runs: int) -> dict[str, list[float]]:
@@ -181,14 +186,17 @@ def main() -> None:
 
     results = {"evaluate() in-process": in_process(args.runs, args.max_new_tokens)}
     flags = (f"--max_new_tokens={args.max_new_tokens}", "--temperature=0")
-    for saving in (False, True):
-        app = GradioApp(Path(tempfile.mkdtemp(prefix="bench-ui-")), *flags, f"--save_chats={saving}").start()
-        label = "on" if saving else "off"
-        try:
-            if not saving:
-                results["gradio_client /submit_nochat_api"] = via_gradio_client(app.url, args.runs)
-            results[f"browser (headless chromium), saved chats {label}"] = in_browser(app.url, args.runs)
-        finally:
+    apps = {saving: GradioApp(Path(tempfile.mkdtemp(prefix="bench-ui-")), *flags, f"--save_chats={saving}")
+            for saving in (False, True)}
+    try:
+        for app in apps.values():
+            app.start()
+        results["gradio_client /submit_nochat_api"] = via_gradio_client(apps[False].url, args.runs)
+        browser = in_browser({f"browser (headless chromium), saved chats {'on' if saving else 'off'}": app.url
+                              for saving, app in apps.items()}, args.runs)
+        results.update(browser)
+    finally:
+        for app in apps.values():
             app.stop()
     _table(f"Time to first token, {args.runs} runs each (prompt: {PROMPT!r})", results,
            statistics.median(results["evaluate() in-process"]))

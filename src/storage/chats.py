@@ -276,15 +276,16 @@ class ChatStore:
         """The owner's chats, newest first; ``search`` matches titles, questions and answers
         (case-insensitive substring)."""
         self.purge_expired()
+        mine = select(ChatRow.id).where(ChatRow.owner == owner.key, ChatRow.deleted_at.is_(None))
         counts = (select(ExchangeRow.chat_id, func.count().label("n"))
-                  .group_by(ExchangeRow.chat_id).subquery())
+                  .where(ExchangeRow.chat_id.in_(mine)).group_by(ExchangeRow.chat_id).subquery())
         query = (select(ChatRow, func.coalesce(counts.c.n, 0))
                  .outerjoin(counts, counts.c.chat_id == ChatRow.id)
                  .where(ChatRow.owner == owner.key, ChatRow.deleted_at.is_(None))
                  .order_by(ChatRow.updated_at.desc(), ChatRow.id).limit(limit))
         needle = " ".join((search or "").split()).lower()
         if needle:
-            in_text = select(ExchangeRow.chat_id).where(or_(
+            in_text = select(ExchangeRow.chat_id).where(ExchangeRow.chat_id.in_(mine), or_(
                 func.lower(ExchangeRow.question).contains(needle, autoescape=True),
                 func.lower(ExchangeRow.answer).contains(needle, autoescape=True)))
             query = query.where(or_(func.lower(ChatRow.title).contains(needle, autoescape=True),

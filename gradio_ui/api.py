@@ -19,6 +19,9 @@ import gradio as gr
 
 from gradio_ui.context import BadRequest, UIContext, gradio_errors, parse_param_dict
 from gradio_ui.documents import Documents, requester
+from gradio_ui.saved_chats import SavedChats
+from gradio_ui.saved_chats import exchange_from_params as saved_exchange
+from gradio_ui.saved_chats import register_api as register_chat_api
 from src.evaluate import EvalChunk
 from src.ipc.ops import count_tokens
 from src.params import EvalParams
@@ -26,6 +29,7 @@ from src.params import EvalParams
 log = logging.getLogger(__name__)
 
 KEY_FIELD = "h2ogpt_key"
+CHAT_FIELD = "chat_id"
 
 
 def result_dict(chunk: EvalChunk | None) -> dict[str, Any]:
@@ -48,37 +52,58 @@ class Endpoints:
     def __init__(self, ctx: UIContext) -> None:
         self.ctx = ctx
         self.docs = Documents(ctx)
+        self.chats = SavedChats(ctx)
 
-    def _params(self, payload: str) -> EvalParams:
+    def _params(self, payload: str, request: gr.Request | None = None) -> tuple[EvalParams, str]:
+        """The EvalParams of a submit call and the saved chat it continues ('' for none).
+
+        With a ``chat_id``, the chat's exchanges are the conversation (unless the call
+        gives its own ``chat_conversation``) and the answer is saved to the chat."""
         values = parse_param_dict(payload)
         self.ctx.access.check_key(values.pop(KEY_FIELD, None))
-        return EvalParams.model_validate(values)
+        chat_id = values.pop(CHAT_FIELD, None) or ""
+        if not isinstance(chat_id, str):
+            raise BadRequest("chat_id must be a string (an id from /new_chat or /list_chats)")
+        if chat_id and not values.get("chat_conversation"):
+            values["chat_conversation"] = self.chats.store.history(self.chats.owner(request), chat_id)
+        return EvalParams.model_validate(values), chat_id
+
+    def _save(self, chat_id: str, params: EvalParams, last: EvalChunk | None, request: gr.Request | None) -> None:
+        if chat_id and last is not None:
+            result = result_dict(last)
+            self.chats.store.append(self.chats.owner(request), chat_id,
+                                    saved_exchange(params, result, self.chats.model_name(params), self.ctx.settings))
 
     def submit_nochat_api(self, params: str, request: gr.Request) -> Iterator[str]:
         """Answer a dict of EvalParams (JSON or h2oGPT's str(dict) text, with h2ogpt_key
         when keys are enforced). Streams str(dict) results with the answer so far; the last
         one has the full `response`, its `sources`, token counts and `finish_reason`."""
         with gradio_errors():
-            eval_params = self._params(params)
+            eval_params, chat_id = self._params(params, request)
             last: EvalChunk | None = None
             user = requester(self.ctx, request)
+            extra = {CHAT_FIELD: chat_id} if chat_id else {}
             with closing(self.ctx.evaluator.evaluate(eval_params, user=user)) as chunks:
                 for chunk in chunks:
                     last = chunk
-                    yield str(result_dict(chunk))
+                    if chunk.finish_reason is not None:
+                        self._save(chat_id, eval_params, chunk, request)
+                    yield str({**result_dict(chunk), **extra})
             if last is None:
-                yield str(result_dict(None))
+                yield str({**result_dict(None), **extra})
 
     def submit_nochat_plain_api(self, params: str, request: gr.Request) -> str:
         """Like /submit_nochat_api, without streaming: one str(dict) with `response` and `sources`."""
         with gradio_errors():
-            eval_params = self._params(params).model_copy(update={"stream_output": False})
+            eval_params, chat_id = self._params(params, request)
+            eval_params = eval_params.model_copy(update={"stream_output": False})
             last: EvalChunk | None = None
             user = requester(self.ctx, request)
             with closing(self.ctx.evaluator.evaluate(eval_params, user=user)) as chunks:
                 for chunk in chunks:
                     last = chunk
-            return str(result_dict(last))
+            self._save(chat_id, eval_params, last, request)
+            return str({**result_dict(last), **({CHAT_FIELD: chat_id} if chat_id else {})})
 
     def model_names(self) -> str:
         """The served models as str(list of dicts) with `base_model`, `prompt_type`,
@@ -174,4 +199,5 @@ def register(ctx: UIContext) -> Endpoints:
     for fn in (endpoints.add_file_api, endpoints.add_text, endpoints.get_sources_api,
                endpoints.delete_sources, endpoints.get_document_api):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=4)
+    register_chat_api(endpoints.chats)
     return endpoints

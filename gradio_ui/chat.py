@@ -26,6 +26,7 @@ class Turn:
     sources: list[dict[str, Any]] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # PNG files drawn for this turn
     attachments: list[str] = field(default_factory=list)  # image files the user sent with it
+    model: str = ""  # the model that answered
 
 
 def conversation(turns: list[Turn]) -> list[list[str]]:
@@ -94,8 +95,14 @@ def image_data_uri(path: str) -> str:
     return f"data:{_mime(path)};base64,{data}"
 
 
-def render(turns: list[Turn], pending: bool = False) -> list[dict[str, Any]]:
-    """Chatbot messages for ``turns``; sources follow their answer as a collapsed block."""
+def model_tag(model: str) -> str:
+    """The line naming the model under an answer (when more than one model is served)."""
+    return f"\n\n<span class='h2ogpt-model'>{html.escape(model)}</span>" if model else ""
+
+
+def render(turns: list[Turn], pending: bool = False, name_models: bool = False) -> list[dict[str, Any]]:
+    """Chatbot messages for ``turns``; sources follow their answer as a collapsed block;
+    with ``name_models`` each finished answer names the model that wrote it."""
     messages: list[dict[str, Any]] = []
     for i, turn in enumerate(turns):
         for path in turn.attachments:
@@ -104,7 +111,9 @@ def render(turns: list[Turn], pending: bool = False) -> list[dict[str, Any]]:
             messages.append({"role": "user", "content": turn.question})
         last = i == len(turns) - 1
         if turn.answer or not (pending and last or turn.images):
-            messages.append({"role": "assistant", "content": turn.answer})
+            done = not (pending and last)
+            tag = model_tag(turn.model) if name_models and done and turn.answer else ""
+            messages.append({"role": "assistant", "content": turn.answer + tag})
         for path in turn.images:
             messages.append({"role": "assistant", "content": {"path": path, "mime_type": "image/png"}})
         if turn.sources:

@@ -11,9 +11,17 @@
     print(client.transcribe("hello.wav"))
     print(client.question("What is in the picture?", images=["cat.png"], visible_models="my-vlm"))
 
+    chat = client.new_chat()                       # a saved chat, kept in the server's database
+    client.question("My name is Ada.", chat_id=chat["chat_id"])
+    print(client.question("What is my name?", chat_id=chat["chat_id"]))   # sees the first exchange
+    print([c["title"] for c in client.list_chats()])
+    Path("chats.json").write_text(client.export_chats())                 # h2oGPT's chat JSON
+
 It wraps the named endpoints (``/submit_nochat_api``, ``/upload_api``, ``/add_file_api`` ...)
 of :mod:`gradio_ui.api` with ``gradio_client``. With ``persist=True`` the client keeps the
-conversation, so that each question sees the earlier answers. Errors the server reports
+conversation, so that each question sees the earlier answers; with ``chat_id=`` (from
+:meth:`GradioClient.new_chat` or :meth:`GradioClient.list_chats`) the server keeps it, in
+a saved chat that the UI's sidebar shows too (for the same user). Errors the server reports
 (a bad key, a bad parameter) raise ``gradio_client.exceptions.AppError``.
 """
 
@@ -155,6 +163,43 @@ class GradioClient:
 
     def count_tokens(self, text: str) -> int:
         return int(self.client.predict(text=text, h2ogpt_key=self.h2ogpt_key or "", api_name="/count_tokens"))
+
+    # --- saved chats ------------------------------------------------------------------
+    def new_chat(self, title: str = "") -> dict[str, Any]:
+        """A new saved chat: {chat_id, title, created_at, updated_at, exchanges}. Pass its
+        ``chat_id`` to :meth:`question` (or any method here) to append to it."""
+        return dict(self._chat_call("/new_chat", title=title))
+
+    def list_chats(self, search: str = "") -> list[dict[str, Any]]:
+        """Your saved chats, newest first (``search`` matches titles, questions and answers)."""
+        return list(self._chat_call("/list_chats", search=search))
+
+    def get_chat(self, chat_id: str) -> dict[str, Any]:
+        """One saved chat with its ``exchanges`` (question, answer, sources, model, collection,
+        action, settings)."""
+        return dict(self._chat_call("/get_chat", chat_id=chat_id))
+
+    def rename_chat(self, chat_id: str, title: str) -> dict[str, Any]:
+        return dict(self._chat_call("/rename_chat", chat_id=chat_id, title=title))
+
+    def delete_chat(self, chat_id: str) -> dict[str, Any]:
+        """Delete a saved chat (:meth:`restore_chat` undoes it for 10 minutes)."""
+        return dict(self._chat_call("/delete_chat", chat_id=chat_id))
+
+    def restore_chat(self, chat_id: str) -> dict[str, Any]:
+        return dict(self._chat_call("/restore_chat", chat_id=chat_id))
+
+    def export_chats(self, chat_ids: Sequence[str] | None = None, fmt: str = "json") -> str:
+        """Your chats (all, or ``chat_ids``) as h2oGPT's chat JSON text or (``fmt='markdown'``) Markdown."""
+        return str(self._chat_call("/export_chats", chat_ids=list(chat_ids or []), fmt=fmt))
+
+    def import_chats(self, data: str | dict[str, Any]) -> list[dict[str, Any]]:
+        """Add chats from h2oGPT's chat JSON (text or the parsed dict); returns the new chats."""
+        text = data if isinstance(data, str) else json.dumps(data)
+        return list(self._chat_call("/import_chats", data=text))
+
+    def _chat_call(self, api_name: str, **kwargs: Any) -> Any:
+        return self.client.predict(**kwargs, h2ogpt_key=self.h2ogpt_key or "", api_name=api_name)
 
     # --- internals --------------------------------------------------------------------
     def _doc_params(self, query: str, action: str, text: Sequence[str] | str | None,

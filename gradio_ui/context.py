@@ -26,6 +26,7 @@ from src.errors import DomainError
 from src.evaluate import Evaluator
 from src.media import MediaServices
 from src.settings import Settings
+from src.storage.chats import ChatError, ChatStore
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,17 @@ class UIContext:
     access: Access
     documents: Any | None = None
     media: MediaServices = field(default_factory=MediaServices)
+    chats: ChatStore | None = None  # saved chats (None: --save_chats=False)
     system_hash: str = field(default_factory=lambda: _system_hash())
 
     @property
     def model_name(self) -> str:
         return self.evaluator.registry.default.name
+
+    @property
+    def name_models(self) -> bool:
+        """More than one model is served: answers say which one wrote them."""
+        return len(self.evaluator.registry.names) > 1
 
 
 @contextmanager
@@ -61,7 +68,7 @@ def gradio_errors() -> Iterator[None]:
     """
     try:
         yield
-    except (AccessDenied, BadRequest, DomainError) as exc:
+    except (AccessDenied, BadRequest, ChatError, DomainError) as exc:
         raise gr.Error(str(exc)) from exc
     except ValidationError as exc:
         raise gr.Error(validation_message(exc)) from exc

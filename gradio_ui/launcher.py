@@ -14,11 +14,13 @@ from typing import Any
 import gradio as gr
 
 from gradio_ui.access import Access
-from gradio_ui.app import create_ui
+from gradio_ui.app import CSS, create_ui
 from gradio_ui.context import UIContext
 from src.evaluate import Evaluator
 from src.media import MediaServices
 from src.settings import Settings
+from src.storage.chats import ChatStore
+from src.storage.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +31,23 @@ CONCURRENCY = 16
 class GradioService:
     """The running UI; ``stop()`` closes its server."""
 
-    def __init__(self, blocks: gr.Blocks, url: str) -> None:
+    def __init__(self, blocks: gr.Blocks, url: str, database: Database | None = None) -> None:
         self.blocks = blocks
         self.url = url
+        self.database = database
 
     def stop(self) -> None:
         self.blocks.close(verbose=False)
+        if self.database is not None:
+            self.database.close()
+
+
+def open_chats(settings: Settings) -> tuple[Database | None, ChatStore | None]:
+    """The saved chats' store on --database_url (or the SQLite file under --db_root)."""
+    if not settings.save_chats:
+        return None, None
+    database = Database.open(settings.database_url, settings.db_root)
+    return database, ChatStore(database, settings.guest_chat_ttl_hours)
 
 
 def start(settings: Settings, evaluator: Evaluator, documents: Any | None = None, *,
@@ -42,8 +55,9 @@ def start(settings: Settings, evaluator: Evaluator, documents: Any | None = None
     """Build the UI over ``evaluator`` (and the speech and image services) and serve it on
     --server_name:--server_port."""
     access = Access(settings)
+    database, chats = open_chats(settings)
     ctx = UIContext(settings, evaluator, access, documents or evaluator.docs,
-                    media=media or MediaServices.from_settings(settings))
+                    media=media or MediaServices.from_settings(settings), chats=chats)
     blocks = create_ui(ctx)
     blocks.queue(default_concurrency_limit=CONCURRENCY)
     _, url, _ = blocks.launch(
@@ -64,6 +78,7 @@ def start(settings: Settings, evaluator: Evaluator, documents: Any | None = None
         ssl_keyfile=(settings.ssl_keyfile or settings.ssl_certfile) or None,  # the key may be in the cert file
         ssl_keyfile_password=settings.ssl_keyfile_password or None,
         ssl_verify=False,  # Gradio's check that it answers: a self-signed certificate is fine
+        css=CSS,
     )
     log.info("Gradio UI on %s", url)
-    return GradioService(blocks, url)
+    return GradioService(blocks, url, database)

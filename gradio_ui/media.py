@@ -141,24 +141,27 @@ def register_api(endpoints: MediaEndpoints) -> None:
 
 def build_controls(endpoints: MediaEndpoints, prompt: gr.Textbox, turns: gr.State, chatbot: gr.Chatbot,
                    h2ogpt_key: gr.Textbox) -> None:
-    """The microphone, "Speak" and "Image" controls under the chat (only the services that are on)."""
+    """The microphone, "Speak" and "Image" controls in one compact row under the chat (only
+    the services that are on; no row at all when none is)."""
     media = endpoints.ctx.media
-    with gr.Row():
+    drawing = media.image_service is not None and bool(media.image_service.models())
+    if media.stt_service is None and media.tts_service is None and not drawing:
+        return
+    with gr.Row(elem_id="media_row", equal_height=True):
         if media.stt_service is not None:
             mic = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Speak a message",
-                           elem_id="mic")
+                           elem_id="mic", scale=3, min_width=160)
             for event in (mic.stop_recording, mic.upload):
                 event(endpoints.transcribe_into, [mic, prompt, h2ogpt_key], [prompt, mic],
                       api_visibility="private")
         if media.tts_service is not None:
-            with gr.Column():
-                voices = media.tts_service.voices()
-                voice = gr.Dropdown(voices, value=voices[0], label="Voice", elem_id="voice")
-                speak = gr.Button("Speak", elem_id="speak")
-                speech = gr.Audio(label="Answer read aloud", autoplay=True, elem_id="speech",
-                                  interactive=False)
+            voices = media.tts_service.voices()
+            voice = gr.Dropdown(voices, value=voices[0], label="Voice", elem_id="voice", scale=1, min_width=100)
+            speak = gr.Button("Speak", elem_id="speak", scale=0, min_width=70)
+            speech = gr.Audio(label="Answer read aloud", autoplay=True, elem_id="speech", interactive=False,
+                              scale=2, min_width=160)
             speak.click(endpoints.speak_last, [turns, voice, h2ogpt_key], [speech], api_visibility="private")
-        if media.image_service is not None and media.image_service.models():
-            draw = gr.Button("Image", elem_id="draw_image")
+        if drawing:
+            draw = gr.Button("Image", elem_id="draw_image", scale=0, min_width=70)
             draw.click(endpoints.draw, [prompt, turns, h2ogpt_key], [prompt, turns, chatbot],
                        api_visibility="private")

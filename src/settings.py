@@ -340,6 +340,13 @@ class Settings(BaseModel):
         "open", description="'open' registers new users at first login; 'closed' refuses them."
     )
     guest_name: str = Field("guest", description="User name of visitors when no login is required.")
+    guest_chat_ttl_hours: float = Field(
+        168.0,
+        ge=0,
+        description="Hours a visitor's saved chats are kept after their last change (they are "
+        "keyed by the browser, or the gradio_client session); 0: visitors' chats are not saved.",
+    )
+    save_chats: bool = Field(True, description="Save every chat exchange in the database (--database_url).")
     verbose: bool = Field(False, description="Log debug detail.")
     max_queue_time: float = Field(
         300.0,

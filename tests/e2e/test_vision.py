@@ -147,11 +147,14 @@ def test_an_uploaded_image_is_shown_and_answered_by_the_vision_model(server: Rem
         page.wait_for_function("(() => { const b = [...document.querySelectorAll(\"#chatbot [data-testid='bot']\")]"
                                ".pop(); return b && b.innerText.trim().length > 0; })()", timeout=60_000)
         assert "What colour is this?" in page.locator("#chatbot [data-testid='user']").last.inner_text()
-        # the same greedy answer as the vision model gives to the same picture and question
+        # the same greedy answer as the vision model gives to the same picture and question,
+        # named with its model (two models are served)
+        named = [*expected.split(), VLM]
         deadline = time.monotonic() + 30
-        while bot.inner_text().split() != expected.split() and time.monotonic() < deadline:
+        while bot.inner_text().split() != named and time.monotonic() < deadline:
             time.sleep(0.2)  # the answer may still be streaming
-        assert bot.inner_text().split() == expected.split()
+        assert bot.inner_text().split() == named
+        assert bot.locator(".h2ogpt-model").inner_text() == VLM
         assert page.locator("#chatbot .error, .toast-body.error").count() == 0
         assert page.outside == []
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

@@ -115,3 +115,26 @@ def test_access_enforces_keys_only_when_asked():
         with pytest.raises(AccessDenied):
             strict.check_key(bad)
     assert strict.login_required and strict.login("al", "pw") and not strict.login("al", "no")
+
+
+def test_each_finished_answer_names_its_model_when_several_are_served():
+    turns = [Turn("q1", "a1", model="model-a"), Turn("q2", "a2", model="model-<b>")]
+    named = [m["content"] for m in render(turns, name_models=True) if m["role"] == "assistant"]
+    assert named == ["a1\n\n<span class='h2ogpt-model'>model-a</span>",
+                     "a2\n\n<span class='h2ogpt-model'>model-&lt;b&gt;</span>"]
+    streaming = render(turns, pending=True, name_models=True)
+    assert streaming[-1]["content"] == "a2"  # not while the answer is still coming
+    assert [m["content"] for m in render(turns) if m["role"] == "assistant"] == ["a1", "a2"]  # one model
+
+
+def test_a_source_opens_in_its_document_at_its_page_with_the_chunk_marked():
+    from gradio_ui.source_view import document_html
+
+    chunks = [{"content": "Intro <b>text</b>.", "page": 1}, {"content": "The code is PURPLE-42.", "page": 2},
+              {"content": "More on page two.", "page": 2}]
+    page = document_html("report.pdf", chunks, "The code is PURPLE-42.", 2)
+    assert page.count("<mark") == 1 and "<mark id='cited_chunk'>The code is PURPLE-42.</mark>" in page
+    assert page.index("page 2") < page.index("<mark") and page.count("h2ogpt-page") == 2
+    assert "&lt;b&gt;" in page  # document text is escaped
+    fallback = document_html("report.pdf", chunks, "text that changed since", 2)
+    assert "<mark id='cited_chunk'>The code is PURPLE-42.</mark>" in fallback  # first chunk of its page

@@ -211,6 +211,29 @@ class Settings(BaseModel):
         description="Retrieved chunks farther than this cosine distance from the question are "
         "dropped (0 = identical, 1 = unrelated).",
     )
+    chunk_overlap: int = Field(
+        32, ge=0, description="Tokens shared by neighbouring chunks (at most a quarter of a chunk)."
+    )
+    hybrid_search: bool = Field(
+        True,
+        description="Retrieve by meaning (embeddings) and by words (a BM25 index kept beside each "
+        "collection) and fuse the two rankings; False: embeddings only.",
+    )
+    hybrid_fusion: Literal["rrf", "convex"] = Field(
+        "rrf",
+        description="How hybrid search fuses the two rankings: reciprocal rank fusion, or a convex "
+        "combination of normalised scores (half each).",
+    )
+    retrieval_candidates: int = Field(
+        40, ge=1, le=1000,
+        description="Chunks each search returns before fusion and reranking keep --top_k_docs.",
+    )
+    reranker_model: str = Field(
+        "",
+        description="Local folder of a sentence-transformers cross-encoder (e.g. "
+        "ms-marco-MiniLM-L-6-v2) that reorders the retrieved candidates and scores /v1/rerank; "
+        "empty: no reranking, and /v1/rerank scores by embedding cosine.",
+    )
 
     # --- Speech and images --------------------------------------------------------------
     enable_stt: bool = Field(

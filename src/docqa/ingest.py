@@ -26,7 +26,13 @@ from langchain_core.documents import Document
 from src.docqa.archives import extracted
 from src.docqa.embeddings import Embedder
 from src.docqa.loaders import LoadError, is_archive, load_file
-from src.docqa.splitting import DEFAULT_CHUNK_SIZE, split_documents
+from src.docqa.splitting import (
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_CHUNK_SIZE,
+    Window,
+    indexed_text,
+    split_documents,
+)
 from src.docqa.store import ChromaStore
 
 log = logging.getLogger(__name__)
@@ -107,11 +113,19 @@ def _now() -> str:
 class Ingestor:
     """Writes files into a :class:`ChromaStore`; one writer per store at a time."""
 
-    def __init__(self, embedder: Embedder, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+    def __init__(self, embedder: Embedder, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 chunk_overlap: int = DEFAULT_CHUNK_OVERLAP) -> None:
         self.embedder = embedder
         self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+
+    @property
+    def window(self) -> Window:
+        """What the embedding model reads of one input (chunks are cut to fit it whole)."""
+        e = self.embedder
+        return Window(e.window, e.special_tokens, e.count_tokens, e.offsets)
 
     def _lock(self, store: ChromaStore) -> threading.Lock:
         with self._locks_guard:
@@ -192,9 +206,10 @@ class Ingestor:
                parts: list[tuple[str, list[Document]]], chunk: bool,
                chunk_size: int | None) -> list[FileReport]:
         size = chunk_size or self.chunk_size
+        window = self.window
         chunks: list[Document] = []
         for source, documents in parts:
-            for piece in split_documents(documents, self.embedder.count_tokens, size, chunk):
+            for piece in split_documents(documents, window, size, self.chunk_overlap, chunk, source):
                 piece.metadata["source"] = source
                 chunks.append(piece)
         if not chunks:
@@ -211,14 +226,17 @@ class Ingestor:
                 "n_chunks": len(chunks),
                 "hash": digest,
                 "ingested_at": stamp,
+                "title": str(c.metadata.get("title") or ""),
+                "section": str(c.metadata.get("section") or ""),
                 **{k: float(c.metadata[k]) for k in ("start", "end") if k in c.metadata},  # audio
             }
             for i, c in enumerate(chunks)
         ]
         texts = [c.page_content for c in chunks]
+        read = [indexed_text(t, m) for t, m in zip(texts, metadatas, strict=True)]
         for start in range(0, len(chunks), EMBED_BATCH):
             end = start + EMBED_BATCH
-            vectors = self.embedder.embed(texts[start:end])
+            vectors = self.embedder.embed(read[start:end])
             store.upsert(ids[start:end], vectors, texts[start:end], metadatas[start:end])
         if existed:
             store.delete({"$and": [{"origin": origin}, {"hash": {"$ne": digest}}]})

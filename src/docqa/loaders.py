@@ -233,10 +233,46 @@ def load_file(path: str | Path, name: str | None = None) -> list[Document]:
         raise
     except Exception as exc:  # each library raises its own types for a corrupt file
         raise LoadError(f"cannot read {suffix} file: {type(exc).__name__}: {exc}"[:300]) from exc
+    outline = pdf_outline(path) if suffix == ".pdf" else {}
     for document in documents:
         page = document.metadata.get("page")
         if suffix == ".pdf" and isinstance(page, int):
             page += 1  # pypdf counts pages from 0; people count from 1
         span = {k: float(document.metadata[k]) for k in ("start", "end") if k in document.metadata}
-        document.metadata = {"page": page if isinstance(page, int) else 0, **span}
+        title = document.metadata.get("title")
+        meta: dict[str, Any] = {"page": page if isinstance(page, int) else 0, **span}
+        if isinstance(title, str) and title.strip():
+            meta["title"] = " ".join(title.split())[:200]
+        if outline and isinstance(page, int):
+            heading = _section_at(outline, page)
+            if heading:
+                meta["section"] = heading
+        document.metadata = meta
     return [d for d in documents if d.page_content.strip()]
+
+
+def pdf_outline(path: str | Path) -> dict[int, str]:
+    """The PDF's outline (bookmarks) as {1-based page: heading of the entry starting there}."""
+    from pypdf import PdfReader
+
+    found: dict[int, str] = {}
+    try:
+        reader = PdfReader(str(path))
+        stack: list[Any] = list(reversed(list(reader.outline)))
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(reversed(item))
+                continue
+            number = reader.get_destination_page_number(item)
+            if number is not None and number >= 0:
+                found.setdefault(number + 1, " ".join(str(item.title).split())[:200])
+    except Exception:  # a damaged outline only loses the section names, never the text
+        return {}
+    return found
+
+
+def _section_at(outline: dict[int, str], page: int) -> str:
+    """The heading of the last outline entry that starts at or before ``page``."""
+    starts = [p for p in outline if p <= page]
+    return outline[max(starts)] if starts else ""

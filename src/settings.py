@@ -228,6 +228,11 @@ class Settings(BaseModel):
         40, ge=1, le=1000,
         description="Chunks each search returns before fusion and reranking keep --top_k_docs.",
     )
+    enable_ocr: bool = Field(
+        True,
+        description="Read images (png, jpg, webp, tiff, ...) and PDF pages without a text layer by OCR "
+        "(Tesseract, from the tesseract-ocr package); on when the tesseract program is installed.",
+    )
     reranker_model: str = Field(
         "",
         description="Local folder of a sentence-transformers cross-encoder (e.g. "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
+
+from src.docqa.ocr import IMAGE_EXTENSIONS, OcrError, TesseractOcr, pdf_page_images
 
 with warnings.catch_warnings():  # "langchain-community is being sunset" on import
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -30,6 +33,9 @@ with warnings.catch_warnings():  # "langchain-community is being sunset" on impo
         PyPDFLoader,
         TextLoader,
     )
+
+
+log = logging.getLogger(__name__)
 
 
 class LoadError(ValueError):
@@ -161,6 +167,50 @@ def use_transcriber(transcribe: Transcriber | None) -> None:
     _transcriber[:] = [transcribe] if transcribe else []
 
 
+_ocr: list[TesseractOcr] = []
+
+
+def use_ocr(engine: TesseractOcr | None) -> None:
+    """Let ingestion read images and scanned PDF pages with ``engine`` (``--enable_ocr``);
+    None: image files are refused and scanned pages yield no text."""
+    _ocr[:] = [engine] if engine else []
+
+
+class ImageLoader(BaseLoader):
+    """An image file read by OCR: one document per frame (``page`` 1-based for a multi-page TIFF)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def lazy_load(self) -> Iterator[Document]:
+        if not _ocr:
+            raise LoadError("image files need OCR, which is off (--enable_ocr, and the tesseract-ocr "
+                            "package)")
+        try:
+            texts = list(_ocr[0].frames(Path(self.path).read_bytes()))
+        except OcrError as exc:
+            raise LoadError(str(exc)) from exc
+        for number, text in enumerate(texts, start=1):
+            yield Document(text, metadata={"page": number if len(texts) > 1 else 0})
+
+
+def _ocr_scanned_pages(path: str | Path, documents: list[Document]) -> None:
+    """Give the pages of a PDF that have no text layer the OCR text of their images."""
+    if not _ocr:
+        return
+    for document in documents:
+        page = document.metadata.get("page")
+        if document.page_content.strip() or not isinstance(page, int):
+            continue
+        texts = []
+        for data in pdf_page_images(path, page):
+            try:
+                texts.append(_ocr[0].image_text(data))
+            except (OcrError, OSError, ValueError) as exc:  # a damaged image loses that image only
+                log.warning("OCR of an image on page %d of %s failed: %s", page + 1, path, exc)
+        document.page_content = "\n".join(texts)
+
+
 class AudioLoader(BaseLoader):
     """Audio transcribed by the speech-to-text service: one document per ~20 s of speech,
     with ``start`` and ``end`` (seconds) of the span it covers."""
@@ -197,6 +247,7 @@ LOADERS: dict[str, Callable[[str], BaseLoader]] = {
     ".eml": EmailLoader,
     **{ext: _text for ext in TEXT_EXTENSIONS},
     **{ext: AudioLoader for ext in AUDIO_EXTENSIONS},
+    **{ext: ImageLoader for ext in IMAGE_EXTENSIONS},
 }
 
 
@@ -233,6 +284,8 @@ def load_file(path: str | Path, name: str | None = None) -> list[Document]:
         raise
     except Exception as exc:  # each library raises its own types for a corrupt file
         raise LoadError(f"cannot read {suffix} file: {type(exc).__name__}: {exc}"[:300]) from exc
+    if suffix == ".pdf":
+        _ocr_scanned_pages(path, documents)
     outline = pdf_outline(path) if suffix == ".pdf" else {}
     for document in documents:
         page = document.metadata.get("page")

@@ -44,7 +44,8 @@ from src.docqa.collections import (
 )
 from src.docqa.embeddings import Embedder
 from src.docqa.ingest import Ingestor, IngestReport
-from src.docqa.loaders import is_supported
+from src.docqa.loaders import is_supported, use_ocr
+from src.docqa.ocr import TesseractOcr
 from src.docqa.rerank import Reranker
 from src.docqa.retrieval import RetrievalOptions, hybrid_search
 from src.docqa.splitting import DEFAULT_CHUNK_OVERLAP, indexed_text
@@ -139,6 +140,11 @@ class DocumentService:
         With --chroma_server, raises VectorStoreUnavailableError (naming the URL) when the
         server does not answer, before anything is loaded."""
         server = ChromaServer(settings.chroma_server).connect() if settings.chroma_server else None
+        ocr = TesseractOcr.find() if settings.enable_ocr else None
+        if settings.enable_ocr and ocr is None:
+            log.warning("--enable_ocr: the tesseract program is not installed (apt-get install "
+                        "tesseract-ocr); images and scanned PDF pages are not read")
+        use_ocr(ocr)
         embedder = embedder or Embedder(settings.hf_embedding_model)
         if settings.pre_load_embedding_model:
             embedder.load()

@@ -10,8 +10,9 @@ then asks the 48 fixed questions of :mod:`bench.retrieval_questions` in each mod
 
 - ``dense``: embeddings only (``hybrid_search=False``)
 - ``lexical``: the BM25 index alone
-- ``hybrid-rrf`` (the default) and ``hybrid-convex`` (alpha = weight of the dense score)
-- ``hybrid-rrf+rerank`` when ``--reranker_model`` is given
+- ``hybrid-rrf`` and ``hybrid-convex`` (alpha = weight of the dense score; the default
+  is convex with alpha 0.3)
+- the default + rerank when ``--reranker_model`` is given
 
 A hit is an *answer passage* when it is a chunk of the question's page containing the
 answer verbatim. Prints recall@1/5, MRR@10 and retrieval latency per mode, and ingestion
@@ -73,7 +74,7 @@ def run_mode(docs, store, mode: str, options, reranker=None) -> dict:
 
 
 def main(corpus: str = "/usr/share/doc/git-doc", db_root: str = "/tmp/h2ogpt-bench-retrieval",
-         reranker_model: str = "", plot: str = "", json_path: str = "", alphas: str = "0.3,0.5,0.7",
+         reranker_model: str = "", plot: str = "", json_path: str = "", alphas: str | tuple[float, ...] = "0.3,0.5,0.7",
          candidates: int = 40) -> None:
     from src.docqa.embeddings import Embedder
     from src.docqa.rerank import Reranker
@@ -98,13 +99,15 @@ def main(corpus: str = "/usr/share/doc/git-doc", db_root: str = "/tmp/h2ogpt-ben
     log.info("corpus: %s; %s", ingestion, report.summary())
 
     base = RetrievalOptions(candidates=candidates)
-    modes = [("dense", replace(base, hybrid=False)), ("lexical", base), ("hybrid-rrf", base)]
-    modes += [(f"hybrid-convex a={a}", replace(base, fusion="convex", alpha=float(a)))
-              for a in str(alphas).split(",") if a]
+    modes = [("dense", replace(base, hybrid=False)), ("lexical", base),
+             ("hybrid-rrf", replace(base, fusion="rrf"))]
+    alpha_list = alphas if isinstance(alphas, (tuple, list)) else str(alphas).split(",")
+    modes += [(f"hybrid-convex a={float(a)}", replace(base, fusion="convex", alpha=float(a)))
+              for a in alpha_list if str(a)]
     rows = [run_mode(docs, store, name, options) for name, options in modes]
     if reranker_model:
         reranker = Reranker(reranker_model).load()
-        rows.append(run_mode(docs, store, "hybrid-rrf+rerank", base, reranker))
+        rows.append(run_mode(docs, store, f"hybrid-convex a={base.alpha}+rerank", base, reranker))
     print(f"\n{len(QUESTIONS)} questions, {chunks} chunks of {len(CORPUS_FILES)} git-doc pages "
           f"(embedding window {embedder.window})\n")
     print("| mode | recall@1 | recall@5 | MRR@10 | p50 ms |")

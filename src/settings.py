@@ -220,9 +220,14 @@ class Settings(BaseModel):
         "collection) and fuse the two rankings; False: embeddings only.",
     )
     hybrid_fusion: Literal["rrf", "convex"] = Field(
-        "rrf",
-        description="How hybrid search fuses the two rankings: reciprocal rank fusion, or a convex "
-        "combination of normalised scores (half each).",
+        "convex",
+        description="How hybrid search fuses the two rankings: a convex combination of the min-max "
+        "normalised scores (--hybrid_alpha), or reciprocal rank fusion (rrf).",
+    )
+    hybrid_alpha: float = Field(
+        0.3, ge=0.0, le=1.0,
+        description="Weight of the embedding score in convex fusion (the BM25 score gets the rest); "
+        "chosen on bench/retrieval.py.",
     )
     retrieval_candidates: int = Field(
         40, ge=1, le=1000,

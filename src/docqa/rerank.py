@@ -64,5 +64,5 @@ class Reranker:
         """Tokens the model reads for the pairs (usage of /v1/rerank), truncation aside."""
         tokenizer = self.model.tokenizer
         encoded = tokenizer([query] * len(documents), documents, truncation=True,
-                            max_length=self.model.max_length)
+                            max_length=self.model.max_seq_length)
         return sum(len(ids) for ids in encoded["input_ids"])

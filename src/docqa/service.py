@@ -160,6 +160,7 @@ class DocumentService:
             chroma_server=server,
             chunk_overlap=settings.chunk_overlap,
             retrieval=RetrievalOptions(hybrid=settings.hybrid_search, fusion=settings.hybrid_fusion,
+                                       alpha=settings.hybrid_alpha,
                                        candidates=settings.retrieval_candidates),
             reranker=Reranker(settings.reranker_model).load() if settings.reranker_model else None,
         )

@@ -1,8 +1,10 @@
-"""POST /v1/rerank and /rerank (Cohere / Jina shape) and the gradio_client /rerank, end to end.
+"""Reranking and OCR end to end: /v1/rerank, /rerank and gradio_client's /rerank; a scanned
+PDF and a PNG uploaded over HTTP and answered from with their page and source.
 
-One generate.py with the OpenAI API and the UI, ``--reranker_model`` a tiny real
-cross-encoder written from a config (no package ships cross-encoder weights); clients are
-httpx (the shape vLLM's and llama.cpp's rerank clients send) and gradio_client.
+One generate.py with the OpenAI API and the UI (OCR on by default, Debian's Tesseract),
+``--reranker_model`` a tiny real cross-encoder written from a config (no package ships
+cross-encoder weights); clients are httpx (the shape vLLM's and llama.cpp's rerank clients
+send), the openai SDK and gradio_client.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
+from tests.docqa.fixtures import scanned_pdf, text_image
 from tests.docqa.plugin import tiny_cross_encoder
 from tests.server import RemoteServer
 
@@ -79,3 +82,33 @@ def test_gradio_client_rerank_matches_the_http_api(server) -> None:
         [r["relevance_score"] for r in http["results"]], abs=1e-5)
     with pytest.raises(Exception, match="query"):
         client.predict("", texts, 0, "", api_name="/rerank")
+
+
+SCANNED = "The lighthouse of Varnholm was repainted in 1987 by the keeper Ambrose Quill."
+TYPED = "The ferry timetable for Skellig harbour lists a departure at seven fifteen."
+IMAGE = "Invoice 4417 from Orchard Supplies is due on the twelfth of May."
+
+
+def sources_of(server, question: str) -> list[dict]:
+    client = server.client()
+    response = client.chat.completions.create(
+        model=server.model(), messages=[{"role": "user", "content": question}], max_tokens=16,
+        temperature=0, extra_body={"langchain_mode": "UserData", "top_k_docs": 2},
+    )
+    assert response.choices[0].message.content
+    return list((response.choices[0].model_extra or {}).get("sources") or [])
+
+
+def test_a_scanned_pdf_and_a_png_are_answered_from_with_page_and_source(server) -> None:
+    files = [("file", ("mixed.pdf", scanned_pdf(TYPED, SCANNED), "application/pdf")),
+             ("file", ("invoice.png", text_image(IMAGE), "image/png"))]
+    added = httpx.post(server.base_url + "/collections/UserData/files", files=files, timeout=300)
+    assert added.status_code == 200, added.text
+    assert {(f["source"], f["status"]) for f in added.json()["files"]} == {
+        ("mixed.pdf", "added"), ("invoice.png", "added")}
+    top = sources_of(server, "When was the Varnholm lighthouse repainted?")[0]
+    assert (top["source"], top["page"]) == ("mixed.pdf", 2) and "1987" in top["content"]
+    top = sources_of(server, "When is invoice 4417 from Orchard Supplies due?")[0]
+    assert top["source"] == "invoice.png" and "4417" in top["content"]
+    top = sources_of(server, "When does the Skellig harbour ferry depart?")[0]
+    assert (top["source"], top["page"]) == ("mixed.pdf", 1)

@@ -149,6 +149,10 @@ class EvalParams(BaseModel):
     hybrid_search: bool | None = Field(
         None, description="Fuse lexical (BM25) with dense retrieval; None takes --hybrid_search."
     )
+    rerank: bool | None = Field(
+        None, description="Reorder the retrieved chunks with --reranker_model (when one is loaded); "
+        "None: yes."
+    )
     chunk: bool = Field(True, description="Split added documents into chunks.")
     chunk_size: int | None = Field(None, ge=16, description="Chunk size in tokens.")
     document_subset: DocumentSubset = Field(

@@ -322,18 +322,19 @@ class DocumentService:
 
     def retrieve(self, collection: str, query: str, k: int, user: Requester | None,
                  document_choice: Iterable[str] = (), max_distance: float | None = None,
-                 hybrid: bool | None = None) -> list[Hit]:
+                 hybrid: bool | None = None, rerank: bool | None = None) -> list[Hit]:
         """The ``k`` chunks that best answer ``query``, best first.
 
         Dense candidates beyond the distance cut-off are dropped; with hybrid search (the
         server's ``--hybrid_search`` unless ``hybrid`` says) lexical matches are kept
         whatever their distance, and the two rankings are fused; a loaded reranker then
-        reorders the fused candidates."""
+        reorders the fused candidates (unless ``rerank`` is False)."""
         store = self._store(self.collection(collection, user))
         if not store.exists():
             return []
         cutoff = self.max_distance if max_distance is None else max_distance
         options = self.retrieval if hybrid is None else replace(self.retrieval, hybrid=hybrid)
+        options = options if rerank is None else replace(options, rerank=rerank)
         names = [n for n in document_choice if n]
         hits, lexical = hybrid_search(store, query, self.embedder.embed_query(query), k,
                                       choice_filter(names), names, options)

@@ -89,11 +89,11 @@ TYPED = "The ferry timetable for Skellig harbour lists a departure at seven fift
 IMAGE = "Invoice 4417 from Orchard Supplies is due on the twelfth of May."
 
 
-def sources_of(server, question: str) -> list[dict]:
+def sources_of(server, question: str, **extra) -> list[dict]:
     client = server.client()
     response = client.chat.completions.create(
         model=server.model(), messages=[{"role": "user", "content": question}], max_tokens=16,
-        temperature=0, extra_body={"langchain_mode": "UserData", "top_k_docs": 2},
+        temperature=0, extra_body={"langchain_mode": "UserData", "top_k_docs": 2, **extra},
     )
     assert response.choices[0].message.content
     return list((response.choices[0].model_extra or {}).get("sources") or [])
@@ -106,9 +106,10 @@ def test_a_scanned_pdf_and_a_png_are_answered_from_with_page_and_source(server) 
     assert added.status_code == 200, added.text
     assert {(f["source"], f["status"]) for f in added.json()["files"]} == {
         ("mixed.pdf", "added"), ("invoice.png", "added")}
-    top = sources_of(server, "When was the Varnholm lighthouse repainted?")[0]
+    # the tiny reranker is random: rank by retrieval alone (the per-request override)
+    top = sources_of(server, "When was the Varnholm lighthouse repainted?", rerank=False)[0]
     assert (top["source"], top["page"]) == ("mixed.pdf", 2) and "1987" in top["content"]
-    top = sources_of(server, "When is invoice 4417 from Orchard Supplies due?")[0]
+    top = sources_of(server, "When is invoice 4417 from Orchard Supplies due?", rerank=False)[0]
     assert top["source"] == "invoice.png" and "4417" in top["content"]
-    top = sources_of(server, "When does the Skellig harbour ferry depart?")[0]
+    top = sources_of(server, "When does the Skellig harbour ferry depart?", rerank=False)[0]
     assert (top["source"], top["page"]) == ("mixed.pdf", 1)

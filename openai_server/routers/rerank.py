@@ -16,15 +16,14 @@ from openai_server.protocol_rerank import (
     RerankUsage,
 )
 from openai_server.routers.deps import engine_client, identity
-from openai_server.serving import EngineClient
 
 router = APIRouter(tags=["rerank"])
 
 
-async def rerank(client: EngineClient, body: RerankRequest) -> RerankResponse:
+async def rerank(request: Request, body: RerankRequest) -> RerankResponse:
     """The engine's scores, sorted best first and cut to ``top_n``."""
     texts = body.texts()
-    raw = await client.call("rerank", {"query": body.query, "documents": texts})
+    raw = await engine_client(request).call("rerank", {"query": body.query, "documents": texts})
     scores = [float(s) for s in raw["scores"]]
     order = sorted(range(len(texts)), key=lambda i: -scores[i])[: body.top_n or len(texts)]
     results = [RerankResult(index=i, relevance_score=scores[i],
@@ -41,7 +40,7 @@ async def create_rerank(body: RerankRequest, request: Request) -> dict[str, Any]
     cross-encoder) when one is loaded, else by the embedding model's cosine similarity;
     ``model`` in the response says which scored."""
     identity(request, body.user)
-    data = wire(await rerank(engine_client(request), body))
+    data = wire(await rerank(request, body))
     for result in data["results"]:
         if result.get("document") is None:
             result.pop("document", None)

@@ -176,8 +176,10 @@ def plot(results: list[tuple[float, ...]], path: str) -> None:
     print(f"wrote {path}")
 
 
-def main(chunks: int = 512, sizes: str | tuple[int, ...] = "1000,10000,100000", queries: int = 50,
+def main(chunks: int = 512, sizes: str | int | tuple[int, ...] = "1000,10000,100000", queries: int = 50,
          plot_path: str = "docs/images/docqa.png", ocr_pages: int = 5) -> None:
+    if isinstance(sizes, int):  # fire gives one number as an int
+        sizes = (sizes,)
     size_list = [int(s) for s in (sizes.split(",") if isinstance(sizes, str) else sizes)]
     with tempfile.TemporaryDirectory(prefix="bench-docqa-") as tmp:
         workdir = Path(tmp)

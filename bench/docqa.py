@@ -1,13 +1,19 @@
-"""Document Q&A speed: ingestion against raw sentence-transformers, and query latency by size.
+"""Document Q&A speed: ingestion against raw sentence-transformers, query latency by size, OCR.
 
     python bench/docqa.py [--chunks=512] [--sizes=1000,10000,100000] [--queries=50] [--plot=docs/images/docqa.png]
+                          [--ocr_pages=5]
 
 1. Ingestion: the same ``--chunks`` chunks of synthetic text (512 tokens each) are embedded
    by a raw ``SentenceTransformer.encode`` and ingested by the product's Ingestor (split,
    embed, write to Chroma) in the same run; prints chunks/s of both and their ratio.
+   The lexical (BM25) index is on, as in the product: the Ingestor writes it too.
 2. Retrieval: collections of each size are filled with precomputed unit vectors (random,
-   so the figure is the index's, not the embedder's), then ``--queries`` questions are
-   embedded and searched through DocumentService.retrieve; prints p50/p95 latency.
+   so the figure is the index's, not the embedder's) and 60-word texts drawn from a
+   20,000-word Zipf vocabulary (what the BM25 index searches), then ``--queries`` questions
+   are embedded and searched through DocumentService.retrieve, hybrid (the default) and
+   dense only; prints p50/p95 latency of both.
+3. OCR: ``--ocr_pages`` paragraphs of this repository's docs rendered as page images, read
+   back by Tesseract; prints word accuracy and seconds per page.
 Writes a PNG of latency against collection size when matplotlib is installed.
 """
 
@@ -37,6 +43,12 @@ def synthetic_text(seed: int, words: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
+def zipf_texts(rng, count: int, words: int, vocab: int = 20_000) -> list[str]:
+    """Texts of ``words`` words drawn from a Zipf(1.1) vocabulary of ``vocab`` made-up words."""
+    ranks = rng.zipf(1.1, size=(count, words)) % vocab
+    return [" ".join(f"w{r}x" for r in row) for row in ranks]
+
+
 def bench_ingestion(chunks: int, workdir: Path) -> tuple[float, float]:
     from src.docqa.embeddings import Embedder
     from src.docqa.ingest import Ingestor
@@ -63,7 +75,7 @@ def bench_ingestion(chunks: int, workdir: Path) -> tuple[float, float]:
     return raw, ours
 
 
-def bench_queries(sizes: list[int], queries: int, workdir: Path) -> list[tuple[int, float, float]]:
+def bench_queries(sizes: list[int], queries: int, workdir: Path) -> list[tuple[float, ...]]:
     import numpy as np
 
     from src.docqa.embeddings import Embedder
@@ -86,23 +98,58 @@ def bench_queries(sizes: list[int], queries: int, workdir: Path) -> list[tuple[i
             metas = [{"origin": f"f{(start + i) // 50}", "source": f"f{(start + i) // 50}",
                       "chunk_id": (start + i) % 50, "n_chunks": 50, "page": 0, "hash": "x",
                       "ingested_at": "bench"} for i in range(n)]
-            store.upsert(ids, vectors, [f"chunk {start + i}" for i in range(n)], metas)
-        latencies = []
-        for q in range(queries + 3):
-            start_t = time.perf_counter()
-            docs.retrieve("Bench", synthetic_text(10_000 + q, 12), 5, None, max_distance=2.0)
-            if q >= 3:  # first queries load the index
-                latencies.append((time.perf_counter() - start_t) * 1000)
-        latencies.sort()
-        p50 = statistics.median(latencies)
-        p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
-        results.append((size, p50, p95))
-        print(f"  {size:>7} chunks: p50 {p50:6.1f} ms  p95 {p95:6.1f} ms", flush=True)
+            store.upsert(ids, vectors, zipf_texts(rng, n, 60), metas)
+        questions = zipf_texts(rng, queries + 3, 8)
+        row: list[float] = [size]
+        for hybrid in (True, False):
+            latencies = []
+            for q, question in enumerate(questions):
+                start_t = time.perf_counter()
+                docs.retrieve("Bench", question, 5, None, max_distance=2.0, hybrid=hybrid)
+                if q >= 3:  # first queries load the index
+                    latencies.append((time.perf_counter() - start_t) * 1000)
+            latencies.sort()
+            row += [statistics.median(latencies), latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]]
+        results.append(tuple(row))
+        print(f"  {size:>7} chunks: hybrid p50 {row[1]:6.1f} ms p95 {row[2]:6.1f} ms; "
+              f"dense p50 {row[3]:6.1f} ms p95 {row[4]:6.1f} ms", flush=True)
         docs.close()
     return results
 
 
-def plot(results: list[tuple[int, float, float]], path: str) -> None:
+def bench_ocr(pages: int) -> tuple[float, float]:
+    """Word accuracy and seconds per page of Tesseract on paragraphs of our docs drawn as images."""
+    import re
+
+    from src.docqa.ocr import TesseractOcr
+    from tests.docqa.fixtures import text_image
+
+    engine = TesseractOcr.find()
+    if engine is None:
+        print("tesseract not installed: no OCR figures")
+        return 0.0, 0.0
+    text = (ROOT / "docs" / "document_qa.md").read_text()
+    paragraphs = [p for p in text.split("\n\n") if len(p.split()) > 40 and not p.startswith(("```", "|"))]
+    found = total = 0
+    elapsed = 0.0
+    for paragraph in paragraphs[:pages]:
+        words = re.findall(r"[A-Za-z0-9]+", paragraph)
+        image = text_image(" ".join(words))
+        start = time.perf_counter()
+        read = re.findall(r"[A-Za-z0-9]+", engine.image_text(image))
+        elapsed += time.perf_counter() - start
+        pool: dict[str, int] = {}
+        for w in read:
+            pool[w] = pool.get(w, 0) + 1
+        for w in words:
+            total += 1
+            if pool.get(w, 0) > 0:
+                pool[w] -= 1
+                found += 1
+    return found / max(total, 1), elapsed / max(min(pages, len(paragraphs)), 1)
+
+
+def plot(results: list[tuple[float, ...]], path: str) -> None:
     try:
         import matplotlib
 
@@ -113,12 +160,14 @@ def plot(results: list[tuple[int, float, float]], path: str) -> None:
         return
     sizes = [r[0] for r in results]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(sizes, [r[1] for r in results], "o-", label="p50")
-    ax.plot(sizes, [r[2] for r in results], "s--", label="p95")
+    ax.plot(sizes, [r[1] for r in results], "o-", label="hybrid p50")
+    ax.plot(sizes, [r[2] for r in results], "s--", label="hybrid p95")
+    ax.plot(sizes, [r[3] for r in results], "o-", label="dense p50")
+    ax.plot(sizes, [r[4] for r in results], "s--", label="dense p95")
     ax.set_xscale("log")
     ax.set_xlabel("chunks in the collection")
     ax.set_ylabel("retrieve latency (ms)")
-    ax.set_title("Document retrieval: embed question + Chroma top-5")
+    ax.set_title("Document retrieval: embed question + Chroma (+ BM25, fused) top-5")
     ax.legend()
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
@@ -127,16 +176,22 @@ def plot(results: list[tuple[int, float, float]], path: str) -> None:
     print(f"wrote {path}")
 
 
-def main(chunks: int = 512, sizes: str | tuple[int, ...] = "1000,10000,100000", queries: int = 50,
-         plot_path: str = "docs/images/docqa.png") -> None:
+def main(chunks: int = 512, sizes: str | int | tuple[int, ...] = "1000,10000,100000", queries: int = 50,
+         plot_path: str = "docs/images/docqa.png", ocr_pages: int = 5) -> None:
+    if isinstance(sizes, int):  # fire gives one number as an int
+        sizes = (sizes,)
     size_list = [int(s) for s in (sizes.split(",") if isinstance(sizes, str) else sizes)]
     with tempfile.TemporaryDirectory(prefix="bench-docqa-") as tmp:
         workdir = Path(tmp)
         raw, ours = bench_ingestion(chunks, workdir)
         print(f"ingestion ({chunks} chunks of ~512 tokens): raw encode {raw:.1f} chunks/s, "
               f"Ingestor {ours:.1f} chunks/s, ratio {ours / raw:.2f}", flush=True)
-        print("retrieval (embed the question + top-5 from Chroma):", flush=True)
+        print("retrieval (embed the question + top-5 from Chroma, hybrid: + BM25 and fusion):", flush=True)
         results = bench_queries(size_list, queries, workdir)
+    if ocr_pages:
+        accuracy, seconds = bench_ocr(ocr_pages)
+        print(f"OCR (Tesseract, {ocr_pages} pages of docs/document_qa.md drawn at 40 px): word accuracy "
+              f"{accuracy:.3f}, {seconds:.2f} s/page", flush=True)
     plot(results, str(ROOT / plot_path) if not Path(plot_path).is_absolute() else plot_path)
 
 

@@ -181,6 +181,13 @@ class Endpoints:
             self.ctx.access.check_key(h2ogpt_key)
             return self.docs.document(source, langchain_mode, requester(self.ctx, request))
 
+    def rerank(self, query: str, documents: list[str], top_n: int = 0, h2ogpt_key: str = "") -> dict:
+        """Score `documents` against `query`, best first (the same as POST /v1/rerank):
+        {model, results: [{index, relevance_score, document: {text}}], usage}."""
+        with gradio_errors():
+            self.ctx.access.check_key(h2ogpt_key)
+            return self.docs.rerank(query, documents, int(top_n or 0))
+
 
 def register(ctx: UIContext) -> Endpoints:
     """Register the named endpoints in the current Blocks context."""
@@ -197,7 +204,7 @@ def register(ctx: UIContext) -> Endpoints:
     upload_button.click(endpoints.upload_api, [upload_file], [upload_name, upload_path],
                         api_name="upload_api", queue=False)
     for fn in (endpoints.add_file_api, endpoints.add_text, endpoints.get_sources_api,
-               endpoints.delete_sources, endpoints.get_document_api):
+               endpoints.delete_sources, endpoints.get_document_api, endpoints.rerank):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=4)
     register_chat_api(endpoints.chats)
     return endpoints

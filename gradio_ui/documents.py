@@ -106,6 +106,21 @@ class Documents:
             ],
         }
 
+    def rerank(self, query: str, documents: list[str], top_n: int = 0) -> dict[str, Any]:
+        """Documents scored against ``query``, best first, in /v1/rerank's shape."""
+        if not isinstance(query, str) or not query.strip():
+            raise BadRequest("query must be a non-empty string")
+        if isinstance(documents, str):
+            documents = [documents]
+        if not documents or not all(isinstance(d, str) for d in documents):
+            raise BadRequest("documents must be a non-empty list of strings")
+        scores, model, tokens = self.service.rerank(query, list(documents))
+        order = sorted(range(len(documents)), key=lambda i: -scores[i])[: top_n or len(documents)]
+        return {"model": Path(model).name if Path(model).is_absolute() else model,
+                "results": [{"index": i, "relevance_score": scores[i], "document": {"text": documents[i]}}
+                            for i in order],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
     def create_collection(self, name: str, scope: str, user: Requester) -> str:
         if scope not in ("shared", "personal"):
             raise BadRequest("scope must be 'shared' or 'personal'")

@@ -27,7 +27,7 @@ from openai_server.middleware import (
     RateLimitMiddleware,
     WebSocketMiddleware,
 )
-from openai_server.routers import OPEN_ROUTERS, V1_ROUTERS
+from openai_server.routers import OPEN_ROUTERS, V1_ROUTERS, rerank
 from openai_server.serving import CompletionService
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
 from openai_server.serving_media import AudioService, ImageService
@@ -129,7 +129,7 @@ def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
     if settings.api_rate_limit or settings.enforce_h2ogpt_api_key:  # keys may carry their own
         app.add_middleware(RateLimitMiddleware, authenticator=auth, engine_client=engine_client,
                            default_limit=settings.api_rate_limit)
-    protected = {"/tokenize", "/detokenize"} | ({"/metrics"} if settings.metrics_api_key_required else set())
+    protected = {"/tokenize", "/detokenize", "/rerank"} | ({"/metrics"} if settings.metrics_api_key_required else set())
     app.add_middleware(ApiKeyMiddleware, authenticator=auth, paths=frozenset(protected))
     app.add_middleware(DrainMiddleware, drain=app.state.drain)
     app.add_middleware(MetricsMiddleware, engine_client=engine_client)
@@ -143,4 +143,6 @@ def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
         app.include_router(router)
     for router in V1_ROUTERS:
         app.include_router(router, prefix="/v1")
+    app.include_router(rerank.router, prefix="/v1")  # and /rerank, as vLLM and llama.cpp serve both
+    app.include_router(rerank.router)
     return app

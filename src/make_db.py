@@ -6,7 +6,9 @@
 Ingests every supported file under ``--user_path`` (unchanged files are skipped, files
 deleted from the folder are removed) into the same database the app opens: shared
 collections in ``<db_root>/db_dir_<name>``. ``--hf_embedding_model``, ``--chunk_size``
-``--db_root`` and ``--chroma_server`` mean what they mean for ``generate.py``. Files that fail are listed;
+``--chunk_overlap``, ``--db_root`` and ``--chroma_server`` mean what they mean for
+``generate.py``; ``--rebuild`` deletes the collection first (for a database the server
+reports as built with oversized chunks). Files that fail are listed;
 the exit code is 2 only when the run itself cannot proceed.
 """
 
@@ -33,8 +35,14 @@ def make_db(
     chunk_size: int = 512,
     verbose: bool = False,
     chroma_server: str = "",
+    chunk_overlap: int = 32,
+    rebuild: bool = False,
 ) -> int:
-    """Ingest ``user_path`` into the shared collection ``collection_name``; returns the exit code."""
+    """Ingest ``user_path`` into the shared collection ``collection_name``; returns the exit code.
+
+    ``rebuild`` deletes the collection first and ingests the folder anew: what to do with a
+    collection built with chunks longer than the embedding model's window (the server
+    warns at start) or after changing ``chunk_size``."""
     from src.docqa.collections import DocQAError
     from src.docqa.service import DocumentService
     from src.media import MediaServices
@@ -52,10 +60,13 @@ def make_db(
         settings = build_settings({
             "db_root": db_root, "langchain_modes": modes, "chunk_size": chunk_size,
             "hf_embedding_model": hf_embedding_model or DEFAULT_EMBEDDING_MODEL,
-            "chroma_server": chroma_server,
+            "chroma_server": chroma_server, "chunk_overlap": chunk_overlap,
         })
         media = MediaServices.from_settings(settings)  # audio files are transcribed
         docs = DocumentService.from_settings(settings)
+        if rebuild:
+            docs.delete_collection(collection_name, None)
+            print(f"{collection_name}: deleted, rebuilding from {user_path}")
         report = docs.sync_user_path(user_path, collection_name)
     except (SettingsError, DocQAError, ValueError) as exc:
         print(f"make_db: error: {exc}", file=sys.stderr)

@@ -146,6 +146,13 @@ class EvalParams(BaseModel):
         "Query", description="What to do with the documents: Query, Summarize or Extract."
     )
     top_k_docs: int | None = Field(None, ge=1, description="Chunks to retrieve.")
+    hybrid_search: bool | None = Field(
+        None, description="Fuse lexical (BM25) with dense retrieval; None takes --hybrid_search."
+    )
+    rerank: bool | None = Field(
+        None, description="Reorder the retrieved chunks with --reranker_model (when one is loaded); "
+        "None: yes."
+    )
     chunk: bool = Field(True, description="Split added documents into chunks.")
     chunk_size: int | None = Field(None, ge=16, description="Chunk size in tokens.")
     document_subset: DocumentSubset = Field(

@@ -214,6 +214,39 @@ class Settings(BaseModel):
         description="Retrieved chunks farther than this cosine distance from the question are "
         "dropped (0 = identical, 1 = unrelated).",
     )
+    chunk_overlap: int = Field(
+        32, ge=0, description="Tokens shared by neighbouring chunks (at most a quarter of a chunk)."
+    )
+    hybrid_search: bool = Field(
+        True,
+        description="Retrieve by meaning (embeddings) and by words (a BM25 index kept beside each "
+        "collection) and fuse the two rankings; False: embeddings only.",
+    )
+    hybrid_fusion: Literal["rrf", "convex"] = Field(
+        "convex",
+        description="How hybrid search fuses the two rankings: a convex combination of the min-max "
+        "normalised scores (--hybrid_alpha), or reciprocal rank fusion (rrf).",
+    )
+    hybrid_alpha: float = Field(
+        0.3, ge=0.0, le=1.0,
+        description="Weight of the embedding score in convex fusion (the BM25 score gets the rest); "
+        "chosen on bench/retrieval.py.",
+    )
+    retrieval_candidates: int = Field(
+        40, ge=1, le=1000,
+        description="Chunks each search returns before fusion and reranking keep --top_k_docs.",
+    )
+    enable_ocr: bool = Field(
+        True,
+        description="Read images (png, jpg, webp, tiff, ...) and PDF pages without a text layer by OCR "
+        "(Tesseract, from the tesseract-ocr package); on when the tesseract program is installed.",
+    )
+    reranker_model: str = Field(
+        "",
+        description="Local folder of a sentence-transformers cross-encoder (e.g. "
+        "ms-marco-MiniLM-L-6-v2) that reorders the retrieved candidates and scores /v1/rerank; "
+        "empty: no reranking, and /v1/rerank scores by embedding cosine.",
+    )
 
     # --- Speech and images --------------------------------------------------------------
     enable_stt: bool = Field(

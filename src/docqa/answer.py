@@ -127,11 +127,13 @@ class DocumentAnswerer:
         if params.langchain_action != "Query":
             limit = MAX_SUMMARIZE_CHUNKS
             if query and params.document_subset == "Relevant":
-                return self.docs.retrieve(mode, query, limit, user, params.document_choice, max_distance=2.0)
+                return self.docs.retrieve(mode, query, limit, user, params.document_choice, max_distance=2.0,
+                                          hybrid=params.hybrid_search, rerank=params.rerank)
             return list(self.docs.chunks(mode, user, params.document_choice, limit=limit))
         if params.document_subset == "TopKSources" or not query:
             return list(self.docs.chunks(mode, user, params.document_choice, limit=k))
-        return list(self.docs.retrieve(mode, query, k, user, params.document_choice))
+        return list(self.docs.retrieve(mode, query, k, user, params.document_choice,
+                                       hybrid=params.hybrid_search, rerank=params.rerank))
 
     def plan(self, params: EvalParams, user: Requester | None) -> DocPlan:
         """Decide what to answer with; ``params`` already have the server defaults filled in."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,6 +33,9 @@ from src.docqa.store import ChromaStore, StoreError
 from src.errors import VectorStoreUnavailableError
 
 log = logging.getLogger(__name__)
+
+#: Key of the collection metadata that changes on every write (followed by lexical indexes).
+GENERATION = "h2ogpt_generation"
 
 
 class ChromaServer:
@@ -109,10 +113,35 @@ class ServerChromaStore(ChromaStore):
         self.embedding_model = embedding_model
         self._collection = None
         self._lock = threading.Lock()
+        self._lexical = None
+        self._lexical_lock = threading.Lock()
 
     @property
     def key(self) -> str:
         return f"{self.server.url}/{self.chroma_name}"
+
+    def _lexical_folder(self) -> None:
+        """A server collection's lexical index is kept in memory, derived from the server."""
+        return None
+
+    def _mark_changed(self, collection: Any) -> None:
+        """Write a new generation mark into the collection's metadata: the other instances
+        sharing the server see it and bring their lexical index up to date."""
+        generation = uuid.uuid4().hex
+        collection.modify(metadata={**(collection.metadata or {}), GENERATION: generation})
+        if self._lexical is not None:
+            self._lexical.generation = generation
+
+    def _follow(self) -> None:
+        collection = self._find()
+        if collection is None:
+            return
+        index = self.lexical
+        generation = str((collection.metadata or {}).get(GENERATION, ""))
+        if generation != index.generation:
+            with self._lexical_lock:
+                self._reconcile(index, collection)
+                index.generation = generation
 
     @contextmanager
     def _calls(self) -> Iterator[None]:
@@ -147,6 +176,7 @@ class ServerChromaStore(ChromaStore):
         from chromadb.errors import NotFoundError
 
         client = self.server.client()
+        self._lexical = None
         with self._lock, self.server.reachable():
             try:
                 client.delete_collection(self.chroma_name)

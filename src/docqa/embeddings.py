@@ -8,6 +8,7 @@ Chroma equals 1 - dot product.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -58,6 +59,7 @@ class Embedder:
         self.batch_size = batch_size
         self._model: Any = None
         self._tokenizer: Any = None
+        self._window: int | None = None
         self._lock = threading.Lock()
 
     def load(self) -> Embedder:
@@ -101,8 +103,31 @@ class Embedder:
 
     @property
     def window(self) -> int:
-        """Most tokens (special tokens included) the model reads of one input."""
-        return int(self.model.max_seq_length)
+        """Most tokens (special tokens included) the model reads of one input.
+
+        Read from the folder's ``sentence_bert_config.json`` (no weights loaded) when it
+        says, else from the loaded model; sentence-transformers drops whatever is beyond it.
+        """
+        if self._window is None:
+            config = Path(self.path) / "sentence_bert_config.json"
+            value = None
+            if config.is_file():
+                value = json.loads(config.read_text()).get("max_seq_length")
+            self._window = int(value) if value else int(self.model.max_seq_length)
+        return self._window
+
+    @property
+    def special_tokens(self) -> int:
+        """Tokens the tokenizer adds around every input (``[CLS]`` and ``[SEP]`` for BERT)."""
+        return len(self.tokenizer.encode("", add_special_tokens=True).ids)
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character span of each token of ``text`` (no special tokens)."""
+        return [tuple(o) for o in self.tokenizer.encode(text, add_special_tokens=False).offsets]
+
+    def tokens_read(self, text: str) -> int:
+        """Tokens the model reads for ``text``, special tokens included."""
+        return len(self.tokenizer.encode(text, add_special_tokens=True).ids)
 
     def check_window(self, texts: list[str]) -> None:
         """Refuse (ContextLengthError) an input the model would silently truncate."""

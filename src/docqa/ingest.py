@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +28,13 @@ from langchain_core.documents import Document
 from src.docqa.archives import extracted
 from src.docqa.embeddings import Embedder
 from src.docqa.loaders import LoadError, is_archive, load_file
-from src.docqa.splitting import DEFAULT_CHUNK_SIZE, split_documents
+from src.docqa.splitting import (
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_CHUNK_SIZE,
+    Window,
+    indexed_text,
+    split_documents,
+)
 from src.docqa.store import ChromaStore
 
 if TYPE_CHECKING:
@@ -36,6 +44,7 @@ log = logging.getLogger(__name__)
 
 Status = Literal["added", "updated", "skipped", "failed"]
 EMBED_BATCH = 256  # chunks embedded and written per step
+LOAD_WORKERS = 4  # threads hashing and loading files ahead of the embedding
 
 
 @dataclass
@@ -91,6 +100,17 @@ class IngestReport:
         self.removed.extend(other.removed)
 
 
+@dataclass
+class _Loaded:
+    """A file read by a loader thread: its documents, or its final report (skipped, failed)."""
+
+    origin: str
+    digest: str
+    parts: list[tuple[str, list[Document]]] = field(default_factory=list)
+    failures: list[FileReport] = field(default_factory=list)
+    done: list[FileReport] | None = None
+
+
 def file_hash(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -111,12 +131,20 @@ class Ingestor:
     """Writes files into a :class:`ChromaStore`; one writer per store at a time."""
 
     def __init__(self, embedder: Embedder, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 observer: IngestObserver | None = None) -> None:
+                 observer: IngestObserver | None = None,
+                 chunk_overlap: int = DEFAULT_CHUNK_OVERLAP) -> None:
         self.embedder = embedder
         self.chunk_size = chunk_size
         self.observer = observer  # sees every report (src/metrics.py)
+        self.chunk_overlap = chunk_overlap
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+
+    @property
+    def window(self) -> Window:
+        """What the embedding model reads of one input (chunks are cut to fit it whole)."""
+        e = self.embedder
+        return Window(e.window, e.special_tokens, e.count_tokens, e.offsets)
 
     def _lock(self, store: ChromaStore) -> threading.Lock:
         with self._locks_guard:
@@ -131,15 +159,33 @@ class Ingestor:
         chunk_size: int | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> IngestReport:
-        """Ingest ``(path on disk, source name)`` pairs; a failing file never stops the others."""
+        """Ingest ``(path on disk, source name)`` pairs; a failing file never stops the others.
+
+        Files are hashed, checked against the store and loaded (parsed, OCR'd) by
+        ``LOAD_WORKERS`` threads, a few files ahead of the one being split, embedded and
+        written, so reading and embedding overlap; results keep the order of ``files``."""
         report = IngestReport()
-        for path, source in files:
-            try:
-                report.files.extend(self._ingest_origin(store, Path(path), source, chunk, chunk_size))
-            except OSError as exc:
-                report.files.append(FileReport(source, "failed", reason=f"cannot read file: {exc}"))
-            if progress is not None:
-                progress(source)
+        pending: deque[tuple[str, Future[_Loaded]]] = deque()
+        items = iter(files)
+        with ThreadPoolExecutor(max_workers=LOAD_WORKERS, thread_name_prefix="ingest-load") as pool:
+            def submit() -> bool:
+                item = next(items, None)
+                if item is None:
+                    return False
+                pending.append((item[1], pool.submit(self._prepare, store, Path(item[0]), item[1])))
+                return True
+
+            while len(pending) < 2 * LOAD_WORKERS and submit():
+                pass
+            while pending:
+                source, future = pending.popleft()
+                submit()
+                try:
+                    report.files.extend(self._commit(store, future.result(), chunk, chunk_size))
+                except OSError as exc:
+                    report.files.append(FileReport(source, "failed", reason=f"cannot read file: {exc}"))
+                if progress is not None:
+                    progress(source)
         for failed in report.failed:
             log.warning("not ingested: %s: %s", failed.source, failed.reason)
         return self._observed(report)
@@ -167,20 +213,28 @@ class Ingestor:
         expected = int(first[0].metadata.get("n_chunks", -1))
         return store.count_where({"$and": [{"origin": origin}, {"hash": digest}]}) == expected
 
-    def _ingest_origin(self, store: ChromaStore, path: Path, origin: str, chunk: bool,
-                       chunk_size: int | None) -> list[FileReport]:
+    def _prepare(self, store: ChromaStore, path: Path, origin: str) -> _Loaded:
+        """Hash, skip when current, else load: the part of a file's ingestion run in parallel."""
         digest = file_hash(path)
+        if store.exists() and self.is_current(store, origin, digest):
+            return _Loaded(origin, digest, done=[FileReport(origin, "skipped")])
+        failures: list[FileReport] = []
+        try:
+            parts = self._load(path, origin, failures)
+        except LoadError as exc:
+            return _Loaded(origin, digest, done=[FileReport(origin, "failed", reason=str(exc))])
+        if not parts and failures:
+            return _Loaded(origin, digest, done=failures)
+        return _Loaded(origin, digest, parts=parts, failures=failures)
+
+    def _commit(self, store: ChromaStore, loaded: _Loaded, chunk: bool,
+                chunk_size: int | None) -> list[FileReport]:
+        """Split, embed and write a loaded file (one writer per store)."""
+        if loaded.done is not None:
+            return loaded.done
         with self._lock(store):
-            if store.exists() and self.is_current(store, origin, digest):
-                return [FileReport(origin, "skipped")]
-            failures: list[FileReport] = []
-            try:
-                parts = self._load(path, origin, failures)
-            except LoadError as exc:
-                return [FileReport(origin, "failed", reason=str(exc))]
-            if not parts and failures:
-                return failures
-            return self._write(store, origin, digest, parts, chunk, chunk_size) + failures
+            return self._write(store, loaded.origin, loaded.digest, loaded.parts, chunk,
+                               chunk_size) + loaded.failures
 
     def _load(self, path: Path, origin: str, failures: list[FileReport]) -> list[tuple[str, list[Document]]]:
         if not is_archive(origin):
@@ -202,9 +256,10 @@ class Ingestor:
                parts: list[tuple[str, list[Document]]], chunk: bool,
                chunk_size: int | None) -> list[FileReport]:
         size = chunk_size or self.chunk_size
+        window = self.window
         chunks: list[Document] = []
         for source, documents in parts:
-            for piece in split_documents(documents, self.embedder.count_tokens, size, chunk):
+            for piece in split_documents(documents, window, size, self.chunk_overlap, chunk, source):
                 piece.metadata["source"] = source
                 chunks.append(piece)
         if not chunks:
@@ -221,14 +276,17 @@ class Ingestor:
                 "n_chunks": len(chunks),
                 "hash": digest,
                 "ingested_at": stamp,
+                "title": str(c.metadata.get("title") or ""),
+                "section": str(c.metadata.get("section") or ""),
                 **{k: float(c.metadata[k]) for k in ("start", "end") if k in c.metadata},  # audio
             }
             for i, c in enumerate(chunks)
         ]
         texts = [c.page_content for c in chunks]
+        read = [indexed_text(t, m) for t, m in zip(texts, metadatas, strict=True)]
         for start in range(0, len(chunks), EMBED_BATCH):
             end = start + EMBED_BATCH
-            vectors = self.embedder.embed(texts[start:end])
+            vectors = self.embedder.embed(read[start:end])
             store.upsert(ids[start:end], vectors, texts[start:end], metadatas[start:end])
         if existed:
             store.delete({"$and": [{"origin": origin}, {"hash": {"$ne": digest}}]})

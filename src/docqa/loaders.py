@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
+
+from src.docqa.ocr import IMAGE_EXTENSIONS, OcrError, TesseractOcr, pdf_page_images
 
 with warnings.catch_warnings():  # "langchain-community is being sunset" on import
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -30,6 +33,9 @@ with warnings.catch_warnings():  # "langchain-community is being sunset" on impo
         PyPDFLoader,
         TextLoader,
     )
+
+
+log = logging.getLogger(__name__)
 
 
 class LoadError(ValueError):
@@ -161,6 +167,50 @@ def use_transcriber(transcribe: Transcriber | None) -> None:
     _transcriber[:] = [transcribe] if transcribe else []
 
 
+_ocr: list[TesseractOcr] = []
+
+
+def use_ocr(engine: TesseractOcr | None) -> None:
+    """Let ingestion read images and scanned PDF pages with ``engine`` (``--enable_ocr``);
+    None: image files are refused and scanned pages yield no text."""
+    _ocr[:] = [engine] if engine else []
+
+
+class ImageLoader(BaseLoader):
+    """An image file read by OCR: one document per frame (``page`` 1-based for a multi-page TIFF)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def lazy_load(self) -> Iterator[Document]:
+        if not _ocr:
+            raise LoadError("image files need OCR, which is off (--enable_ocr, and the tesseract-ocr "
+                            "package)")
+        try:
+            texts = list(_ocr[0].frames(Path(self.path).read_bytes()))
+        except OcrError as exc:
+            raise LoadError(str(exc)) from exc
+        for number, text in enumerate(texts, start=1):
+            yield Document(text, metadata={"page": number if len(texts) > 1 else 0})
+
+
+def _ocr_scanned_pages(path: str | Path, documents: list[Document]) -> None:
+    """Give the pages of a PDF that have no text layer the OCR text of their images."""
+    if not _ocr:
+        return
+    for document in documents:
+        page = document.metadata.get("page")
+        if document.page_content.strip() or not isinstance(page, int):
+            continue
+        texts = []
+        for data in pdf_page_images(path, page):
+            try:
+                texts.append(_ocr[0].image_text(data))
+            except (OcrError, OSError, ValueError) as exc:  # a damaged image loses that image only
+                log.warning("OCR of an image on page %d of %s failed: %s", page + 1, path, exc)
+        document.page_content = "\n".join(texts)
+
+
 class AudioLoader(BaseLoader):
     """Audio transcribed by the speech-to-text service: one document per ~20 s of speech,
     with ``start`` and ``end`` (seconds) of the span it covers."""
@@ -197,6 +247,7 @@ LOADERS: dict[str, Callable[[str], BaseLoader]] = {
     ".eml": EmailLoader,
     **{ext: _text for ext in TEXT_EXTENSIONS},
     **{ext: AudioLoader for ext in AUDIO_EXTENSIONS},
+    **{ext: ImageLoader for ext in IMAGE_EXTENSIONS},
 }
 
 
@@ -229,10 +280,48 @@ def load_file(path: str | Path, name: str | None = None) -> list[Document]:
         raise
     except Exception as exc:  # each library raises its own types for a corrupt file
         raise LoadError(f"cannot read {suffix} file: {type(exc).__name__}: {exc}"[:300]) from exc
+    if suffix == ".pdf":
+        _ocr_scanned_pages(path, documents)
+    outline = pdf_outline(path) if suffix == ".pdf" else {}
     for document in documents:
         page = document.metadata.get("page")
         if suffix == ".pdf" and isinstance(page, int):
             page += 1  # pypdf counts pages from 0; people count from 1
         span = {k: float(document.metadata[k]) for k in ("start", "end") if k in document.metadata}
-        document.metadata = {"page": page if isinstance(page, int) else 0, **span}
+        title = document.metadata.get("title")
+        meta: dict[str, Any] = {"page": page if isinstance(page, int) else 0, **span}
+        if isinstance(title, str) and title.strip():
+            meta["title"] = " ".join(title.split())[:200]
+        if outline and isinstance(page, int):
+            heading = _section_at(outline, page)
+            if heading:
+                meta["section"] = heading
+        document.metadata = meta
     return [d for d in documents if d.page_content.strip()]
+
+
+def pdf_outline(path: str | Path) -> dict[int, str]:
+    """The PDF's outline (bookmarks) as {1-based page: heading of the entry starting there}."""
+    from pypdf import PdfReader
+
+    found: dict[int, str] = {}
+    try:
+        reader = PdfReader(str(path))
+        stack: list[Any] = list(reversed(list(reader.outline)))
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(reversed(item))
+                continue
+            number = reader.get_destination_page_number(item)
+            if number is not None and number >= 0:
+                found.setdefault(number + 1, " ".join(str(item.title).split())[:200])
+    except Exception:  # a damaged outline only loses the section names, never the text
+        return {}
+    return found
+
+
+def _section_at(outline: dict[int, str], page: int) -> str:
+    """The heading of the last outline entry that starts at or before ``page``."""
+    starts = [p for p in outline if p <= page]
+    return outline[max(starts)] if starts else ""

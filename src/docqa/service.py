@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +45,11 @@ from src.docqa.collections import (
 )
 from src.docqa.embeddings import Embedder
 from src.docqa.ingest import Ingestor, IngestReport
-from src.docqa.loaders import is_supported
+from src.docqa.loaders import is_supported, use_ocr
+from src.docqa.ocr import TesseractOcr
+from src.docqa.rerank import Reranker
+from src.docqa.retrieval import RetrievalOptions, hybrid_search
+from src.docqa.splitting import DEFAULT_CHUNK_OVERLAP, indexed_text
 from src.docqa.store import ChromaStore, Hit, Where
 from src.settings import Settings
 
@@ -65,6 +69,27 @@ class SourceInfo:
     chunks: int
     hash: str
     ingested_at: str
+
+
+@dataclass(frozen=True)
+class OversizedCollection:
+    """A collection with chunks the embedding model cannot read whole."""
+
+    name: str
+    location: str
+    oversized: int
+    sampled: int
+    longest: int
+    window: int
+
+    @property
+    def message(self) -> str:
+        return (f"collection {self.name!r} ({self.location}) has chunks longer than the embedding "
+                f"model reads: {self.oversized} of {self.sampled} checked exceed {self.window} tokens "
+                f"(longest {self.longest}), so their ends were never embedded and retrieval misses "
+                f"them. Rebuild it: python src/make_db.py --user_path=<its folder> "
+                f"--collection_name={self.name} --rebuild (or delete the collection and add the files "
+                f"again); nothing is re-embedded automatically.")
 
 
 def choice_filter(document_choice: Iterable[str]) -> Where | None:
@@ -90,6 +115,9 @@ class DocumentService:
         max_distance: float = DEFAULT_MAX_DISTANCE,
         chroma_server: ChromaServer | None = None,
         observer: IngestObserver | None = None,
+        chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
+        retrieval: RetrievalOptions | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         """``chroma_server``: keep shared and personal collections in that Chroma server
         (connected by the caller, see :meth:`ChromaServer.connect`) instead of under ``db_root``;
@@ -102,7 +130,9 @@ class DocumentService:
             Path(db_root), self._scratch, modes or ["UserData", "MyData", "LLM", "Disabled"], mode_types,
             server_names=chroma_server.names if chroma_server is not None else None,
         )
-        self.ingestor = Ingestor(embedder, chunk_size, observer)
+        self.ingestor = Ingestor(embedder, chunk_size, observer, chunk_overlap)
+        self.retrieval = retrieval or RetrievalOptions()
+        self.reranker = reranker
         self.allow_upload_to_user_data = allow_upload_to_user_data
         self.allow_upload_to_my_data = allow_upload_to_my_data
         self.max_distance = max_distance
@@ -117,10 +147,15 @@ class DocumentService:
         With --chroma_server, raises VectorStoreUnavailableError (naming the URL) when the
         server does not answer, before anything is loaded."""
         server = ChromaServer(settings.chroma_server).connect() if settings.chroma_server else None
+        ocr = TesseractOcr.find() if settings.enable_ocr else None
+        if settings.enable_ocr and ocr is None:
+            log.warning("--enable_ocr: the tesseract program is not installed (apt-get install "
+                        "tesseract-ocr); images and scanned PDF pages are not read")
+        use_ocr(ocr)
         embedder = embedder or Embedder(settings.hf_embedding_model)
         if settings.pre_load_embedding_model:
             embedder.load()
-        return cls(
+        service = cls(
             embedder,
             db_root=settings.db_root,
             modes=list(settings.langchain_modes),
@@ -131,7 +166,41 @@ class DocumentService:
             max_distance=settings.docs_distance_cutoff,
             chroma_server=server,
             observer=observer,
+            chunk_overlap=settings.chunk_overlap,
+            retrieval=RetrievalOptions(hybrid=settings.hybrid_search, fusion=settings.hybrid_fusion,
+                                       alpha=settings.hybrid_alpha,
+                                       candidates=settings.retrieval_candidates),
+            reranker=Reranker(settings.reranker_model).load() if settings.reranker_model else None,
         )
+        service.warn_oversized()
+        return service
+
+    def oversized(self, sample: int = 200) -> list[OversizedCollection]:
+        """Shared collections holding chunks longer than the embedding model reads (built
+        before chunks were bounded by its window, or with another model's window): the model
+        embedded only their beginning. Looks at the first ``sample`` chunks of each; never
+        re-embeds anything."""
+        window = self.embedder.window
+        found = []
+        for info in self.layout.visible(None):
+            store = self._store(info)
+            if not store.exists():
+                continue
+            hits = store.get(include_documents=True, limit=sample)
+            longest = max((self.embedder.tokens_read(indexed_text(h.content, h.metadata)) for h in hits),
+                          default=0)
+            over = sum(1 for h in hits if self.embedder.tokens_read(indexed_text(h.content, h.metadata)) > window)
+            if over:
+                found.append(OversizedCollection(info.name, str(info.location), over, len(hits), longest,
+                                                 window))
+        return found
+
+    def warn_oversized(self) -> list[OversizedCollection]:
+        """Log, for each collection :meth:`oversized` finds, how to rebuild it."""
+        found = self.oversized()
+        for c in found:
+            log.warning("%s", c.message)
+        return found
 
     def close(self) -> None:
         """Remove the scratch users' temporary collections."""
@@ -260,14 +329,40 @@ class DocumentService:
         return self.embedder.embed(texts), self.embedder.count_tokens_batch(texts)
 
     def retrieve(self, collection: str, query: str, k: int, user: Requester | None,
-                 document_choice: Iterable[str] = (), max_distance: float | None = None) -> list[Hit]:
-        """The ``k`` chunks most similar to ``query``, nearest first, beyond the cut-off dropped."""
+                 document_choice: Iterable[str] = (), max_distance: float | None = None,
+                 hybrid: bool | None = None, rerank: bool | None = None) -> list[Hit]:
+        """The ``k`` chunks that best answer ``query``, best first.
+
+        Dense candidates beyond the distance cut-off are dropped; with hybrid search (the
+        server's ``--hybrid_search`` unless ``hybrid`` says) lexical matches are kept
+        whatever their distance, and the two rankings are fused; a loaded reranker then
+        reorders the fused candidates (unless ``rerank`` is False)."""
         store = self._store(self.collection(collection, user))
         if not store.exists():
             return []
         cutoff = self.max_distance if max_distance is None else max_distance
-        hits = store.query(self.embedder.embed_query(query), k, choice_filter(document_choice))
-        return [h for h in hits if h.distance <= cutoff]
+        options = self.retrieval if hybrid is None else replace(self.retrieval, hybrid=hybrid)
+        options = options if rerank is None else replace(options, rerank=rerank)
+        names = [n for n in document_choice if n]
+        hits, lexical = hybrid_search(store, query, self.embedder.embed_query(query), k,
+                                      choice_filter(names), names, options)
+        hits = [h for h in hits if h.distance <= cutoff or h.id in lexical]
+        if self.reranker is not None and options.rerank and len(hits) > 1:
+            head = hits[: options.candidates]
+            scores = self.reranker.score(query, [indexed_text(h.content, h.metadata) for h in head])
+            order = sorted(range(len(head)), key=lambda i: -scores[i])
+            hits = [head[i] for i in order] + hits[options.candidates:]
+        return hits[:k]
+
+    def rerank(self, query: str, documents: list[str]) -> tuple[list[float], str, int]:
+        """Relevance of each document to ``query`` (higher is better), the model that scored,
+        and the tokens it read: the reranker when loaded, else embedding cosine similarity."""
+        if self.reranker is not None:
+            return self.reranker.score(query, documents), self.reranker.name, \
+                self.reranker.count_tokens(query, documents)
+        vectors = self.embedder.embed([query, *documents])
+        scores = (vectors[1:] @ vectors[0]).astype(float).tolist()
+        return scores, self.embedder.name, self.embedder.count_tokens_batch([query, *documents])
 
     def chunks(self, collection: str, user: Requester | None, document_choice: Iterable[str] = (),
                limit: int | None = None) -> list[Hit]:

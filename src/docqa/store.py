@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from src.docqa.lexical import LexicalHit, LexicalIndex
+from src.docqa.splitting import indexed_text
 from src.errors import EmbeddingModelMismatch
 
 log = logging.getLogger(__name__)
@@ -79,11 +81,17 @@ class ChromaStore:
         self.embedding_model = embedding_model
         self._collection: Any = None
         self._lock = threading.Lock()
+        self._lexical: LexicalIndex | None = None
+        self._lexical_lock = threading.Lock()
 
     @property
     def key(self) -> str:
         """Identifies the collection's storage (its folder here), e.g. for per-store locks."""
         return str(self.path)
+
+    def _lexical_folder(self) -> Path | None:
+        """Where the lexical index is kept: beside Chroma's files in the collection's folder."""
+        return self.path / "lexical"
 
     @contextmanager
     def _calls(self) -> Iterator[None]:
@@ -126,6 +134,7 @@ class ChromaStore:
 
     def drop(self) -> None:
         """Delete the collection and its folder."""
+        self._lexical = None
         with self._lock:
             if self.exists():
                 try:
@@ -141,6 +150,7 @@ class ChromaStore:
                metadatas: Sequence[dict[str, Any]]) -> None:
         with self._calls():
             collection = self.open()
+            lexical = self.lexical  # opened (and reconciled) before this write, not after
             step = max(1, min(5000, int(collection._client.get_max_batch_size())))
             for start in range(0, len(ids), step):
                 end = start + step
@@ -150,6 +160,10 @@ class ChromaStore:
                     documents=list(documents[start:end]),
                     metadatas=list(metadatas[start:end]),
                 )
+            lexical.add(ids, [indexed_text(d, m) for d, m in zip(documents, metadatas, strict=True)],
+                             [str(m.get("origin", "")) for m in metadatas],
+                             [str(m.get("source", "")) for m in metadatas])
+            self._mark_changed(collection)
 
     def query(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[Hit]:
         with self._calls():
@@ -194,6 +208,8 @@ class ChromaStore:
             ids = collection.get(where=where, include=[])["ids"]
             if ids:
                 collection.delete(ids=ids)
+                self.lexical.delete(ids)
+                self._mark_changed(collection)
         return len(ids)
 
     def count(self) -> int:
@@ -201,3 +217,64 @@ class ChromaStore:
             return 0
         with self._calls():
             return int(self.open().count())
+
+    # --- lexical index --------------------------------------------------------------------
+    @property
+    def lexical(self) -> LexicalIndex:
+        """The collection's lexical index, opened (and reconciled with Chroma) on first use."""
+        with self._lexical_lock:
+            if self._lexical is None:
+                index = LexicalIndex(self._lexical_folder())
+                collection = self.open()
+                if index.folder is None or len(index) != collection.count():
+                    self._reconcile(index, collection)
+                self._lexical = index
+            return self._lexical
+
+    def _mark_changed(self, collection: Any) -> None:
+        """After a write: tell other readers of the collection (the server subclass does)."""
+
+    def _follow(self) -> None:
+        """Before a lexical search: catch up with writes made elsewhere (the server subclass does)."""
+
+    def _reconcile(self, index: LexicalIndex, collection: Any) -> None:
+        """Make ``index`` hold exactly the collection's chunks: add what it lacks, drop the rest.
+
+        Runs when the index is opened and its size differs from Chroma's (a collection built
+        before the index existed, a write cut short); never per query."""
+        stored = set(collection.get(include=[])["ids"])
+        present = index.ids()
+        missing = sorted(stored - present)
+        extra = present - stored
+        if extra:
+            index.delete(extra)
+        for start in range(0, len(missing), 1000):
+            batch = collection.get(ids=missing[start:start + 1000], include=["documents", "metadatas"])
+            metas = [dict(m or {}) for m in batch["metadatas"]]
+            index.add(batch["ids"], [indexed_text(d or "", m) for d, m in zip(batch["documents"], metas,
+                                                                              strict=True)],
+                      [str(m.get("origin", "")) for m in metas], [str(m.get("source", "")) for m in metas])
+        if missing or extra:
+            log.info("lexical index of %s: %d chunks added, %d removed to match the collection",
+                     self.key, len(missing), len(extra))
+
+    def search_lexical(self, query: str, k: int, names: Sequence[str] = ()) -> list[LexicalHit]:
+        """The ``k`` best chunks by BM25 (ids and scores), restricted to sources ``names``."""
+        if not self.exists():
+            return []
+        with self._calls():
+            self._follow()
+            return self.lexical.search(query, k, names)
+
+    def get_ids(self, ids: Sequence[str]) -> tuple[list[Hit], np.ndarray]:
+        """The chunks ``ids`` (in that order, missing ones left out) and their vectors."""
+        if not ids:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        with self._calls():
+            result = self.open().get(ids=list(ids), include=["documents", "metadatas", "embeddings"])
+        rows = {id_: i for i, id_ in enumerate(result["ids"])}
+        order = [rows[i] for i in ids if i in rows]
+        hits = [Hit(result["ids"][i], result["documents"][i] or "", dict(result["metadatas"][i] or {}), 0.0)
+                for i in order]
+        vectors = np.asarray(result["embeddings"], dtype=np.float32)
+        return hits, (vectors[order] if len(order) else np.zeros((0, 0), dtype=np.float32))

@@ -115,6 +115,12 @@ class DocumentMethods:
         names = [str(s) for s in args.get("sources") or []]
         return self.docs.delete_sources(str(args["collection"]), names, requester(args))
 
+    def rerank(self, args: dict[str, Any]) -> dict[str, Any]:
+        """{query, documents} -> {scores, model, tokens} (src.docqa.service.DocumentService.rerank)."""
+        scores, model, tokens = self.docs.rerank(str(args["query"]), [str(d) for d in args["documents"]])
+        name = model if not Path(model).is_absolute() else Path(model).name
+        return {"scores": scores, "model": name, "tokens": tokens}
+
     def list_collections(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         return [{"name": c.name, "scope": c.scope, "builtin": c.builtin}
                 for c in self.docs.list_collections(requester(args))]
@@ -132,6 +138,6 @@ class DocumentMethods:
 def register_document_methods(server: IpcServer, docs: DocumentService | None) -> None:
     """embed, add_files, add_text, list_sources, delete_sources and the collection calls."""
     methods = DocumentMethods(docs)
-    for name in ("embed", "add_files", "add_text", "list_sources", "delete_sources",
+    for name in ("embed", "rerank", "add_files", "add_text", "list_sources", "delete_sources",
                  "list_collections", "create_collection", "delete_collection"):
         server.register(name, getattr(methods, name))

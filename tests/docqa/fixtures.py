@@ -159,3 +159,41 @@ def write_targz(path: Path, members: dict[str, str]) -> Path:
             info.size = len(data)
             t.addfile(info, io.BytesIO(data))
     return path
+
+
+def text_image(text: str, fmt: str = "PNG", width: int = 1400) -> bytes:
+    """``text`` drawn black on white (Pillow's bundled font at 40 px), as a scanner would give it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=40)
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        trial = f"{line} {word}".strip()
+        if font.getlength(trial) > width - 120 and line:
+            lines.append(line)
+            line = word
+        else:
+            line = trial
+    lines.append(line)
+    image = Image.new("RGB", (width, 120 + 60 * len(lines)), "white")
+    draw = ImageDraw.Draw(image)
+    for i, row in enumerate(lines):
+        draw.text((60, 60 + 60 * i), row, fill="black", font=font)
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def scanned_pdf(text_page: str, scanned_page: str) -> bytes:
+    """A two-page PDF: page 1 with a text layer, page 2 only an image of text (no text layer)."""
+    from PIL import Image
+    from pypdf import PdfReader, PdfWriter
+
+    scan = io.BytesIO()
+    Image.open(io.BytesIO(text_image(scanned_page))).save(scan, format="PDF", resolution=150)
+    writer = PdfWriter()
+    writer.add_page(PdfReader(io.BytesIO(minimal_pdf(text_page))).pages[0])
+    writer.add_page(PdfReader(io.BytesIO(scan.getvalue())).pages[0])
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

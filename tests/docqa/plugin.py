@@ -26,3 +26,24 @@ def service_in(tmp_path: Path) -> Iterator[object]:
     service = make_service(tmp_path / "db")
     yield service
     service.close()
+
+
+def tiny_cross_encoder(folder: Path) -> Path:
+    """A real (randomly initialised, seeded) 2-layer BERT cross-encoder written from a config,
+    with all-MiniLM-L6-v2's tokenizer: what --reranker_model loads, in a few hundred KB."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    if (folder / "config.json").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512, num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    source = Path(shared_embedder().path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(source / name, folder / name)
+    return folder

@@ -98,13 +98,13 @@ def test_bad_files_are_reported_and_do_not_stop_the_batch(docs, tmp_path: Path) 
     corrupt.write_bytes(b"PK\x03\x04 not really a docx")
     empty = tmp_path / "empty.txt"
     empty.write_text("   ")
-    files = [(corrupt, "corrupt.docx"), (tmp_path / "img.png", "img.png"), (empty, "empty.txt"),
+    files = [(corrupt, "corrupt.docx"), (tmp_path / "blob.bin", "blob.bin"), (empty, "empty.txt"),
              (good, "good.md")]
-    (tmp_path / "img.png").write_bytes(b"\x89PNG")
+    (tmp_path / "blob.bin").write_bytes(b"\x89PNG")
     report = docs.add_files("UserData", files, None)
     reasons = {f.source: f.reason for f in report.failed}
-    assert set(reasons) == {"corrupt.docx", "img.png", "empty.txt"}
-    assert "unsupported" in reasons["img.png"] and "docx" in reasons["corrupt.docx"]
+    assert set(reasons) == {"corrupt.docx", "blob.bin", "empty.txt"}
+    assert "unsupported" in reasons["blob.bin"] and "docx" in reasons["corrupt.docx"]
     assert report.count("added") == 1
 
 

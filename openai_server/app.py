@@ -28,6 +28,7 @@ from openai_server.middleware import (
     WebSocketMiddleware,
 )
 from openai_server.routers import OPEN_ROUTERS, V1_ROUTERS, rerank
+from openai_server.saved_chats import SavedChats
 from openai_server.serving import CompletionService
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
 from openai_server.serving_media import AudioService, ImageService
@@ -116,7 +117,8 @@ def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
     app.state.settings = settings
     app.state.engine_client = engine_client
     app.state.auth = auth
-    app.state.completions = CompletionService(engine_client, settings.openai_max_messages, app.version)
+    app.state.completions = CompletionService(engine_client, settings.openai_max_messages, app.version,
+                                              SavedChats(settings) if settings.save_chats else None)
     app.state.embeddings = EmbeddingService(engine_client)
     app.state.files = FileService(FileStore(files_dir(settings)))
     app.state.collections = CollectionService(engine_client, app.state.files)

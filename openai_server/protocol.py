@@ -159,6 +159,10 @@ class ChatCompletionFields(_SamplingFields):
     tools: list[dict[str, Any]] | None = Field(
         None, description="Function tools; a call's arguments are constrained to the function's schema.")
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    # --- h2oGPT extension (not an evaluate() parameter) ---------------------------------
+    chat_id: str | None = Field(
+        None, description="h2oGPT extension: a saved chat's id (the UI's sidebar, gradio_client's "
+        "/new_chat or /list_chats): its exchanges are the earlier turns, and this exchange is appended.")
 
     @model_validator(mode="after")
     def _check_logprobs(self) -> ChatCompletionFields:

@@ -44,6 +44,7 @@ from openai_server.protocol import (
     now,
 )
 from openai_server.protocol import ToolCallDelta as ToolCallDeltaWire
+from openai_server.saved_chats import SavedChats
 from src.contract import Engine, EvalEvent, EvaluateRequest, Requester, ToolCallDelta
 from src.contract import TokenLogprob as ContractLogprob
 
@@ -199,8 +200,10 @@ def _tool_delta(d: ToolCallDelta) -> Delta:
 class CompletionService:
     """Chat and text completions over the engine."""
 
-    def __init__(self, client: Engine, max_messages: int = 2048, version: str = "") -> None:
+    def __init__(self, client: Engine, max_messages: int = 2048, version: str = "",
+                 saved_chats: SavedChats | None = None) -> None:
         self.client = client
+        self.saved_chats = saved_chats  # extra_body chat_id (None: --save_chats is off)
         self.version = version
         self.max_messages = max_messages  # --openai_max_messages
         self._models: list[Model] | None = None
@@ -238,16 +241,58 @@ class CompletionService:
                 code="too_many_messages")
         model = await self.model_id(request.model)
         choices = _on_model(translate.chat_requests(request, requester), model)
+        if request.chat_id:
+            choices = await self._continued(choices, requester, request.chat_id)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             items = await _primed(_merged(self.client, choices))
+            if request.chat_id:
+                items = self._saving(items, choices[0], requester, request, model)
             return self._chat_stream(items, model, include_usage)
         answers = await self._collect(choices)
+        if request.chat_id and 0 in answers and answers[0].final is not None:
+            await self._save(choices[0], requester, request, model, answers[0].text, answers[0].final)
         return ChatCompletion(
             id=new_id("chatcmpl"), created=now(), model=model, usage=_usage(_finals(answers)),
             system_fingerprint=self.fingerprint(model),
             choices=[_chat_choice(i, a) for i, a in sorted(answers.items())],
         )
+
+    # --- saved chats (extra_body chat_id) ----------------------------------------------
+    def _chats(self) -> SavedChats:
+        if self.saved_chats is None:
+            raise InvalidRequestError("saved chats are off on this server (--save_chats)", param="chat_id",
+                                      code="feature_off_save_chats")
+        return self.saved_chats
+
+    async def _continued(self, choices: list[EvaluateRequest], requester: Requester | None,
+                         chat_id: str) -> list[EvaluateRequest]:
+        """The choices with the saved chat's exchanges as their earlier turns (unless the
+        caller gave a chat_conversation of their own)."""
+        history = await self._chats().history(requester, chat_id)
+        return [c if "chat_conversation" in c.params.model_fields_set else msgspec.structs.replace(
+            c, params=c.params.model_copy(update={"chat_conversation": [list(p) for p in history]}))
+            for c in choices]
+
+    async def _save(self, choice: EvaluateRequest, requester: Requester | None, request: ChatCompletionFields,
+                    model: str, text: str, final: EvalEvent) -> None:
+        settings = choice.params.model_dump(exclude={"chat_conversation", "instruction"}, exclude_unset=True,
+                                            mode="json")
+        await self._chats().append(requester, str(request.chat_id), choice.params.instruction, text,
+                                   [msgspec.to_builtins(s) for s in final.sources], model, settings)
+
+    async def _saving(self, items: AsyncGenerator[tuple[int, EvalEvent], None], choice: EvaluateRequest,
+                      requester: Requester | None, request: ChatCompletionFields, model: str
+                      ) -> AsyncGenerator[tuple[int, EvalEvent], None]:
+        """The stream as it is, with choice 0's exchange saved once it is complete."""
+        text = ""
+        async with contextlib.aclosing(items):
+            async for index, event in items:
+                if index == 0:
+                    text += event.delta
+                    if event.finish_reason is not None:
+                        await self._save(choice, requester, request, model, text, event)
+                yield index, event
 
     async def _chat_stream(self, items: AsyncGenerator[tuple[int, EvalEvent], None], model: str,
                            include_usage: bool) -> AsyncIterator[ChatCompletionChunk]:

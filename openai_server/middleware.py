@@ -42,12 +42,11 @@ from openai_server.errors import (
     error_response,
 )
 from src.apikeys import key_digest
-from src.contract import Engine
+from src.contract import Engine, HttpObservation, RateHit, RateVerdict
 
 log = logging.getLogger(__name__)
 
 EXEMPT_PATHS = frozenset({"/health", "/metrics", "/version"})
-IPC_TIMEOUT = 5.0
 
 
 def route_label(scope: Scope) -> str:
@@ -71,8 +70,7 @@ class MetricsMiddleware:
 
     async def _observe(self, route: str, status: int) -> None:
         with contextlib.suppress(Exception):  # metrics never fail a request
-            await self.engine_client.call("observe_http", {"route": route, "status": status},
-                                          timeout=IPC_TIMEOUT)
+            await self.engine_client.observe_http(HttpObservation(route=route, status=status))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,15 +119,14 @@ class RateLimitMiddleware:
         identity, limit = self._identity_and_limit(scope)
         if limit:
             try:
-                verdict = await self.engine_client.call(
-                    "rate_hit", {"identity": identity, "limit": limit}, timeout=IPC_TIMEOUT)
+                verdict = await self.engine_client.rate_hit(RateHit(identity=identity, limit=limit))
             except Exception as exc:  # the engine (or --rate_limit_storage) is down: fail open
                 log.warning("rate limit not checked: %r", exc)
-                verdict = {"allowed": True}
-            if not verdict.get("allowed"):
-                retry = max(1, math.ceil(float(verdict.get("reset", 0)) - time.time()))
+                verdict = RateVerdict(allowed=True)
+            if not verdict.allowed:
+                retry = max(1, math.ceil(verdict.reset - time.time()))
                 error = TooManyRequestsError(
-                    f"rate limit exceeded ({verdict.get('limit')} requests per window of {limit}); "
+                    f"rate limit exceeded ({verdict.limit} requests per window of {limit}); "
                     f"retry in {retry} s", code="rate_limit_exceeded")
                 response = error_response(error)
                 response.headers["Retry-After"] = str(retry)

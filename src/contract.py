@@ -248,11 +248,48 @@ class Health(Contract):
     backends: list[BackendHealth] = []
 
 
+# --- operations -----------------------------------------------------------------------------
+class CancelRequest(Contract):
+    """Cancel the stream of this id (the client left while it was still queued)."""
+
+    id: str
+
+
+class HttpObservation(Contract):
+    """One HTTP response a worker sent: its route template and status (for the metrics)."""
+
+    route: str
+    status: int
+
+
+class RateHit(Contract):
+    """One request against a rate limit (``limits``' notation: '10/second;100/minute')."""
+
+    identity: str
+    limit: str
+
+
+class RateVerdict(Contract):
+    """Whether the hit was allowed; the tightest limit, what remains of it, and when a slot
+    frees (epoch seconds)."""
+
+    allowed: bool
+    limit: int = 0
+    remaining: int = 0
+    reset: float = 0.0
+
+
+class MetricsText(Contract):
+    """The Prometheus exposition of the engine's registry."""
+
+    text: bytes
+
+
 # --- the engine, as its clients see it ------------------------------------------------------
 class Engine(Protocol):
     """The engine as the API workers reach it (src.ipc.client.EngineClient; a scripted fake
     in the unit tests). The typed methods are the contract; ``call`` / ``stream`` reach the
-    services not yet declared in it (documents, media, operations) by name."""
+    services not yet declared in it (documents, media) by name."""
 
     def evaluate(self, request: EvaluateRequest) -> AsyncGenerator[EvalEvent, None]: ...
 
@@ -263,6 +300,12 @@ class Engine(Protocol):
     async def tokenize(self, request: TokenizeRequest) -> TokenizeResult: ...
 
     async def detokenize(self, request: DetokenizeRequest) -> DetokenizeResult: ...
+
+    async def metrics(self) -> MetricsText: ...
+
+    async def observe_http(self, observation: HttpObservation) -> None: ...
+
+    async def rate_hit(self, hit: RateHit) -> RateVerdict: ...
 
     async def call(self, method: str, args: dict[str, Any] | None = None,
                    timeout: float | None = None) -> Any: ...

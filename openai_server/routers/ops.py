@@ -26,8 +26,8 @@ router = APIRouter(tags=["operations"])
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics of the whole server (every worker, the Gradio UI and the engine)."""
-    text = await engine_client(request).call("metrics", timeout=10)
-    return Response(content=bytes(text), media_type=CONTENT_TYPE_LATEST)
+    metrics = await engine_client(request).metrics()
+    return Response(content=metrics.text, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.post("/tokenize", response_model=TokenizeResponse)

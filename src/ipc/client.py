@@ -33,12 +33,17 @@ from typing import Any, TypeVar
 import msgspec
 
 from src.contract import (
+    CancelRequest,
     DetokenizeRequest,
     DetokenizeResult,
     EvalEvent,
     EvaluateRequest,
     Health,
+    HttpObservation,
+    MetricsText,
     ModelInfo,
+    RateHit,
+    RateVerdict,
     TokenizeRequest,
     TokenizeResult,
 )
@@ -59,6 +64,7 @@ from src.ipc.codec import (
 log = logging.getLogger(__name__)
 
 CANCEL_TIMEOUT = 2.0
+OPS_TIMEOUT = 5.0  # a metrics report or a rate-limit hit, on the path of every request
 KEEP_ALIVE = 32  # idle connections kept per worker
 _REQUEST = b"POST %s HTTP/1.1\r\nHost: engine\r\nContent-Type: " + MSGPACK.encode() + b"\r\nContent-Length: %d\r\n%s\r\n"
 _TRANSPORT_ERRORS = (OSError, EOFError, ValueError, asyncio.LimitOverrunError)  # EOFError: IncompleteReadError
@@ -97,6 +103,17 @@ class EngineClient:
 
     async def detokenize(self, request: DetokenizeRequest) -> DetokenizeResult:
         result: DetokenizeResult = await self._call("detokenize", request, DetokenizeResult)
+        return result
+
+    async def metrics(self) -> MetricsText:
+        result: MetricsText = await self._call("metrics", None, MetricsText, 10)
+        return result
+
+    async def observe_http(self, observation: HttpObservation) -> None:
+        await self._call("observe_http", observation, type(None), OPS_TIMEOUT)
+
+    async def rate_hit(self, hit: RateHit) -> RateVerdict:
+        result: RateVerdict = await self._call("rate_hit", hit, RateVerdict, OPS_TIMEOUT)
         return result
 
     # --- the services still called by name --------------------------------------------
@@ -214,7 +231,7 @@ class EngineClient:
     async def _cancel(self, stream_id: str) -> None:
         """Tell the engine, in case the stream is still queued there (nothing to write to)."""
         with contextlib.suppress(Exception):
-            await self.call("cancel", {"id": stream_id}, timeout=CANCEL_TIMEOUT)
+            await self._call("cancel", CancelRequest(id=stream_id), type(None), CANCEL_TIMEOUT)
 
 
 async def _writable(sock: socket.socket) -> None:

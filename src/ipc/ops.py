@@ -25,7 +25,18 @@ from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from src.contract import DetokenizeRequest, DetokenizeResult, Message, TokenizeRequest, TokenizeResult
+from src.contract import (
+    DetokenizeRequest,
+    DetokenizeResult,
+    Empty,
+    HttpObservation,
+    Message,
+    MetricsText,
+    RateHit,
+    RateVerdict,
+    TokenizeRequest,
+    TokenizeResult,
+)
 from src.conversation import backend_message
 from src.errors import InvalidParamsError
 from src.ipc.server import IpcServer
@@ -92,7 +103,7 @@ class RateLimits:
                 raise InvalidParamsError(f"not a rate limit: {limit!r}") from None
         return items
 
-    def hit(self, identity: str, limit: str) -> dict[str, Any]:
+    def hit(self, identity: str, limit: str) -> RateVerdict:
         """{allowed, limit, remaining, reset (epoch seconds when a slot frees)}: a hit is
         counted only when every limit of ``limit`` ('10/second;100/minute') has room."""
         with self._lock:
@@ -107,8 +118,8 @@ class RateLimits:
             tightest = full[0] if full else min(
                 items, key=lambda i: self._limiter.get_window_stats(i, identity).remaining)
             stats = self._limiter.get_window_stats(tightest, identity)
-        return {"allowed": not full, "limit": tightest.amount,
-                "remaining": int(stats.remaining), "reset": float(stats.reset_time)}
+        return RateVerdict(allowed=not full, limit=tightest.amount, remaining=int(stats.remaining),
+                           reset=float(stats.reset_time))
 
 
 def _messages(messages: list[Message]) -> list[dict[str, Any]]:
@@ -147,17 +158,15 @@ class OpsMethods:
             raise InvalidParamsError(f"tokens must be token ids in {bound}", param="tokens")
         return DetokenizeResult(prompt=self.engine.detokenize(request.tokens, request.model))
 
-    def metrics_text(self, args: dict[str, Any]) -> bytes:
-        if self.metrics is None:
-            return b""
-        return self.metrics.exposition(self.engine.stats())
+    def metrics_text(self, _: Empty) -> MetricsText:
+        return MetricsText(text=self.metrics.exposition(self.engine.stats()) if self.metrics is not None else b"")
 
-    def observe_http(self, args: dict[str, Any]) -> None:
+    def observe_http(self, observation: HttpObservation) -> None:
         if self.metrics is not None:
-            self.metrics.observe_http(str(args.get("route") or "other"), int(args.get("status") or 0))
+            self.metrics.observe_http(observation.route or "other", observation.status)
 
-    def rate_hit(self, args: dict[str, Any]) -> dict[str, Any]:
-        return self.rate_limits.hit(str(args.get("identity") or ""), str(args.get("limit") or ""))
+    def rate_hit(self, hit: RateHit) -> RateVerdict:
+        return self.rate_limits.hit(hit.identity, hit.limit)
 
 
 def count_tokens(evaluator: Evaluator, text: str) -> int:
@@ -170,6 +179,6 @@ def register_ops_methods(server: IpcServer, evaluator: Evaluator) -> None:
     methods = OpsMethods(EngineAdapter(evaluator), metrics_of(evaluator))
     server.register_typed("tokenize", TokenizeRequest, methods.tokenize)
     server.register_typed("detokenize", DetokenizeRequest, methods.detokenize)
-    server.register("metrics", methods.metrics_text)
-    server.register("observe_http", methods.observe_http)
-    server.register("rate_hit", methods.rate_hit)
+    server.register_typed("metrics", Empty, methods.metrics_text)
+    server.register_typed("observe_http", HttpObservation, methods.observe_http)
+    server.register_typed("rate_hit", RateHit, methods.rate_hit)

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from src.contract import CancelRequest
 from src.errors import to_payload
 from src.ipc import MSGPACK
 from src.ipc.codec import Chunk, End, Result, decode, decode_any, encode, error_body
@@ -153,7 +154,7 @@ class IpcServer:
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._listener: _Listener | None = None
-        self.register("cancel", lambda args: self.cancel(str(args.get("id") or "")))
+        self.register_typed("cancel", CancelRequest, lambda request: self.cancel(request.id))
 
     # --- the registry --------------------------------------------------------------
     def register(self, method: str, handler: CallHandler) -> None:

@@ -22,7 +22,11 @@ from src.contract import (
     EvaluateRequest,
     FinishReason,
     Health,
+    HttpObservation,
+    MetricsText,
     ModelInfo,
+    RateHit,
+    RateVerdict,
     Source,
     TokenizeRequest,
     TokenizeResult,
@@ -69,6 +73,15 @@ class FakeEngine:
 
     async def detokenize(self, request: DetokenizeRequest) -> DetokenizeResult:
         return DetokenizeResult(prompt=" ".join("x" * i for i in request.tokens))
+
+    async def metrics(self) -> MetricsText:
+        return MetricsText(text=b"")
+
+    async def observe_http(self, observation: HttpObservation) -> None:
+        return None
+
+    async def rate_hit(self, hit: RateHit) -> RateVerdict:
+        return RateVerdict(allowed=True)
 
     def stream(self, method: str, args: dict[str, Any] | None = None) -> AsyncGenerator[Any, None]:
         raise AssertionError(method)

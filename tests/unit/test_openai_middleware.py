@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi.testclient import TestClient
 
 from openai_server.app import create_app
+from src.contract import HttpObservation, MetricsText, RateHit, RateVerdict
 from src.ipc.ops import RateLimits
 from src.settings import build_settings
 from tests.unit.fake_engine import FakeEngine
@@ -22,17 +21,14 @@ class OpsEngine(FakeEngine):
         self.observed: list[tuple[str, int]] = []
         self.limits = RateLimits()
 
-    async def call(self, method: str, args: dict[str, Any] | None = None,
-                   timeout: float | None = None) -> Any:
-        args = args or {}
-        if method == "observe_http":
-            self.observed.append((args["route"], args["status"]))
-            return None
-        if method == "metrics":
-            return b"h2ogpt_up 1.0\n"
-        if method == "rate_hit":
-            return self.limits.hit(args["identity"], args["limit"])
-        return await super().call(method, args, timeout)
+    async def observe_http(self, observation: HttpObservation) -> None:
+        self.observed.append((observation.route, observation.status))
+
+    async def metrics(self) -> MetricsText:
+        return MetricsText(text=b"h2ogpt_up 1.0\n")
+
+    async def rate_hit(self, hit: RateHit) -> RateVerdict:
+        return self.limits.hit(hit.identity, hit.limit)
 
 
 def test_every_response_is_reported_with_its_route_template_before_it_ends():

@@ -114,11 +114,11 @@ def test_gauges_come_from_the_engine_stats():
 
 def test_rate_limits_count_hits_per_identity_and_every_window():
     limits = RateLimits()
-    assert [limits.hit("a", "2/minute")["allowed"] for _ in range(3)] == [True, True, False]
-    assert limits.hit("b", "2/minute")["allowed"]  # another identity has its own window
+    assert [limits.hit("a", "2/minute").allowed for _ in range(3)] == [True, True, False]
+    assert limits.hit("b", "2/minute").allowed  # another identity has its own window
     refused = limits.hit("a", "2/minute")
-    assert refused["limit"] == 2 and refused["remaining"] == 0 and refused["reset"] > time.time()
-    both = [limits.hit("c", "1/second;2/minute")["allowed"] for _ in range(2)]
+    assert refused.limit == 2 and refused.remaining == 0 and refused.reset > time.time()
+    both = [limits.hit("c", "1/second;2/minute").allowed for _ in range(2)]
     assert both == [True, False]  # the per-second window is full; the minute's is not
 
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from openai_server.protocol_media import (
@@ -27,6 +28,7 @@ from openai_server.protocol_media import (
     Voice,
     VoiceList,
 )
+from src import contract
 from src.contract import Engine
 from src.errors import AudioInvalidError, UploadTooLargeError
 
@@ -71,32 +73,30 @@ class AudioService:
                 "(--max_audio_bytes)")
         if not data:
             raise AudioInvalidError("the audio file is empty")
-        result = await self.client.call("transcribe", {
-            "data": data, "filename": filename, "language": form.language if task == "transcribe" else None,
-            "prompt": form.prompt, "temperature": form.temperature, "task": task,
-            "word_timestamps": form.response_format == "verbose_json"
-            and "word" in form.timestamp_granularities,
-        })
+        asked = contract.TranscribeRequest(
+            data=data, filename=filename, language=form.language if task == "transcribe" else None,
+            prompt=form.prompt, temperature=form.temperature, task="translate" if task == "translate" else "transcribe",
+            word_timestamps=form.response_format == "verbose_json" and "word" in form.timestamp_granularities)
+        result = await self.client.transcribe(asked)
         fmt = form.response_format
         if fmt == "text":
-            return PlainTextResponse(result["text"] + "\n")
+            return PlainTextResponse(result.text + "\n")
         if fmt in ("srt", "vtt"):
-            return PlainTextResponse(subtitles(result["segments"], fmt),
+            return PlainTextResponse(subtitles(msgspec.to_builtins(result.segments), fmt),
                                      media_type="text/vtt" if fmt == "vtt" else "text/plain")
         if fmt == "verbose_json":
+            full = msgspec.to_builtins(result)
             verbose = TranscriptionVerbose.model_validate({
-                **result,
-                "segments": result["segments"] if "segment" in form.timestamp_granularities else None,
-                "words": result["words"] if "word" in form.timestamp_granularities else None,
+                **full,
+                "segments": full["segments"] if "segment" in form.timestamp_granularities else None,
+                "words": full["words"] if "word" in form.timestamp_granularities else None,
             })
             return JSONResponse(verbose.model_dump(mode="json", exclude_none=True))
-        return JSONResponse(Transcription(text=result["text"]).model_dump(mode="json"))
+        return JSONResponse(Transcription(text=result.text).model_dump(mode="json"))
 
     async def speech(self, request: SpeechRequest) -> StreamingResponse:
-        chunks = self.client.stream("speech", {
-            "input": request.input, "voice": request.voice, "speed": request.speed,
-            "response_format": request.response_format,
-        })
+        chunks = self.client.speech(contract.SpeechRequest(
+            input=request.input, voice=request.voice, speed=request.speed, response_format=request.response_format))
         try:
             first = await anext(chunks)  # errors before the first sentence get their 4xx
         except StopAsyncIteration:
@@ -114,17 +114,17 @@ class AudioService:
                                  headers={"Content-Disposition": f"inline; filename=speech.{request.response_format}"})
 
     async def voices(self) -> VoiceList:
-        info = await self.client.call("media_info", {})
-        return VoiceList(voices=[Voice(id=str(v), name=str(v)) for v in info.get("voices") or []])
+        info = await self.client.media_info()
+        return VoiceList(voices=[Voice(id=v, name=v) for v in info.voices])
 
     async def models(self) -> AudioModelList:
         """The speech-to-text model and the text-to-speech engine, those that are on."""
-        info = await self.client.call("media_info", {})
+        info = await self.client.media_info()
         models = []
-        if info.get("stt"):
-            models.append(AudioModel(id=str(info["stt"]), name=f"{info['stt']} (faster-whisper)",
+        if info.stt:
+            models.append(AudioModel(id=info.stt, name=f"{info.stt} (faster-whisper)",
                                      task="speech-to-text"))
-        if info.get("voices"):
+        if info.voices:
             models.append(AudioModel(id="piper", name="piper (voices: GET /v1/audio/voices)", task="text-to-speech"))
         return AudioModelList(data=models, models=models)
 
@@ -136,12 +136,10 @@ class ImageService:
         self.client = client
 
     async def generate(self, request: ImageGenerationRequest) -> ImagesResponse:
-        result = await self.client.call("generate_images", {
-            "prompt": request.prompt, "n": request.n, "size": request.size, "model": request.model,
-            "seed": request.seed, "steps": request.num_inference_steps,
-            "guidance_scale": request.guidance_scale,
-        })
-        encoded = [base64.b64encode(bytes(png)).decode() for png in result["images"]]
+        result = await self.client.generate_images(contract.ImagesRequest(
+            prompt=request.prompt, n=request.n, size=request.size, model=request.model, seed=request.seed,
+            steps=request.num_inference_steps, guidance_scale=request.guidance_scale))
+        encoded = [base64.b64encode(png).decode() for png in result.images]
         if request.response_format == "url":
             return ImagesResponse(data=[ImageData(url="data:image/png;base64," + b) for b in encoded])
         return ImagesResponse(data=[ImageData(b64_json=b) for b in encoded])

@@ -248,6 +248,85 @@ class Health(Contract):
     backends: list[BackendHealth] = []
 
 
+# --- speech and images --------------------------------------------------------------------
+class TranscribeRequest(Contract):
+    """An audio file to transcribe (or, ``task="translate"``, to translate to English)."""
+
+    data: bytes
+    filename: str = ""
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    task: Literal["transcribe", "translate"] = "transcribe"
+    word_timestamps: bool = True
+
+
+class Word(Contract):
+    word: str
+    start: float
+    end: float
+
+
+class Segment(Contract):
+    """A segment of a transcription, with Whisper's own figures."""
+
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    words: list[Word]
+
+
+class Transcription(Contract):
+    task: str
+    language: str | None
+    duration: float
+    text: str
+    segments: list[Segment]
+    words: list[Word]
+    model: str
+
+
+class SpeechRequest(Contract):
+    """Text to speak; the answer streams encoded audio, a piece per sentence."""
+
+    input: str
+    voice: str | None = None
+    speed: float = 1.0
+    response_format: str = "mp3"
+
+
+class ImagesRequest(Contract):
+    prompt: str
+    n: int = 1
+    size: str | None = None
+    model: str | None = None
+    seed: int | None = None
+    steps: int | None = None
+    guidance_scale: float | None = None
+
+
+class ImagesResult(Contract):
+    """PNG images, and the model that made them."""
+
+    model: str
+    images: list[bytes]
+
+
+class MediaInfo(Contract):
+    """What is on: the speech-to-text model, the voices, the image models."""
+
+    stt: str | None = None
+    voices: list[str] = []
+    image_models: list[str] = []
+
+
 # --- operations -----------------------------------------------------------------------------
 class CancelRequest(Contract):
     """Cancel the stream of this id (the client left while it was still queued)."""
@@ -289,7 +368,7 @@ class MetricsText(Contract):
 class Engine(Protocol):
     """The engine as the API workers reach it (src.ipc.client.EngineClient; a scripted fake
     in the unit tests). The typed methods are the contract; ``call`` / ``stream`` reach the
-    services not yet declared in it (documents, media) by name."""
+    services not yet declared in it (documents) by name."""
 
     def evaluate(self, request: EvaluateRequest) -> AsyncGenerator[EvalEvent, None]: ...
 
@@ -302,6 +381,14 @@ class Engine(Protocol):
     async def detokenize(self, request: DetokenizeRequest) -> DetokenizeResult: ...
 
     async def metrics(self) -> MetricsText: ...
+
+    async def transcribe(self, request: TranscribeRequest) -> Transcription: ...
+
+    def speech(self, request: SpeechRequest) -> AsyncGenerator[bytes, None]: ...
+
+    async def generate_images(self, request: ImagesRequest) -> ImagesResult: ...
+
+    async def media_info(self) -> MediaInfo: ...
 
     async def observe_http(self, observation: HttpObservation) -> None: ...
 

@@ -40,12 +40,18 @@ from src.contract import (
     EvaluateRequest,
     Health,
     HttpObservation,
+    ImagesRequest,
+    ImagesResult,
+    MediaInfo,
     MetricsText,
     ModelInfo,
     RateHit,
     RateVerdict,
+    SpeechRequest,
     TokenizeRequest,
     TokenizeResult,
+    TranscribeRequest,
+    Transcription,
 )
 from src.errors import EngineUnavailableError, from_payload
 from src.ipc import MSGPACK
@@ -103,6 +109,23 @@ class EngineClient:
 
     async def detokenize(self, request: DetokenizeRequest) -> DetokenizeResult:
         result: DetokenizeResult = await self._call("detokenize", request, DetokenizeResult)
+        return result
+
+    async def transcribe(self, request: TranscribeRequest) -> Transcription:
+        result: Transcription = await self._call("transcribe", request, Transcription)
+        return result
+
+    async def speech(self, request: SpeechRequest) -> AsyncGenerator[bytes, None]:
+        async with contextlib.aclosing(self._stream("speech", request, bytes)) as pieces:
+            async for piece in pieces:
+                yield piece
+
+    async def generate_images(self, request: ImagesRequest) -> ImagesResult:
+        result: ImagesResult = await self._call("generate_images", request, ImagesResult)
+        return result
+
+    async def media_info(self) -> MediaInfo:
+        result: MediaInfo = await self._call("media_info", None, MediaInfo, 10)
         return result
 
     async def metrics(self) -> MetricsText:

@@ -1,12 +1,11 @@
-"""The engine's speech and image methods for the API workers (src/media.py services).
+"""The engine's speech and image methods for the API workers (src/media.py services), typed
+by the contract (src/contract.py):
 
-- ``transcribe`` (call): ``{data, filename, language?, prompt?, temperature?, task?}`` ->
-  the transcription dict of :meth:`src.audio.stt.SpeechToText.transcribe`;
-- ``speech`` (stream): ``{input, voice?, speed?, response_format?}`` -> encoded audio
-  bytes, one item per synthesized sentence (bad input fails before the first item);
-- ``generate_images`` (call): ``{prompt, n?, size?, model?, seed?}`` -> ``{model, images}``
-  (PNG bytes);
-- ``media_info`` (call): the STT model, the voices, the image models.
+- ``transcribe`` (call): :class:`TranscribeRequest` -> :class:`Transcription`;
+- ``speech`` (stream): :class:`SpeechRequest` -> encoded audio bytes, one item per
+  synthesized sentence (bad input fails before the first item);
+- ``generate_images`` (call): :class:`ImagesRequest` -> :class:`ImagesResult` (PNG bytes);
+- ``media_info`` (call): :class:`MediaInfo`, what is on.
 
 Each service runs on its own worker thread; these handlers only wait for it, so the IPC
 connection threads and the LLM generation thread are never busy with speech or images.
@@ -16,44 +15,44 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
 
-from src.audio.stt import Task, TranscribeOptions
+import msgspec
+
+from src.audio.stt import TranscribeOptions
+from src.contract import (
+    Empty,
+    ImagesRequest,
+    ImagesResult,
+    MediaInfo,
+    SpeechRequest,
+    TranscribeRequest,
+    Transcription,
+)
 from src.images.service import ImageRequest
 from src.ipc.server import IpcServer
 from src.media import MediaServices
 
 
-def _transcribe_options(args: dict[str, Any]) -> TranscribeOptions:
-    task: Task = "translate" if args.get("task") == "translate" else "transcribe"
-    return TranscribeOptions(
-        language=args.get("language") or None, prompt=args.get("prompt") or None,
-        temperature=float(args.get("temperature") or 0.0), task=task,
-        word_timestamps=bool(args.get("word_timestamps", True)),
-    )
-
-
 def register_media_methods(server: IpcServer, media: MediaServices) -> None:
     """transcribe, speech (stream), generate_images and media_info."""
 
-    def transcribe(args: dict[str, Any]) -> dict[str, Any]:
-        return media.stt.transcribe(bytes(args.get("data") or b""), str(args.get("filename") or ""),
-                                    _transcribe_options(args))
+    def transcribe(request: TranscribeRequest) -> Transcription:
+        options = TranscribeOptions(language=request.language or None, prompt=request.prompt or None,
+                                    temperature=request.temperature, task=request.task,
+                                    word_timestamps=request.word_timestamps)
+        return msgspec.convert(media.stt.transcribe(request.data, request.filename, options), Transcription)
 
-    def speech(args: dict[str, Any], cancel: threading.Event) -> Iterator[bytes]:
-        return media.tts.synthesize(
-            str(args.get("input") or ""), args.get("voice"), float(args.get("speed") or 1.0),
-            str(args.get("response_format") or "mp3"), cancel,
-        )
+    def speech(request: SpeechRequest, cancel: threading.Event) -> Iterator[bytes]:
+        return media.tts.synthesize(request.input, request.voice, request.speed, request.response_format, cancel)
 
-    def generate_images(args: dict[str, Any]) -> dict[str, Any]:
-        return media.images.generate(ImageRequest(
-            prompt=str(args.get("prompt") or ""), n=int(args.get("n") or 1), size=args.get("size"),
-            model=args.get("model"), seed=args.get("seed"), steps=args.get("steps"),
-            guidance_scale=args.get("guidance_scale"),
+    def generate_images(request: ImagesRequest) -> ImagesResult:
+        result = media.images.generate(ImageRequest(
+            prompt=request.prompt, n=request.n, size=request.size, model=request.model, seed=request.seed,
+            steps=request.steps, guidance_scale=request.guidance_scale,
         ))
+        return ImagesResult(model=str(result["model"]), images=[bytes(i) for i in result["images"]])
 
-    server.register("transcribe", transcribe)
-    server.register_stream("speech", speech)
-    server.register("generate_images", generate_images)
-    server.register("media_info", lambda args: media.info())
+    server.register_typed("transcribe", TranscribeRequest, transcribe)
+    server.register_typed_stream("speech", SpeechRequest, speech)
+    server.register_typed("generate_images", ImagesRequest, generate_images)
+    server.register_typed("media_info", Empty, lambda _: msgspec.convert(media.info(), MediaInfo))

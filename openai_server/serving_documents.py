@@ -13,7 +13,6 @@ import base64
 import logging
 import struct
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
@@ -40,6 +39,7 @@ from openai_server.protocol_documents import (
     SourcesDeleted,
     TextIngest,
 )
+from src import contract
 from src.contract import Engine
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,10 @@ class EmbeddingService:
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         inputs = request.inputs()
-        kind = "token_ids" if isinstance(inputs[0], list) else "texts"
-        raw = await self.client.call("embed", {kind: inputs})
-        dim, blob = int(raw["dimension"]), bytes(raw["data"])
+        asked = contract.EmbedRequest(token_ids=inputs) if isinstance(inputs[0], list) else \
+            contract.EmbedRequest(texts=inputs)  # type: ignore[arg-type]
+        raw = await self.client.embed(asked)
+        dim, blob = raw.dimension, raw.data
         if request.dimensions is not None and request.dimensions != dim:
             raise InvalidRequestError(
                 f"dimensions: this server's embedding model gives {dim}-dimensional vectors",
@@ -76,8 +77,8 @@ class EmbeddingService:
                       else list(struct.unpack(f"<{dim}f", r)))
             for i, r in enumerate(rows)
         ]
-        tokens = int(raw["tokens"])
-        return EmbeddingResponse(data=data, model=str(raw["model"]),
+        tokens = raw.tokens
+        return EmbeddingResponse(data=data, model=raw.model,
                                  usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
 
 
@@ -136,18 +137,17 @@ class CollectionService:
         self.client = client
         self.files = files
 
-    async def _call(self, method: str, who: Identity, **args: Any) -> Any:
-        return await self.client.call(method, {**args, "requester": msgspec.to_builtins(who)})
-
     async def collections(self, who: Identity) -> CollectionList:
-        raw = await self._call("list_collections", who)
-        return CollectionList(data=[Collection(**c) for c in raw])
+        raw = await self.client.list_collections(contract.CollectionsRequest(requester=who))
+        return CollectionList(data=[Collection(name=c.name, scope=c.scope, builtin=c.builtin) for c in raw])
 
     async def create(self, body: CollectionCreate, who: Identity) -> Collection:
-        return Collection(**await self._call("create_collection", who, name=body.name, scope=body.scope))
+        c = await self.client.create_collection(contract.CreateCollectionRequest(
+            name=body.name, scope=body.scope, requester=who))
+        return Collection(name=c.name, scope=c.scope, builtin=c.builtin)
 
     async def delete(self, name: str, who: Identity) -> CollectionDeleted:
-        await self._call("delete_collection", who, name=name)
+        await self.client.delete_collection(contract.DeleteCollectionRequest(name=name, requester=who))
         return CollectionDeleted(name=name)
 
     async def uploads_of(self, owner: str, file_ids: list[str]) -> list[Upload]:
@@ -163,34 +163,36 @@ class CollectionService:
         """Ingest ``uploads``; 400 naming each file when none of them could be ingested."""
         if not uploads:
             raise InvalidRequestError("send at least one 'file' part or 'file_id'", param="file")
-        raw = await self._call(
-            "add_files", who, collection=name, chunk=chunk, chunk_size=chunk_size,
-            files=[{"filename": u.filename, "data": u.data} for u in uploads],
-        )
+        raw = await self.client.add_files(contract.AddFilesRequest(
+            collection=name, chunk=chunk, chunk_size=chunk_size, requester=who,
+            files=[contract.FileUpload(filename=u.filename, data=u.data) for u in uploads]))
         return self._result(name, raw)
 
     async def add_text(self, name: str, body: TextIngest, who: Identity) -> IngestResult:
-        raw = await self._call("add_text", who, collection=name, text=body.text, source=body.source,
-                               chunk=body.chunk, chunk_size=body.chunk_size)
+        raw = await self.client.add_text(contract.AddTextRequest(
+            collection=name, text=body.text, source=body.source, chunk=body.chunk, chunk_size=body.chunk_size,
+            requester=who))
         return self._result(name, raw)
 
     async def sources(self, name: str, who: Identity) -> SourceList:
-        raw = await self._call("list_sources", who, collection=name)
-        return SourceList(data=[Source(**s) for s in raw])
+        raw = await self.client.list_sources(contract.CollectionRequest(collection=name, requester=who))
+        return SourceList(data=[Source(source=s.source, chunks=s.chunks, hash=s.hash, ingested_at=s.ingested_at)
+                                for s in raw])
 
     async def delete_sources(self, name: str, sources: list[str], who: Identity) -> SourcesDeleted:
         if not sources:
             raise InvalidRequestError("name the sources to delete: ?source=<name>[&source=...]",
                                       param="source")
-        deleted = await self._call("delete_sources", who, collection=name, sources=sources)
+        deleted = await self.client.delete_sources(contract.DeleteSourcesRequest(
+            collection=name, sources=sources, requester=who))
         return SourcesDeleted(collection=name, deleted=list(deleted))
 
     @staticmethod
-    def _result(name: str, raw: dict[str, Any]) -> IngestResult:
-        files = [IngestedFile(**f) for f in raw["files"]]
+    def _result(name: str, raw: contract.IngestReport) -> IngestResult:
+        files = [IngestedFile.model_validate(msgspec.to_builtins(f)) for f in raw.files]
         failed = [f for f in files if f.status == "failed"]
         if files and len(failed) == len(files):
             reasons = "; ".join(f"{f.source}: {f.reason}" for f in failed)
             raise InvalidRequestError(f"could not ingest into {name!r}: {reasons}", param="file",
                                       code="file_not_ingested")
-        return IngestResult(collection=name, files=files, summary=str(raw["summary"]))
+        return IngestResult(collection=name, files=files, summary=raw.summary)

@@ -61,7 +61,7 @@ JSON_FENCE = ("```json\n", "\n```")  # around a json_code answer
 
 @dataclass
 class EvalChunk:
-    """One step of an answer, in the engine process: the contract's event (src/contract.py
+    """One step of an answer, in the engine process: the contract's event (src/contract/
     :class:`EvalEvent`, what crosses the IPC: :meth:`event`) plus ``response``, the answer so
     far, for the in-process consumers (the UI, the CLI). ``finish_reason`` is set on the last
     chunk only."""

@@ -4,8 +4,9 @@
 a key with --metrics_api_key_required), /tokenize and /detokenize need one when enforced; ``V1_ROUTERS`` are mounted under
 /v1 behind the API key check. To add an endpoint family (for example /v1/embeddings):
 write ``routers/embeddings.py`` with an ``APIRouter`` whose handlers call the engine
-through ``engine_client(request)`` (``await client.call("embed", {...})``), register the
-engine-side method in src/ipc/services.py, and append the router to ``V1_ROUTERS``.
+through ``engine_client(request)`` (``await client.embed(EmbedRequest(...))``: a method of
+the contract's ``Engine``, src/contract/), register the engine-side method in
+src/ipc/services.py, and append the router to ``V1_ROUTERS``.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from openai_server.protocol_rerank import (
     RerankUsage,
 )
 from openai_server.routers.deps import engine_client, identity
+from src import contract
 
 router = APIRouter(tags=["rerank"])
 
@@ -23,14 +24,14 @@ router = APIRouter(tags=["rerank"])
 async def rerank(request: Request, body: RerankRequest) -> RerankResponse:
     """The engine's scores, sorted best first and cut to ``top_n``."""
     texts = body.texts()
-    raw = await engine_client(request).call("rerank", {"query": body.query, "documents": texts})
-    scores = [float(s) for s in raw["scores"]]
+    raw = await engine_client(request).rerank(contract.RerankRequest(query=body.query, documents=texts))
+    scores = raw.scores
     order = sorted(range(len(texts)), key=lambda i: -scores[i])[: body.top_n or len(texts)]
     results = [RerankResult(index=i, relevance_score=scores[i],
                             document=RerankResultDocument(text=texts[i]) if body.return_documents else None)
                for i in order]
-    tokens = int(raw["tokens"])
-    return RerankResponse(id=f"rerank-{uuid.uuid4().hex}", model=str(raw["model"]), results=results,
+    tokens = raw.tokens
+    return RerankResponse(id=f"rerank-{uuid.uuid4().hex}", model=raw.model, results=results,
                           usage=RerankUsage(prompt_tokens=tokens, total_tokens=tokens))
 
 

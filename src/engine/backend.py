@@ -78,7 +78,7 @@ class Backend(Protocol):
 
     def describe(self) -> ModelInfo:
         """The model as the contract describes it: backend kind, context window, vocabulary
-        size, modalities, capabilities (src/contract.py)."""
+        size, modalities, capabilities (src/contract/)."""
         ...
 
     def stats(self) -> dict[str, int]:

@@ -14,8 +14,9 @@ CPU per streamed token against 0.07 ms here, and on a machine whose cores decode
 worker's CPU per token comes out of the decoder's (docs/performance.md).
 
 The engine's own methods are typed (:meth:`EngineClient.evaluate`, ``models``, ``health``,
-``tokenize``, ``detokenize``: the contract of src/contract.py, decoded and checked on
-arrival); the other services are still called by name with a plain map (``call``, ``stream``).
+``tokenize``, ``detokenize``: the contract of src/contract/, decoded and checked on
+arrival), as are the document, media and operations services; ``call`` / ``stream`` reach a
+method by name with plain data (the transport's own tests).
 
 This module is torch-free: workers import it, never the engine.
 """
@@ -33,20 +34,35 @@ from typing import Any, TypeVar
 import msgspec
 
 from src.contract import (
+    AddFilesRequest,
+    AddTextRequest,
     CancelRequest,
+    CollectionDeleted,
+    CollectionInfo,
+    CollectionRequest,
+    CollectionsRequest,
+    CreateCollectionRequest,
+    DeleteCollectionRequest,
+    DeleteSourcesRequest,
     DetokenizeRequest,
     DetokenizeResult,
+    EmbedRequest,
+    EmbedResult,
     EvalEvent,
     EvaluateRequest,
     Health,
     HttpObservation,
     ImagesRequest,
     ImagesResult,
+    IngestReport,
     MediaInfo,
     MetricsText,
     ModelInfo,
     RateHit,
     RateVerdict,
+    RerankRequest,
+    RerankResult,
+    SourceInfo,
     SpeechRequest,
     TokenizeRequest,
     TokenizeResult,
@@ -139,7 +155,44 @@ class EngineClient:
         result: RateVerdict = await self._call("rate_hit", hit, RateVerdict, OPS_TIMEOUT)
         return result
 
-    # --- the services still called by name --------------------------------------------
+    # --- document services ---------------------------------------------------------------
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        result: EmbedResult = await self._call("embed", request, EmbedResult)
+        return result
+
+    async def rerank(self, request: RerankRequest) -> RerankResult:
+        result: RerankResult = await self._call("rerank", request, RerankResult)
+        return result
+
+    async def add_files(self, request: AddFilesRequest) -> IngestReport:
+        result: IngestReport = await self._call("add_files", request, IngestReport)
+        return result
+
+    async def add_text(self, request: AddTextRequest) -> IngestReport:
+        result: IngestReport = await self._call("add_text", request, IngestReport)
+        return result
+
+    async def list_sources(self, request: CollectionRequest) -> list[SourceInfo]:
+        result: list[SourceInfo] = await self._call("list_sources", request, list[SourceInfo])
+        return result
+
+    async def delete_sources(self, request: DeleteSourcesRequest) -> list[str]:
+        result: list[str] = await self._call("delete_sources", request, list[str])
+        return result
+
+    async def list_collections(self, request: CollectionsRequest) -> list[CollectionInfo]:
+        result: list[CollectionInfo] = await self._call("list_collections", request, list[CollectionInfo])
+        return result
+
+    async def create_collection(self, request: CreateCollectionRequest) -> CollectionInfo:
+        result: CollectionInfo = await self._call("create_collection", request, CollectionInfo)
+        return result
+
+    async def delete_collection(self, request: DeleteCollectionRequest) -> CollectionDeleted:
+        result: CollectionDeleted = await self._call("delete_collection", request, CollectionDeleted)
+        return result
+
+    # --- any method by name (plain data): the transport's own tests -------------------
     async def call(self, method: str, args: dict[str, Any] | None = None,
                    timeout: float | None = None) -> Any:
         """Run a registered call method in the engine and return its result (plain data)."""

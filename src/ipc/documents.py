@@ -1,9 +1,9 @@
 """The engine's document service methods (embeddings, ingestion, collections) for the API.
 
-Registered by :func:`src.ipc.services.register_engine_methods`; each handler takes the
-args dict of an IPC call and returns msgpack-able data. ``requester`` in the args is who
-asks, as the API worker established it (``{"name": str, "scratch": bool}``); workers are
-trusted, users never talk to this socket. Errors are the DocumentService's
+Registered by :func:`src.ipc.services.register_engine_methods`; each handler takes its
+request as the contract declares it (src/contract/documents.py) and answers a contract
+struct. ``requester`` is who asks, as the API worker established it; workers are trusted,
+users never talk to this socket. Errors are the DocumentService's
 :class:`~src.docqa.collections.DocQAError` subclasses, which cross the socket by class
 name and are mapped onto HTTP statuses by openai_server/errors.py.
 """
@@ -13,9 +13,29 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from src.docqa.collections import DocumentsDisabledError, Requester, Scope
+import msgspec
+
+from src import contract
+from src.contract import (
+    AddFilesRequest,
+    AddTextRequest,
+    CollectionDeleted,
+    CollectionInfo,
+    CollectionRequest,
+    CollectionsRequest,
+    CreateCollectionRequest,
+    DeleteCollectionRequest,
+    DeleteSourcesRequest,
+    EmbedRequest,
+    EmbedResult,
+    IngestReport,
+    RerankRequest,
+    RerankResult,
+    SourceInfo,
+)
+from src.docqa.collections import DocumentsDisabledError, Requester
 from src.ipc.server import IpcServer
 
 if TYPE_CHECKING:
@@ -24,15 +44,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def requester(args: dict[str, Any]) -> Requester | None:
-    """The Requester of an IPC call's ``requester`` entry (None: the server itself)."""
-    raw = args.get("requester")
-    if not raw:
+def requester(who: contract.Requester | None) -> Requester | None:
+    """The document service's Requester of a contract one (None: the server itself)."""
+    if who is None:
         return None
-    name = str(raw.get("name") or "")
-    if not name:
+    if not who.name:
         raise ValueError("requester.name must not be empty")
-    return Requester(name, scratch=bool(raw.get("scratch", False)))
+    return Requester(who.name, scratch=who.scratch)
 
 
 def upload_name(filename: str) -> str:
@@ -63,81 +81,75 @@ class DocumentMethods:
             )
         return self._docs
 
-    def embed(self, args: dict[str, Any]) -> dict[str, Any]:
-        """{texts} or {token_ids} -> {model, dimension, tokens, data: little-endian float32
-        bytes, row-major}. Token ids are the embedding model's own (vLLM's meaning), read
-        as their text. An input over the model's window is refused with the numbers."""
-        if args.get("token_ids") is not None:
-            texts = self.docs.embedder.decode([[int(i) for i in ids] for ids in args["token_ids"]])
+    def embed(self, request: EmbedRequest) -> EmbedResult:
+        """Vectors of texts, or of token ids (the embedding model's own, vLLM's meaning, read
+        as their text). An input over the model's window is refused with the numbers."""
+        if request.token_ids is not None:
+            texts = self.docs.embedder.decode(request.token_ids)
         else:
-            texts = [str(t) for t in args.get("texts") or []]
+            texts = list(request.texts or [])
         self.docs.embedder.check_window(texts)
         vectors, tokens = self.docs.embed(texts)
-        return {
-            "model": embedding_model_name(self.docs),
-            "dimension": int(vectors.shape[1]),
-            "tokens": int(tokens),
-            "data": vectors.astype("<f4").tobytes(),
-        }
+        return EmbedResult(model=embedding_model_name(self.docs), dimension=int(vectors.shape[1]),
+                           tokens=int(tokens), data=vectors.astype("<f4").tobytes())
 
-    def add_files(self, args: dict[str, Any]) -> dict[str, Any]:
-        """{collection, files: [{filename, data}], chunk?, chunk_size?} -> an ingestion report."""
-        user = requester(args)
+    def add_files(self, request: AddFilesRequest) -> IngestReport:
+        user = requester(request.requester)
         with tempfile.TemporaryDirectory(prefix="h2ogpt-upload-") as tmp:
             pairs = []
-            for i, item in enumerate(args.get("files") or []):
-                name = upload_name(item.get("filename", ""))
+            for i, item in enumerate(request.files):
+                name = upload_name(item.filename)
                 folder = Path(tmp) / str(i)  # same-named uploads must not overwrite each other
                 folder.mkdir()
                 path = folder / name
-                path.write_bytes(bytes(item.get("data") or b""))
+                path.write_bytes(item.data)
                 pairs.append((path, name))
-            report = self.docs.add_files(
-                str(args["collection"]), pairs, user, chunk=bool(args.get("chunk", True)),
-                chunk_size=args.get("chunk_size") or None,
-            )
-        return report.as_dict()
+            report = self.docs.add_files(request.collection, pairs, user, chunk=request.chunk,
+                                         chunk_size=request.chunk_size or None)
+        return msgspec.convert(report.as_dict(), IngestReport)
 
-    def add_text(self, args: dict[str, Any]) -> dict[str, Any]:
-        """{collection, text, source, chunk?, chunk_size?} -> an ingestion report."""
+    def add_text(self, request: AddTextRequest) -> IngestReport:
         report = self.docs.add_text(
-            str(args["collection"]), str(args["text"]), upload_name(args["source"]), requester(args),
-            chunk=bool(args.get("chunk", True)), chunk_size=args.get("chunk_size") or None,
+            request.collection, request.text, upload_name(request.source), requester(request.requester),
+            chunk=request.chunk, chunk_size=request.chunk_size or None,
         )
-        return report.as_dict()
+        return msgspec.convert(report.as_dict(), IngestReport)
 
-    def list_sources(self, args: dict[str, Any]) -> list[dict[str, Any]]:
-        sources = self.docs.list_sources(str(args["collection"]), requester(args))
-        return [{"source": s.source, "chunks": s.chunks, "hash": s.hash, "ingested_at": s.ingested_at}
+    def list_sources(self, request: CollectionRequest) -> list[SourceInfo]:
+        sources = self.docs.list_sources(request.collection, requester(request.requester))
+        return [SourceInfo(source=s.source, chunks=s.chunks, hash=s.hash, ingested_at=s.ingested_at)
                 for s in sources]
 
-    def delete_sources(self, args: dict[str, Any]) -> list[str]:
-        names = [str(s) for s in args.get("sources") or []]
-        return self.docs.delete_sources(str(args["collection"]), names, requester(args))
+    def delete_sources(self, request: DeleteSourcesRequest) -> list[str]:
+        return self.docs.delete_sources(request.collection, request.sources, requester(request.requester))
 
-    def rerank(self, args: dict[str, Any]) -> dict[str, Any]:
-        """{query, documents} -> {scores, model, tokens} (src.docqa.service.DocumentService.rerank)."""
-        scores, model, tokens = self.docs.rerank(str(args["query"]), [str(d) for d in args["documents"]])
+    def rerank(self, request: RerankRequest) -> RerankResult:
+        """Scores of documents for a query (src.docqa.service.DocumentService.rerank)."""
+        scores, model, tokens = self.docs.rerank(request.query, request.documents)
         name = model if not Path(model).is_absolute() else Path(model).name
-        return {"scores": scores, "model": name, "tokens": tokens}
+        return RerankResult(scores=[float(s) for s in scores], model=name, tokens=int(tokens))
 
-    def list_collections(self, args: dict[str, Any]) -> list[dict[str, Any]]:
-        return [{"name": c.name, "scope": c.scope, "builtin": c.builtin}
-                for c in self.docs.list_collections(requester(args))]
+    def list_collections(self, request: CollectionsRequest) -> list[CollectionInfo]:
+        return [CollectionInfo(name=c.name, scope=c.scope, builtin=c.builtin)
+                for c in self.docs.list_collections(requester(request.requester))]
 
-    def create_collection(self, args: dict[str, Any]) -> dict[str, Any]:
-        scope: Scope = "shared" if args.get("scope") == "shared" else "personal"
-        info = self.docs.create_collection(str(args["name"]), scope, requester(args))
-        return {"name": info.name, "scope": info.scope, "builtin": info.builtin}
+    def create_collection(self, request: CreateCollectionRequest) -> CollectionInfo:
+        info = self.docs.create_collection(request.name, request.scope, requester(request.requester))
+        return CollectionInfo(name=info.name, scope=info.scope, builtin=info.builtin)
 
-    def delete_collection(self, args: dict[str, Any]) -> dict[str, Any]:
-        self.docs.delete_collection(str(args["name"]), requester(args))
-        return {"name": str(args["name"]), "deleted": True}
+    def delete_collection(self, request: DeleteCollectionRequest) -> CollectionDeleted:
+        self.docs.delete_collection(request.name, requester(request.requester))
+        return CollectionDeleted(name=request.name)
 
 
 def register_document_methods(server: IpcServer, docs: DocumentService | None) -> None:
     """embed, add_files, add_text, list_sources, delete_sources and the collection calls."""
     methods = DocumentMethods(docs)
-    for name in ("embed", "rerank", "add_files", "add_text", "list_sources", "delete_sources",
-                 "list_collections", "create_collection", "delete_collection"):
-        server.register(name, getattr(methods, name))
+    typed: dict[str, type] = {
+        "embed": EmbedRequest, "rerank": RerankRequest, "add_files": AddFilesRequest, "add_text": AddTextRequest,
+        "list_sources": CollectionRequest, "delete_sources": DeleteSourcesRequest,
+        "list_collections": CollectionsRequest, "create_collection": CreateCollectionRequest,
+        "delete_collection": DeleteCollectionRequest,
+    }
+    for name, request_type in typed.items():
+        server.register_typed(name, request_type, getattr(methods, name))

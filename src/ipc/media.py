@@ -1,5 +1,5 @@
 """The engine's speech and image methods for the API workers (src/media.py services), typed
-by the contract (src/contract.py):
+by the contract (src/contract/):
 
 - ``transcribe`` (call): :class:`TranscribeRequest` -> :class:`Transcription`;
 - ``speech`` (stream): :class:`SpeechRequest` -> encoded audio bytes, one item per

@@ -13,19 +13,17 @@ server), and a stream's items are written to the socket by the thread that produ
 them: a token reaches the worker with one wake-up, where a broker thread plus ZeroMQ's
 I/O threads took four (measured in docs/performance.md).
 
-Adding a service method is two lines in ``src/ipc/services.py``::
+Every method the engine serves is *typed*: ``register_typed(method, RequestType, handler)``
+(``register_typed_stream`` for a stream) decodes the body as the contract's ``RequestType``
+(src/contract/; a wrong or unknown field is refused before the handler runs) and the handler
+returns, or yields, contract structs::
 
-    server.register("embed", lambda args: embedder.embed(args["texts"]))        # call
-    server.register_stream("ingest", lambda args, cancel: ingest(args, cancel))  # stream
+    server.register_typed("embed", EmbedRequest, methods.embed)                  # call
+    server.register_typed_stream("speech", SpeechRequest, speech)                # stream
 
-and the worker side calls ``await engine_client.call("embed", {"texts": [...]})`` or
-``async for item in engine_client.stream("ingest", {...})`` from a router.
-
-The engine's own methods (evaluate, models, health, tokenize, detokenize) are *typed*:
-``register_typed(method, RequestType, handler)`` decodes the body as the contract's
-``RequestType`` (src/contract.py; a wrong or unknown field is refused before the handler
-runs) and the handler returns, or yields, contract structs. The other services still take
-a plain map (``register``). A handler's exception goes back to the caller as ``{code, message, param}``
+and the worker side calls the contract's ``Engine`` method (``await client.embed(...)``).
+``register`` / ``register_stream`` take plain maps: the transport's own tests use them.
+A handler's exception goes back to the caller as ``{code, message, param}``
 (``src.errors.to_payload``): the client re-raises the domain error of that stable code,
 and a bug as a plain ``DomainError`` (``internal_error``) without its internals. The wire format is in ``src/ipc/__init__.py``.
 """

@@ -2,12 +2,13 @@
 
 ``register_engine_methods(server, evaluator)`` is the one place that says what workers
 may ask of the engine. The engine's own methods are typed by the contract
-(src/contract.py): ``evaluate`` takes an :class:`EvaluateRequest` and streams
+(src/contract/): ``evaluate`` takes an :class:`EvaluateRequest` and streams
 :class:`EvalEvent` s, ``models`` answers :class:`ModelInfo` s, ``health`` a :class:`Health`,
 ``tokenize`` / ``detokenize`` (src/ipc/ops.py) their requests and results. The document and
-media services (src/ipc/documents.py, src/ipc/media.py) still take a plain map::
+media services (src/ipc/documents.py, src/ipc/media.py) and the operations methods
+(src/ipc/ops.py) are typed the same way::
 
-    server.register("embed", lambda args: {"data": embedder.embed(args["input"])})
+    server.register_typed("embed", EmbedRequest, methods.embed)
 
 Handlers run in the engine process and may use torch; workers never import this module.
 """

@@ -1,6 +1,6 @@
 """A scripted engine client for unit tests of the API (tests only, never product code).
 
-It implements the contract's Engine protocol (src/contract.py): ``evaluate`` streams the
+It implements the contract's Engine protocol (src/contract/): ``evaluate`` streams the
 words of a scripted answer as EvalEvents and records the requests it was given (after a
 round trip through the IPC's codec, as the engine would decode them).
 Like the real engine, a streamed answer opens with an empty "started" chunk; ``hold``,

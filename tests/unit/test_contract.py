@@ -1,4 +1,4 @@
-"""The engine contract refuses what it does not declare, at the boundary (src/contract.py)."""
+"""The engine contract refuses what it does not declare, at the boundary (src/contract/)."""
 
 from __future__ import annotations
 

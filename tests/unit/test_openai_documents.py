@@ -6,6 +6,7 @@ import base64
 import struct
 from typing import Any
 
+import msgspec
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,6 +15,7 @@ from openai_server.auth import Authenticator
 from openai_server.errors import AuthenticationError
 from openai_server.files import FileStore
 from openai_server.identity import file_owner, identify
+from src import contract
 from src.errors import CollectionExistsError, UnknownCollectionError
 from src.settings import build_settings
 from tests.unit.fake_engine import FakeEngine
@@ -26,25 +28,34 @@ class DocsEngine(FakeEngine):
         super().__init__()
         self.doc_calls: list[tuple[str, dict[str, Any]]] = []
 
-    async def call(self, method: str, args: dict[str, Any] | None = None,
-                   timeout: float | None = None) -> Any:
-        args = args or {}
-        if method == "embed":
-            vectors = [[1.0, 0.5, -0.25] for _ in args["texts"]]
-            blob = b"".join(struct.pack("<3f", *v) for v in vectors)
-            return {"model": "tiny", "dimension": 3, "tokens": 7, "data": blob}
-        if method in ("add_files", "list_sources", "list_collections", "create_collection"):
-            self.doc_calls.append((method, args))
-            if args.get("collection", args.get("name")) == "Nowhere":
-                raise UnknownCollectionError("unknown collection 'Nowhere'")
-            if method == "create_collection":
-                raise CollectionExistsError("collection 'Team' already exists")
-            if method == "add_files":
-                return {"files": [{"source": f["filename"], "status": "failed", "chunks": 0,
-                                   "reason": "unsupported file type '.exe'"} for f in args["files"]],
-                        "removed": [], "summary": "0 added"}
-            return []
-        return await super().call(method, args, timeout)
+    def _doc(self, method: str, request: Any) -> None:
+        self.doc_calls.append((method, msgspec.to_builtins(request)))
+        named = getattr(request, "collection", None) or getattr(request, "name", None)
+        if named == "Nowhere":
+            raise UnknownCollectionError("unknown collection 'Nowhere'")
+
+    async def embed(self, request: contract.EmbedRequest) -> contract.EmbedResult:
+        vectors = [[1.0, 0.5, -0.25] for _ in request.texts or []]
+        blob = b"".join(struct.pack("<3f", *v) for v in vectors)
+        return contract.EmbedResult(model="tiny", dimension=3, tokens=7, data=blob)
+
+    async def add_files(self, request: contract.AddFilesRequest) -> contract.IngestReport:
+        self._doc("add_files", request)
+        return contract.IngestReport(files=[contract.IngestedFile(
+            source=f.filename, status="failed", reason="unsupported file type '.exe'") for f in request.files],
+            summary="0 added")
+
+    async def list_sources(self, request: contract.CollectionRequest) -> list[contract.SourceInfo]:
+        self._doc("list_sources", request)
+        return []
+
+    async def list_collections(self, request: contract.CollectionsRequest) -> list[contract.CollectionInfo]:
+        self._doc("list_collections", request)
+        return []
+
+    async def create_collection(self, request: contract.CreateCollectionRequest) -> contract.CollectionInfo:
+        self._doc("create_collection", request)
+        raise CollectionExistsError("collection 'Team' already exists")
 
 
 @pytest.fixture

@@ -17,7 +17,9 @@ structs and llama.cpp's server ("parse into native types as early as possible").
 - A model is described by :class:`ModelInfo` (backend kind, context window, vocabulary
   size, modalities, capabilities), not by a free dict.
 
-This module imports nothing of the engine (no torch): workers import it. The transport
+The contract is this package: the conversation, the answer, models and operations here; the
+document services in ``documents.py``, speech and images in ``media.py``. It imports nothing
+of the engine (no torch): workers import it. The transport
 and its codec are src/ipc/.
 """
 
@@ -29,14 +31,52 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
+from src.contract.base import Contract, Requester
+from src.contract.documents import (
+    AddFilesRequest,
+    AddTextRequest,
+    CollectionDeleted,
+    CollectionInfo,
+    CollectionRequest,
+    CollectionsRequest,
+    CreateCollectionRequest,
+    DeleteCollectionRequest,
+    DeleteSourcesRequest,
+    EmbedRequest,
+    EmbedResult,
+    FileUpload,
+    IngestedFile,
+    IngestReport,
+    RerankRequest,
+    RerankResult,
+    SourceInfo,
+)
+from src.contract.media import (
+    ImagesRequest,
+    ImagesResult,
+    MediaInfo,
+    Segment,
+    SpeechRequest,
+    TranscribeRequest,
+    Transcription,
+    Word,
+)
 from src.params import EvalParams
+
+__all__ = [
+    "AddFilesRequest", "AddTextRequest", "BackendHealth", "BackendKind", "CancelRequest", "CollectionDeleted",
+    "CollectionInfo", "CollectionRequest", "CollectionsRequest", "Contract", "CreateCollectionRequest",
+    "DeleteCollectionRequest", "DeleteSourcesRequest", "DetokenizeRequest", "DetokenizeResult", "EmbedRequest",
+    "EmbedResult", "Empty", "Engine", "EvalEvent", "EvaluateRequest", "FileUpload", "FinishReason", "Health",
+    "HttpObservation", "ImagePart", "ImagesRequest", "ImagesResult", "IngestReport", "IngestedFile",
+    "JsonSchemaFormat", "MediaInfo", "Message", "MetricsText", "ModelCapabilities", "ModelInfo", "Part",
+    "RateHit", "RateVerdict", "Requester", "RerankRequest", "RerankResult", "Role", "Segment", "Source",
+    "SourceInfo", "SpeechRequest", "TextPart", "TokenLogprob", "TokenizeRequest", "TokenizeResult", "ToolCall",
+    "ToolCallDelta", "TranscribeRequest", "Transcription", "Word",
+]
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 BackendKind = Literal["transformers", "llama.cpp", "vision", "remote"]
-
-
-class Contract(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
-    """Base of every contract message: unknown fields are refused, defaults are not sent."""
 
 
 # --- the conversation -------------------------------------------------------------------------
@@ -81,14 +121,6 @@ class Message(Contract):
         if isinstance(self.content, list):
             return [p for p in self.content if isinstance(p, ImagePart)]
         return []
-
-
-class Requester(Contract, kw_only=False):
-    """Who asks: their personal collections (MyData) are theirs. ``scratch``: a throwaway
-    identity (an anonymous request) whose collections go away with it."""
-
-    name: str
-    scratch: bool = False
 
 
 class JsonSchemaFormat(Contract):
@@ -248,85 +280,6 @@ class Health(Contract):
     backends: list[BackendHealth] = []
 
 
-# --- speech and images --------------------------------------------------------------------
-class TranscribeRequest(Contract):
-    """An audio file to transcribe (or, ``task="translate"``, to translate to English)."""
-
-    data: bytes
-    filename: str = ""
-    language: str | None = None
-    prompt: str | None = None
-    temperature: float = 0.0
-    task: Literal["transcribe", "translate"] = "transcribe"
-    word_timestamps: bool = True
-
-
-class Word(Contract):
-    word: str
-    start: float
-    end: float
-
-
-class Segment(Contract):
-    """A segment of a transcription, with Whisper's own figures."""
-
-    id: int
-    seek: int
-    start: float
-    end: float
-    text: str
-    tokens: list[int]
-    temperature: float
-    avg_logprob: float
-    compression_ratio: float
-    no_speech_prob: float
-    words: list[Word]
-
-
-class Transcription(Contract):
-    task: str
-    language: str | None
-    duration: float
-    text: str
-    segments: list[Segment]
-    words: list[Word]
-    model: str
-
-
-class SpeechRequest(Contract):
-    """Text to speak; the answer streams encoded audio, a piece per sentence."""
-
-    input: str
-    voice: str | None = None
-    speed: float = 1.0
-    response_format: str = "mp3"
-
-
-class ImagesRequest(Contract):
-    prompt: str
-    n: int = 1
-    size: str | None = None
-    model: str | None = None
-    seed: int | None = None
-    steps: int | None = None
-    guidance_scale: float | None = None
-
-
-class ImagesResult(Contract):
-    """PNG images, and the model that made them."""
-
-    model: str
-    images: list[bytes]
-
-
-class MediaInfo(Contract):
-    """What is on: the speech-to-text model, the voices, the image models."""
-
-    stt: str | None = None
-    voices: list[str] = []
-    image_models: list[str] = []
-
-
 # --- operations -----------------------------------------------------------------------------
 class CancelRequest(Contract):
     """Cancel the stream of this id (the client left while it was still queued)."""
@@ -367,8 +320,7 @@ class MetricsText(Contract):
 # --- the engine, as its clients see it ------------------------------------------------------
 class Engine(Protocol):
     """The engine as the API workers reach it (src.ipc.client.EngineClient; a scripted fake
-    in the unit tests). The typed methods are the contract; ``call`` / ``stream`` reach the
-    services not yet declared in it (documents) by name."""
+    in the unit tests): every method takes and answers contract messages."""
 
     def evaluate(self, request: EvaluateRequest) -> AsyncGenerator[EvalEvent, None]: ...
 
@@ -394,7 +346,20 @@ class Engine(Protocol):
 
     async def rate_hit(self, hit: RateHit) -> RateVerdict: ...
 
-    async def call(self, method: str, args: dict[str, Any] | None = None,
-                   timeout: float | None = None) -> Any: ...
+    async def embed(self, request: EmbedRequest) -> EmbedResult: ...
 
-    def stream(self, method: str, args: dict[str, Any] | None = None) -> AsyncGenerator[Any, None]: ...
+    async def rerank(self, request: RerankRequest) -> RerankResult: ...
+
+    async def add_files(self, request: AddFilesRequest) -> IngestReport: ...
+
+    async def add_text(self, request: AddTextRequest) -> IngestReport: ...
+
+    async def list_sources(self, request: CollectionRequest) -> list[SourceInfo]: ...
+
+    async def delete_sources(self, request: DeleteSourcesRequest) -> list[str]: ...
+
+    async def list_collections(self, request: CollectionsRequest) -> list[CollectionInfo]: ...
+
+    async def create_collection(self, request: CreateCollectionRequest) -> CollectionInfo: ...
+
+    async def delete_collection(self, request: DeleteCollectionRequest) -> CollectionDeleted: ...

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from src import contract
 from src.errors import (  # noqa: F401 (re-exported: the errors of this package)
     CollectionExistsError,
     DocQAError,
@@ -45,17 +46,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,61}[A-Za-z0-9]")
 _USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-@dataclass(frozen=True)
-class Requester:
-    """Who asks: a user name, and whether their personal data is scratch (temporary).
-
-    The UI passes the logged-in user (or a per-session scratch name for visitors); the
-    API passes the user its key or login maps to. ``None`` stands for the server itself
-    (start-up sync, make_db), which sees shared collections only.
-    """
-
-    name: str
-    scratch: bool = False
+# Who asks (the engine contract's Requester): the UI passes the logged-in user (or a
+# per-session scratch name for visitors); the API passes the user its key or login maps to.
+# ``None`` stands for the server itself (start-up sync, make_db), which sees shared
+# collections only.
+Requester = contract.Requester
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from src import contract
 from src.contract import (
     AddFilesRequest,
     AddTextRequest,
@@ -44,13 +43,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def requester(who: contract.Requester | None) -> Requester | None:
-    """The document service's Requester of a contract one (None: the server itself)."""
-    if who is None:
-        return None
-    if not who.name:
+def requester(who: Requester | None) -> Requester | None:
+    """Who asks (None: the server itself); a requester must have a name."""
+    if who is not None and not who.name:
         raise ValueError("requester.name must not be empty")
-    return Requester(who.name, scratch=who.scratch)
+    return who
 
 
 def upload_name(filename: str) -> str:

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from src.contract import BackendHealth, Empty, EvalEvent, EvaluateRequest, Health, ModelInfo
-from src.docqa.collections import Requester
 from src.ipc.documents import register_document_methods
 from src.ipc.media import register_media_methods
 from src.ipc.ops import register_ops_methods
@@ -53,9 +52,8 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: Medi
         return registry.listing()
 
     def evaluate(request: EvaluateRequest, cancel: threading.Event) -> Iterator[EvalEvent]:
-        who = request.requester
-        user = Requester(who.name, scratch=who.scratch) if who is not None else None
-        for chunk in evaluator.evaluate(request.params, cancel, user, request.messages, request.json_schema):
+        for chunk in evaluator.evaluate(request.params, cancel, request.requester, request.messages,
+                                        request.json_schema):
             yield chunk.event()
 
     server.register_typed("health", Empty, health)

@@ -16,8 +16,9 @@ turns either into the OpenAI-shaped chat messages a backend renders its own way,
    the front when there is none).
 4. ``text_context_list`` (given documents, or the chunks document Q&A retrieved): the last
    user message's text is wrapped in h2oGPT's document preamble; its images stay.
-5. Images: kept as ``image_url`` parts for an engine that reads URLs itself (a remote one),
-   read into bytes parts (``{"type": "image", "image": ...}``) for a local vision model.
+5. Content parts: kept as sent for an engine that reads them itself (a remote one); for a
+   local backend, text parts alone are joined into one string and images are read into
+   bytes parts (``{"type": "image", "image": ...}``) for a vision model.
 6. Tool turns: as OpenAI sends them for a backend that renders them itself, else in the
    fallback text format of src/tools.py.
 
@@ -154,10 +155,14 @@ def _with_documents(messages: list[dict[str, Any]], documents: list[str]) -> Non
         user["content"] = wrap + str(content or "")
 
 
-def _images_read(message: dict[str, Any], allow_fetch: bool) -> dict[str, Any]:
+def local_content(message: dict[str, Any], allow_fetch: bool = False) -> dict[str, Any]:
+    """A message as a local backend reads it: text parts alone joined into one string (chat
+    templates concatenate ``content``), images read into bytes parts for a vision model."""
     content = message.get("content")
     if not isinstance(content, list):
         return message
+    if all(p.get("type") == "text" for p in content):
+        return {**message, "content": "\n".join(str(p.get("text") or "") for p in content)}
     parts = [image_part(image_bytes(str(p["image_url"]["url"]), allow_fetch)) if p.get("type") == "image_url" else p
              for p in content]
     return {**message, "content": parts}
@@ -179,7 +184,7 @@ def compose(params: EvalParams, messages: Sequence[Message] | None, caps: Capabi
     own_tools = caps.native_tools or caps.template_tools
     rendered = [tools.native_history_message(m) if own_tools else tools.render_history_message(m) for m in out]
     if not caps.passthrough:
-        rendered = [_images_read(m, allow_image_fetch) for m in rendered]
+        rendered = [local_content(m, allow_image_fetch) for m in rendered]
     return rendered
 
 

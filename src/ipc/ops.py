@@ -37,7 +37,7 @@ from src.contract import (
     TokenizeRequest,
     TokenizeResult,
 )
-from src.conversation import backend_message
+from src.conversation import backend_message, local_content
 from src.errors import InvalidParamsError
 from src.ipc.server import IpcServer
 from src.metrics import EngineMetrics, metrics_of
@@ -123,9 +123,13 @@ class RateLimits:
 
 
 def _messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Chat messages to tokenize as the model reads them; images cannot be counted here."""
     if not messages:
         raise InvalidParamsError("messages must be a non-empty list", param="messages")
-    return [backend_message(m) for m in messages]
+    if any(m.images() for m in messages):
+        raise InvalidParamsError("messages with images cannot be tokenized: give their text only",
+                                 param="messages")
+    return [local_content(backend_message(m)) for m in messages]
 
 
 class OpsMethods:

@@ -416,3 +416,19 @@ def test_sigterm_stops_every_worker(server):  # last: it stops the module's serv
     assert server.proc.returncode == 0
     assert wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
                                     for p in pids), timeout=15)
+
+
+def test_a_turn_of_text_parts_is_answered_and_tokens_round_trip(server, client, model):
+    """Content parts of text only reach a local chat template as one string; /tokenize then
+    /detokenize give the text back on both local backends (the default one included)."""
+    parts = [{"type": "text", "text": "Say hello."}, {"type": "text", "text": "Use one word."}]
+    answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": parts}],
+                                            max_tokens=8, temperature=0)
+    assert answer.choices[0].message.content
+    text = "The lighthouse keeper counted 42 gulls."
+    tokens = httpx.post(server.url + "/tokenize", json={"model": model, "prompt": text,
+                                                        "add_special_tokens": False}).json()["tokens"]
+    back = httpx.post(server.url + "/detokenize", json={"model": model, "tokens": tokens})
+    assert back.status_code == 200 and back.json()["prompt"] == text
+    refused = httpx.post(server.url + "/detokenize", json={"model": model, "tokens": [10 ** 9]})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "tokens"

@@ -113,3 +113,15 @@ def test_a_template_that_takes_one_system_message_gets_them_merged():
     tok.encode = lambda text, add_special_tokens=False: rendered.append(text) or []
     render_prompt(tok, messages)
     assert rendered == ["[system]One.\nTwo.[user]Hi[user]Q"]
+
+
+def test_text_parts_alone_reach_a_local_template_as_one_string():
+    """A chat template concatenates content: a turn of text parts only is joined for it,
+    while a remote engine gets the parts as sent."""
+    from src.contract import Message, TextPart
+
+    params = EvalParams(instruction="b").with_defaults(build_settings({}))
+    sent = [Message(role="user", content=[TextPart(text="a"), TextPart(text="b")])]
+    assert compose(params, sent, Capabilities()) == [{"role": "user", "content": "a\nb"}]
+    remote = compose(params, sent, Capabilities(passthrough=True))
+    assert remote == [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]

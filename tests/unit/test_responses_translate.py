@@ -1,0 +1,161 @@
+"""The Responses and Messages APIs as translators over chat, on a scripted engine.
+
+The official SDKs talk to the app in process (httpx over the ASGI app); what the engine
+receives (the typed conversation) and what the SDK parses (items, events) are checked.
+The same properties are proven on the real model in tests/e2e/test_responses_api.py.
+"""
+
+from __future__ import annotations
+
+import anthropic
+import openai
+import pytest
+from fastapi.testclient import TestClient
+
+from openai_server.app import create_app
+from src.errors import QueueTimeoutError
+from src.settings import build_settings
+from tests.unit.fake_engine import MODEL, FakeEngine
+
+
+@pytest.fixture
+def engine():
+    return FakeEngine("Hello there friend")
+
+
+@pytest.fixture
+def http(engine, tmp_path):
+    return TestClient(create_app(build_settings({"db_root": str(tmp_path)}), engine))
+
+
+def sdk(http, key="k1"):
+    return openai.OpenAI(base_url="http://testserver/v1", api_key=key, http_client=http, max_retries=0)
+
+
+def claude(http, key="k1"):
+    return anthropic.Anthropic(base_url="http://testserver", api_key=key, http_client=http, max_retries=0)
+
+
+def test_a_string_input_is_one_user_turn_and_instructions_the_system_prompt(http, engine):
+    response = sdk(http).responses.create(model=MODEL, input="Hi there", instructions="Be brief.",
+                                          max_output_tokens=20, temperature=0)
+    assert response.status == "completed" and response.output_text == "Hello there friend"
+    assert response.output[0].type == "message" and response.output[0].content[0].type == "output_text"
+    assert response.usage.output_tokens == 3 and response.usage.total_tokens == response.usage.input_tokens + 3
+    sent = engine.calls[-1]
+    assert sent["instruction"] == "Hi there" and sent["system_prompt"] == "Be brief."
+    assert sent["max_new_tokens"] == 20 and sent["do_sample"] is False
+
+
+def test_max_output_tokens_reached_is_incomplete_with_the_reason(http):
+    response = sdk(http).responses.create(model=MODEL, input="Hi", max_output_tokens=2)
+    assert response.status == "incomplete" and response.incomplete_details.reason == "max_output_tokens"
+
+
+def test_stream_events_come_in_order_with_sequence_numbers(http):
+    with sdk(http).responses.stream(model=MODEL, input="Hi") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [e.type for e in events]
+    assert kinds[:5] == ["response.created", "response.in_progress", "response.output_item.added",
+                         "response.content_part.added", "response.output_text.delta"]
+    assert kinds[-4:] == ["response.output_text.done", "response.content_part.done",
+                          "response.output_item.done", "response.completed"]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "Hello there friend"
+    assert final.output_text == "Hello there friend"
+
+
+def test_previous_response_id_rebuilds_the_conversation_and_is_per_key(http, engine):
+    client = sdk(http)
+    first = client.responses.create(model=MODEL, input="My name is Ada.")
+    client.responses.create(model=MODEL, input="What is my name?", previous_response_id=first.id)
+    history = engine.calls[-1]["chat_conversation"]
+    assert [(t["role"], t["content"]) for t in history] == [("user", "My name is Ada."),
+                                                            ("assistant", "Hello there friend")]
+    assert client.responses.retrieve(first.id).output_text == "Hello there friend"
+    items = client.responses.input_items.list(first.id)
+    assert [i.type for i in items.data] == ["message"] and items.data[0].content[0].text == "My name is Ada."
+    with pytest.raises(openai.NotFoundError):
+        sdk(http, "k2").responses.retrieve(first.id)
+    with pytest.raises(openai.NotFoundError):
+        sdk(http, "k2").responses.create(model=MODEL, input="x", previous_response_id=first.id)
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+
+
+def test_function_call_output_items_become_tool_turns(http, engine):
+    tools = [{"type": "function", "name": "add", "parameters": {"type": "object", "properties": {}}}]
+    sdk(http).responses.create(model=MODEL, tools=tools, input=[
+        {"role": "user", "content": "Add 2 and 3."},
+        {"type": "function_call", "call_id": "call_1", "name": "add", "arguments": '{"a": 2, "b": 3}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": "5"}])
+    sent = engine.calls[-1]
+    assert sent["tools"][0]["function"]["name"] == "add"
+    assistant, tool = sent["chat_conversation"][-2:]
+    assert assistant["tool_calls"][0]["id"] == "call_1" and assistant["tool_calls"][0]["function"]["name"] == "add"
+    assert tool["role"] == "tool" and tool["tool_call_id"] == "call_1" and tool["content"] == "5"
+
+
+def test_json_schema_text_format_is_guided_json(http, engine):
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    sdk(http).responses.create(model=MODEL, input="x", text={"format": {
+        "type": "json_schema", "name": "t", "schema": schema, "strict": True}})
+    assert engine.calls[-1]["guided_json"] == schema
+
+
+def test_bad_input_is_a_400_in_the_openai_envelope(http):
+    response = http.post("/v1/responses", json={"input": [{"type": "function_call_output"}]})
+    assert response.status_code == 400 and set(response.json()["error"]) == {"message", "type", "param", "code"}
+    response = http.post("/v1/responses", json={"input": "x", "tools": [{"type": "web_search"}]})
+    assert response.status_code == 400
+
+
+def test_an_error_after_the_stream_started_is_an_error_event_then_failed(http, engine):
+    engine.fail_with, engine.fail_after = QueueTimeoutError("late"), 1
+    with sdk(http).responses.create(model=MODEL, input="Hi", stream=True) as stream:
+        kinds = [e.type for e in stream]
+    assert kinds[-2:] == ["error", "response.failed"]
+
+
+# --- Anthropic Messages ------------------------------------------------------------------------
+def test_messages_create_maps_system_and_returns_text_blocks(http, engine):
+    message = claude(http).messages.create(model=MODEL, max_tokens=20, system="Be brief.",
+                                           messages=[{"role": "user", "content": "Hi"}])
+    assert message.id.startswith("msg_") and message.content[0].text == "Hello there friend"
+    assert message.stop_reason == "end_turn" and message.usage.output_tokens == 3
+    assert engine.calls[-1]["system_prompt"] == "Be brief."
+    short = claude(http).messages.create(model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "Hi"}])
+    assert short.stop_reason == "max_tokens"
+
+
+def test_messages_stream_events_exactly(http):
+    with claude(http).messages.stream(model=MODEL, max_tokens=20, messages=[{"role": "user", "content": "Hi"}]) as s:
+        kinds = [e.type for e in s]
+        final = s.get_final_message()
+    raw = [k for k in kinds if k not in ("text",)]
+    assert raw[0] == "message_start" and raw[1] == "content_block_start" and raw[-1] == "message_stop"
+    assert raw[-3:-1] == ["content_block_stop", "message_delta"]
+    assert final.content[0].text == "Hello there friend" and final.usage.input_tokens >= 1
+
+
+def test_tool_use_and_tool_result_blocks_become_tool_turns(http, engine):
+    claude(http).messages.create(model=MODEL, max_tokens=20, tools=[
+        {"name": "add", "input_schema": {"type": "object", "properties": {}}}], messages=[
+        {"role": "user", "content": "Add 2 and 3."},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "add", "input": {"a": 2}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "5"}]}])
+    assistant, tool = engine.calls[-1]["chat_conversation"][-2:]
+    assert assistant["tool_calls"][0]["id"] == "toolu_1" and assistant["tool_calls"][0]["function"]["arguments"] == '{"a": 2}'
+    assert tool["role"] == "tool" and tool["tool_call_id"] == "toolu_1"
+
+
+def test_messages_errors_are_in_anthropics_envelope(http):
+    response = http.post("/v1/messages", json={"messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error" and body["error"]["message"]
+    with pytest.raises(anthropic.NotFoundError) as info:
+        claude(http).messages.create(model="no-such-model", max_tokens=4, messages=[{"role": "user", "content": "x"}])
+    assert info.value.body["error"]["type"] == "not_found_error"

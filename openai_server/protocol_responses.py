@@ -165,6 +165,8 @@ class ResponseCreateFields(OpenAIBaseModel):
     max_output_tokens: int | None = Field(None, ge=1, description="Most tokens to generate (default 256).")
     metadata: dict[str, str] | None = Field(None, description="Up to 16 key-value pairs, stored with the response.")
     parallel_tool_calls: bool = True
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     previous_response_id: str | None = Field(None, description="A stored response whose conversation "
                                              "this one continues.")
     reasoning: dict[str, Any] | None = None
@@ -284,11 +286,19 @@ class ResponseObject(BaseModel):
     previous_response_id: str | None = None
     reasoning: dict[str, Any] | None = None
     store: bool = True
-    temperature: float | None = None
+    temperature: float = 0.3
     text: dict[str, Any] = Field(default_factory=lambda: {"format": {"type": "text"}})
     tool_choice: str | dict[str, Any] = "auto"
     tools: list[dict[str, Any]] = Field(default_factory=list)
-    top_p: float | None = None
+    top_p: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    top_logprobs: int = 0
+    max_tool_calls: int | None = None
+    background: bool = False
+    service_tier: str = "default"
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
     truncation: str = "disabled"
     usage: ResponseUsage | None = None
     user: str | None = None

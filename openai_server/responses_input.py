@@ -156,8 +156,9 @@ def to_chat(request: ResponseCreateFields, messages: list[ChatMessage]) -> ChatC
         fields["stream_options"] = {"include_usage": True}
     if request.temperature is not None:
         fields["temperature"] = request.temperature
-    if request.top_p is not None:
-        fields["top_p"] = request.top_p
+    for name in ("top_p", "presence_penalty", "frequency_penalty"):
+        if getattr(request, name) is not None:
+            fields[name] = getattr(request, name)
     if request.tools:
         fields["tools"] = [{"type": "function", "function": tool.model_dump(exclude={"type"}, exclude_none=True)}
                            for tool in request.tools]

@@ -22,7 +22,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from openai_server.errors import APIError, InvalidRequestError, NotFoundError, from_exception
-from openai_server.protocol import ChatCompletion, ChatCompletionChunk, ChatMessage
+from openai_server.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionFields, ChatMessage
 from openai_server.protocol_responses import (
     ArgumentsDeltaEvent,
     ArgumentsDoneEvent,
@@ -114,8 +114,8 @@ class ResponsesService:
                 history += items_from_wire(record.input_items) + items_from_wire(record.response.get("output", []))
         items = request_items(request)
         messages = to_messages(request.instructions, history + items)
-        result = await self._chat(request, messages, requester)
-        base = self._base(request, await self.completions.model_id(request.model))
+        chat, result = await self._chat(request, messages, requester)
+        base = self._base(request, chat, await self.completions.model_id(request.model))
         if isinstance(result, ChatCompletion):
             response = self._from_completion(base, result)
             if request.store:
@@ -124,11 +124,13 @@ class ResponsesService:
         return self._events(base, result, owner, items, request.store)
 
     async def _chat(self, request: ResponseCreateFields, messages: list[ChatMessage],
-                    requester: Requester) -> Any:
-        """The chat completion; with ``truncation: auto`` the oldest turns go until it fits."""
+                    requester: Requester) -> tuple[ChatCompletionFields, Any]:
+        """The chat request and its completion; with ``truncation: auto`` the oldest turns go
+        until the conversation fits the context window."""
         while True:
+            chat = to_chat(request, messages)
             try:
-                return await self.completions.chat(to_chat(request, messages), requester)
+                return chat, await self.completions.chat(chat, requester)
             except Exception as exc:
                 error = from_exception(exc)
                 turns = [i for i, m in enumerate(messages) if m.role not in ("system", "developer")]
@@ -138,13 +140,14 @@ class ResponsesService:
                 while messages and messages[0].role == "tool":  # a result without its call
                     del messages[0]
 
-    def _base(self, request: ResponseCreateFields, model: str) -> ResponseObject:
+    def _base(self, request: ResponseCreateFields, chat: ChatCompletionFields, model: str) -> ResponseObject:
         tool_choice: Any = request.tool_choice or "auto"
         return ResponseObject(
             id=new_item_id("resp"), model=model, instructions=request.instructions,
             max_output_tokens=request.max_output_tokens, metadata=request.metadata or {},
             parallel_tool_calls=request.parallel_tool_calls, previous_response_id=request.previous_response_id,
-            store=request.store, temperature=request.temperature, top_p=request.top_p,
+            store=request.store, temperature=chat.temperature, top_p=chat.top_p,
+            presence_penalty=chat.presence_penalty, frequency_penalty=chat.frequency_penalty,
             text={"format": request.text.format.wire()} if request.text else {"format": {"type": "text"}},
             tool_choice=tool_choice if isinstance(tool_choice, str) else tool_choice.model_dump(),
             tools=[t.model_dump(exclude_none=True) for t in request.tools or []],

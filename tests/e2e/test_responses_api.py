@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import subprocess
+import sys
+import time
 
 import anthropic
 import httpx
@@ -14,6 +18,8 @@ import openai
 import pytest
 from pydantic import BaseModel, Field, TypeAdapter
 
+from tests import open_responses
+from tests.conftest import ROOT
 from tests.server import RemoteServer
 from tests.structured_cases import TOOLS
 
@@ -81,7 +87,8 @@ def test_stream_sends_every_event_in_order_valid_against_the_published_types(ser
         events = sse(response)
     for name, data in events:
         assert name == data["type"]
-        RESPONSE_EVENT.validate_python(data)  # the SDK's models of each event type
+        RESPONSE_EVENT.validate_python(data)  # the openai SDK's models of each event type
+        assert not open_responses.problems(data)  # the Open Responses spec's required fields
     kinds = [d["type"] for _, d in events]
     assert [d["sequence_number"] for _, d in events] == list(range(len(events)))
     assert kinds[:4] == ["response.created", "response.in_progress", "response.output_item.added",
@@ -170,6 +177,7 @@ def test_streamed_function_call_arguments_events(server, model):
         events = [d for _, d in sse(response)]
     for data in events:
         RESPONSE_EVENT.validate_python(data)
+        assert not open_responses.problems(data)
     kinds = [d["type"] for d in events]
     assert "response.function_call_arguments.delta" in kinds
     done = next(d for d in events if d["type"] == "response.function_call_arguments.done")
@@ -267,3 +275,43 @@ def test_both_apis_are_in_openapi(server):
     for path in ("/v1/responses", "/v1/responses/{response_id}", "/v1/responses/{response_id}/input_items",
                  "/v1/messages", "/v1/messages/count_tokens"):
         assert path in paths
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("path", ["/responses", "/messages"])
+def test_a_client_that_leaves_a_stream_cancels_the_generation(server, model, path):
+    body = {"model": model, "stream": True, "min_new_tokens": 4000}
+    body.update({"input": "Say hello.", "max_output_tokens": 4000} if path == "/responses" else
+                {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 4000})
+    with httpx.stream("POST", server.base_url + path, json=body, timeout=60) as response:
+        seen = 0
+        for line in response.iter_lines():
+            seen += line.startswith("data: ")
+            if seen >= 6:
+                break
+        assert server.health()["active_requests"] == 1
+    # 4000 tokens take minutes; a cancelled request leaves the engine at once.
+    assert wait_for(lambda: server.health()["active_requests"] == 0, timeout=30)
+
+
+@pytest.mark.parametrize("page", ["responses.md", "anthropic.md"])
+def test_the_docs_examples_run(server, model, page):
+    """Every Python example of docs/responses.md and docs/anthropic.md runs as written
+    (against this server's address and model)."""
+    text = (ROOT / "docs" / page).read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 2
+    for code in blocks:
+        code = code.replace("http://localhost:5000", server.url).replace(
+            '"HuggingFaceTB/SmolLM2-135M-Instruct"', repr(model))
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip()

@@ -159,3 +159,22 @@ def test_messages_errors_are_in_anthropics_envelope(http):
     with pytest.raises(anthropic.NotFoundError) as info:
         claude(http).messages.create(model="no-such-model", max_tokens=4, messages=[{"role": "user", "content": "x"}])
     assert info.value.body["error"]["type"] == "not_found_error"
+
+
+def test_anthropic_auth_by_x_api_key_or_bearer_and_its_envelope_from_every_layer(engine, tmp_path):
+    settings = build_settings({"db_root": str(tmp_path), "enforce_h2ogpt_api_key": True,
+                               "h2ogpt_api_keys": ["good"], "openai_max_request_bytes": 4096})
+    app = TestClient(create_app(settings, engine))
+    body = {"model": MODEL, "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}
+    missing = app.post("/v1/messages", json=body)
+    assert missing.status_code == 401 and missing.json()["type"] == "error"
+    assert missing.json()["error"]["type"] == "authentication_error"
+    assert app.post("/v1/messages", json=body, headers={"x-api-key": "good"}).status_code == 200
+    assert app.post("/v1/messages", json=body, headers={"Authorization": "Bearer good",
+                                                         "anthropic-version": "2023-06-01"}).status_code == 200
+    too_big = app.post("/v1/messages", headers={"x-api-key": "good"},
+                       json={**body, "messages": [{"role": "user", "content": "x" * 5000}]})
+    assert too_big.status_code == 413 and too_big.json()["error"]["type"] == "request_too_large"
+    # the OpenAI paths keep the OpenAI envelope
+    openai_401 = app.post("/v1/responses", json={"input": "Hi"})
+    assert openai_401.status_code == 401 and set(openai_401.json()) == {"error"}

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openai_server.app import create_app
-from src.errors import QueueTimeoutError
+from src.errors import ContextLengthError, QueueTimeoutError
 from src.settings import build_settings
 from tests.unit.fake_engine import MODEL, FakeEngine
 
@@ -178,3 +178,30 @@ def test_anthropic_auth_by_x_api_key_or_bearer_and_its_envelope_from_every_layer
     # the OpenAI paths keep the OpenAI envelope
     openai_401 = app.post("/v1/responses", json={"input": "Hi"})
     assert openai_401.status_code == 401 and set(openai_401.json()) == {"error"}
+
+
+class ShortWindowEngine(FakeEngine):
+    """Refuses a conversation of more than ``turns`` earlier turns, as a full context window."""
+
+    def __init__(self, turns: int):
+        super().__init__("ok")
+        self.turns = turns
+
+    async def stream(self, method, args=None):
+        if len((args or {}).get("chat_conversation") or []) > self.turns:
+            raise ContextLengthError("the prompt is longer than the context window")
+        async for chunk in super().stream(method, args):
+            yield chunk
+
+
+def test_truncation_auto_drops_the_oldest_turns_and_disabled_is_a_400(tmp_path):
+    engine = ShortWindowEngine(turns=2)
+    app = TestClient(create_app(build_settings({"db_root": str(tmp_path)}), engine))
+    turns = [{"role": r, "content": f"turn {i}"} for i, r in enumerate(["user", "assistant"] * 3)]
+    body = {"model": MODEL, "input": [*turns, {"role": "user", "content": "last"}]}
+    refused = app.post("/v1/responses", json=body)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "context_length_exceeded"
+    answered = app.post("/v1/responses", json={**body, "truncation": "auto"})
+    assert answered.status_code == 200 and answered.json()["truncation"] == "auto"
+    assert [t["content"] for t in engine.calls[-1]["chat_conversation"]] == ["turn 4", "turn 5"]
+    assert engine.calls[-1]["instruction"] == "last"

@@ -1,5 +1,5 @@
-"""The Responses API and Anthropic Messages end to end: generate.py on the default backend
-with 2 workers, the real tiny model, and the official clients (openai, openai-agents,
+"""The Responses API and Anthropic Messages end to end: generate.py on both local backends
+(transformers, and llama.cpp: the default GGUF model's) with 2 workers, the real tiny model, and the official clients (openai, openai-agents,
 anthropic). Every streamed event is validated against the SDKs' published types.
 """
 
@@ -36,9 +36,11 @@ class Person(BaseModel):
     age: int = Field(ge=0, le=120)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with RemoteServer(tmp_path_factory.mktemp("responses"), "--openai_workers=2") as srv:
+@pytest.fixture(scope="module", params=["transformers", "llamacpp"])
+def server(request, tmp_path_factory):
+    """Both local backends (the default GGUF model runs on llama.cpp once it is installed)."""
+    with RemoteServer(tmp_path_factory.mktemp("responses"), "--openai_workers=2",
+                      f"--llm_backend={request.param}") as srv:
         yield srv
 
 

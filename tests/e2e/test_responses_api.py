@@ -1,6 +1,7 @@
 """The Responses API and Anthropic Messages end to end: generate.py on both local backends
-(transformers, and llama.cpp: the default GGUF model's) with 2 workers, the real tiny model, and the official clients (openai, openai-agents,
-anthropic). Every streamed event is validated against the SDKs' published types.
+(transformers, and llama.cpp: the default GGUF model's) with 2 workers, the real tiny
+model, and the official clients (openai, openai-agents, anthropic). Every streamed event is
+validated against the SDKs' published types (and the Open Responses required fields).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
+from openai_server import translate
 from openai_server.errors import APIError, InvalidRequestError, from_exception
 from openai_server.errors_anthropic import anthropic_type
 from openai_server.protocol import (
@@ -70,7 +71,9 @@ from openai_server.protocol_anthropic import (
     Usage,
     new_anthropic_id,
 )
-from openai_server.serving import CompletionService, Requester
+from openai_server.serving import CompletionService
+from src import contract
+from src.contract import Requester
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +178,7 @@ class MessagesService:
     def __init__(self, completions: CompletionService) -> None:
         self.completions = completions
 
-    async def create(self, request: MessagesFields, requester: Requester = None) -> Message | AsyncIterator[BaseModel]:
+    async def create(self, request: MessagesFields, requester: Requester | None = None) -> Message | AsyncIterator[BaseModel]:
         model = await self.completions.model_id(request.model)
         result = await self.completions.chat(to_chat(request), requester)
         if isinstance(result, ChatCompletion):
@@ -241,17 +244,12 @@ class MessagesService:
         yield MessageStop()
 
     async def count_tokens(self, request: CountTokensFields) -> TokenCount:
-        """The prompt's tokens with the model's chat template (tool definitions included as text)."""
-        await self.completions.model_id(request.model)
-        messages: list[dict[str, Any]] = []
+        """The prompt's tokens as the model reads them: the typed conversation with the chat
+        template applied (the tool definitions counted as a system message of their JSON)."""
+        model = await self.completions.model_id(request.model)
+        messages = to_messages(request)
         if request.tools:
-            messages.append({"role": "system", "content": json.dumps(_tools(request)["tools"])})
-        for message in to_messages(request):
-            text = message.content if isinstance(message.content, str) else "\n".join(
-                p.text for p in message.content or [] if isinstance(p, TextPart))
-            if message.tool_calls:
-                text = (text or "") + json.dumps(message.tool_calls)
-            messages.append({"role": "user" if message.role == "tool" else message.role, "content": text or ""})
-        counted = await self.completions.client.call(
-            "tokenize", {"messages": messages, "chat_template": "", "return_token_strs": False}, timeout=30)
-        return TokenCount(input_tokens=int(counted["count"]))
+            messages.insert(0, ChatMessage(role="system", content=json.dumps(_tools(request)["tools"])))
+        counted = await self.completions.client.tokenize(contract.TokenizeRequest(
+            model=model, messages=translate.conversation(messages)))
+        return TokenCount(input_tokens=counted.count)

@@ -49,7 +49,8 @@ from openai_server.protocol_responses import (
     new_item_id,
 )
 from openai_server.responses_input import items_from_wire, items_to_wire, request_items, to_chat, to_messages
-from openai_server.serving import CompletionService, Requester
+from openai_server.serving import CompletionService
+from src.contract import Requester
 from src.storage.responses import ResponseStore, StoredResponse
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class ResponsesService:
 
     # --- create ---------------------------------------------------------------------------
     async def create(self, request: ResponseCreateFields, owner: str,
-                     requester: Requester = None) -> ResponseObject | AsyncIterator[StreamEvent]:
+                     requester: Requester | None = None) -> ResponseObject | AsyncIterator[StreamEvent]:
         history: list[Any] = []
         if request.previous_response_id:
             chain = await self._db("chain", owner, request.previous_response_id)
@@ -124,7 +125,7 @@ class ResponsesService:
         return self._events(base, result, owner, items, request.store)
 
     async def _chat(self, request: ResponseCreateFields, messages: list[ChatMessage],
-                    requester: Requester) -> tuple[ChatCompletionFields, Any]:
+                    requester: Requester | None) -> tuple[ChatCompletionFields, Any]:
         """The chat request and its completion; with ``truncation: auto`` the oldest turns go
         until the conversation fits the context window."""
         while True:

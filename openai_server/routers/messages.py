@@ -24,7 +24,7 @@ router = APIRouter(tags=["messages"])
 @router.post("/messages", response_model=Message)
 async def create_message(body: MessagesRequest, request: Request) -> Any:
     """A message from the model; ``stream`` returns Anthropic's server-sent events."""
-    requester = identity(request).wire()  # the key, or the x-h2ogpt-user login
+    requester = identity(request)  # the key, or the x-h2ogpt-user login
     result = await until_disconnected(request, messages_service(request).create(body, requester))
     if isinstance(result, BaseModel):
         return JSONResponse(result.model_dump(mode="json"))

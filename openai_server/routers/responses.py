@@ -25,7 +25,7 @@ router = APIRouter(tags=["responses"])
 async def create_response(body: ResponseCreateRequest, request: Request) -> Any:
     """A model response (OpenAI's Responses API); ``stream`` returns its server-sent events."""
     who = identity(request, body.user)
-    work = responses_service(request).create(body, who.name, who.wire())
+    work = responses_service(request).create(body, who.name, who)
     result = await until_disconnected(request, work)
     if isinstance(result, BaseModel):
         return JSONResponse(result.wire() if isinstance(result, ResponseObject) else result.model_dump())

@@ -28,6 +28,11 @@ def http(engine, tmp_path):
     return TestClient(create_app(build_settings({"db_root": str(tmp_path)}), engine))
 
 
+def turns(engine):
+    """(role, text) of each message of the conversation the engine was given."""
+    return [(m.role, m.text()) for m in engine.requests[-1].messages]
+
+
 def sdk(http, key="k1"):
     return openai.OpenAI(base_url="http://testserver/v1", api_key=key, http_client=http, max_retries=0)
 
@@ -43,7 +48,7 @@ def test_a_string_input_is_one_user_turn_and_instructions_the_system_prompt(http
     assert response.output[0].type == "message" and response.output[0].content[0].type == "output_text"
     assert response.usage.output_tokens == 3 and response.usage.total_tokens == response.usage.input_tokens + 3
     sent = engine.calls[-1]
-    assert sent["instruction"] == "Hi there" and sent["system_prompt"] == "Be brief."
+    assert turns(engine) == [("system", "Be brief."), ("user", "Hi there")]
     assert sent["max_new_tokens"] == 20 and sent["do_sample"] is False
 
 
@@ -70,9 +75,8 @@ def test_previous_response_id_rebuilds_the_conversation_and_is_per_key(http, eng
     client = sdk(http)
     first = client.responses.create(model=MODEL, input="My name is Ada.")
     client.responses.create(model=MODEL, input="What is my name?", previous_response_id=first.id)
-    history = engine.calls[-1]["chat_conversation"]
-    assert [(t["role"], t["content"]) for t in history] == [("user", "My name is Ada."),
-                                                            ("assistant", "Hello there friend")]
+    assert turns(engine) == [("user", "My name is Ada."), ("assistant", "Hello there friend"),
+                             ("user", "What is my name?")]
     assert client.responses.retrieve(first.id).output_text == "Hello there friend"
     items = client.responses.input_items.list(first.id)
     assert [i.type for i in items.data] == ["message"] and items.data[0].content[0].text == "My name is Ada."
@@ -93,9 +97,9 @@ def test_function_call_output_items_become_tool_turns(http, engine):
         {"type": "function_call_output", "call_id": "call_1", "output": "5"}])
     sent = engine.calls[-1]
     assert sent["tools"][0]["function"]["name"] == "add"
-    assistant, tool = sent["chat_conversation"][-2:]
-    assert assistant["tool_calls"][0]["id"] == "call_1" and assistant["tool_calls"][0]["function"]["name"] == "add"
-    assert tool["role"] == "tool" and tool["tool_call_id"] == "call_1" and tool["content"] == "5"
+    assistant, tool = engine.requests[-1].messages[-2:]
+    assert assistant.tool_calls[0].id == "call_1" and assistant.tool_calls[0].name == "add"
+    assert tool.role == "tool" and tool.tool_call_id == "call_1" and tool.content == "5"
 
 
 def test_json_schema_text_format_is_guided_json(http, engine):
@@ -125,7 +129,7 @@ def test_messages_create_maps_system_and_returns_text_blocks(http, engine):
                                            messages=[{"role": "user", "content": "Hi"}])
     assert message.id.startswith("msg_") and message.content[0].text == "Hello there friend"
     assert message.stop_reason == "end_turn" and message.usage.output_tokens == 3
-    assert engine.calls[-1]["system_prompt"] == "Be brief."
+    assert turns(engine)[0] == ("system", "Be brief.")
     short = claude(http).messages.create(model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "Hi"}])
     assert short.stop_reason == "max_tokens"
 
@@ -146,9 +150,9 @@ def test_tool_use_and_tool_result_blocks_become_tool_turns(http, engine):
         {"role": "user", "content": "Add 2 and 3."},
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "add", "input": {"a": 2}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "5"}]}])
-    assistant, tool = engine.calls[-1]["chat_conversation"][-2:]
-    assert assistant["tool_calls"][0]["id"] == "toolu_1" and assistant["tool_calls"][0]["function"]["arguments"] == '{"a": 2}'
-    assert tool["role"] == "tool" and tool["tool_call_id"] == "toolu_1"
+    assistant, tool = engine.requests[-1].messages[-2:]
+    assert assistant.tool_calls[0].id == "toolu_1" and assistant.tool_calls[0].arguments == '{"a": 2}'
+    assert tool.role == "tool" and tool.tool_call_id == "toolu_1" and tool.content == "5"
 
 
 def test_messages_errors_are_in_anthropics_envelope(http):
@@ -187,21 +191,20 @@ class ShortWindowEngine(FakeEngine):
         super().__init__("ok")
         self.turns = turns
 
-    async def stream(self, method, args=None):
-        if len((args or {}).get("chat_conversation") or []) > self.turns:
+    async def evaluate(self, request):
+        if len(request.messages or []) > self.turns + 1:
             raise ContextLengthError("the prompt is longer than the context window")
-        async for chunk in super().stream(method, args):
-            yield chunk
+        async for event in super().evaluate(request):
+            yield event
 
 
 def test_truncation_auto_drops_the_oldest_turns_and_disabled_is_a_400(tmp_path):
     engine = ShortWindowEngine(turns=2)
     app = TestClient(create_app(build_settings({"db_root": str(tmp_path)}), engine))
-    turns = [{"role": r, "content": f"turn {i}"} for i, r in enumerate(["user", "assistant"] * 3)]
-    body = {"model": MODEL, "input": [*turns, {"role": "user", "content": "last"}]}
+    earlier = [{"role": r, "content": f"turn {i}"} for i, r in enumerate(["user", "assistant"] * 3)]
+    body = {"model": MODEL, "input": [*earlier, {"role": "user", "content": "last"}]}
     refused = app.post("/v1/responses", json=body)
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "context_length_exceeded"
     answered = app.post("/v1/responses", json={**body, "truncation": "auto"})
     assert answered.status_code == 200 and answered.json()["truncation"] == "auto"
-    assert [t["content"] for t in engine.calls[-1]["chat_conversation"]] == ["turn 4", "turn 5"]
-    assert engine.calls[-1]["instruction"] == "last"
+    assert [text for _, text in turns(engine)] == ["turn 4", "turn 5", "last"]

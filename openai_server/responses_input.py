@@ -93,7 +93,15 @@ def _parts(content: str | list[Any]) -> str | list[TextPart | ImagePart]:
             out.append(ImagePart(type="image_url", image_url={"url": part.image_url, "detail": part.detail}))
         elif isinstance(part, InputFile):
             out.append(TextPart(type="text", text=_file_text(part)))
-    return out
+    return text_only(out)
+
+
+def text_only(parts: list[TextPart | ImagePart]) -> str | list[TextPart | ImagePart]:
+    """Parts that are all text as one string (the same turn; the chat layer on main answers
+    a 500 for a list of text parts alone), else the parts."""
+    if all(isinstance(p, TextPart) for p in parts):
+        return "\n".join(p.text for p in parts if isinstance(p, TextPart))
+    return parts
 
 
 def _text(content: str | list[Any]) -> str:

@@ -71,6 +71,7 @@ from openai_server.protocol_anthropic import (
     Usage,
     new_anthropic_id,
 )
+from openai_server.responses_input import text_only
 from openai_server.serving import CompletionService
 from src import contract
 from src.contract import Requester
@@ -109,7 +110,7 @@ def _turn(message: MessageParam) -> list[ChatMessage]:
         elif isinstance(block, ImageBlock):
             parts.append(_image(block))
     if parts:
-        out.append(ChatMessage(role="user", content=parts))
+        out.append(ChatMessage(role="user", content=text_only(parts)))
     return out
 
 

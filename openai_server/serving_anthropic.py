@@ -246,9 +246,11 @@ class MessagesService:
 
     async def count_tokens(self, request: CountTokensFields) -> TokenCount:
         """The prompt's tokens as the model reads them: the typed conversation with the chat
-        template applied (the tool definitions counted as a system message of their JSON)."""
+        template applied (the tool definitions counted as a system message of their JSON;
+        images are not counted: the engine's tokenize on main takes text turns only)."""
         model = await self.completions.model_id(request.model)
-        messages = to_messages(request)
+        messages = [m if not isinstance(m.content, list) else m.model_copy(update={"content": "\n".join(
+            p.text for p in m.content if isinstance(p, TextPart))}) for m in to_messages(request)]  # text only
         if request.tools:
             messages.insert(0, ChatMessage(role="system", content=json.dumps(_tools(request)["tools"])))
         counted = await self.completions.client.tokenize(contract.TokenizeRequest(

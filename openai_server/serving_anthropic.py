@@ -229,7 +229,7 @@ class MessagesService:
                                 calls[call.index] = index
                                 yield ContentBlockStart(index=index, content_block=ToolUseStart(
                                     id=call.id, name=call.function.name or ""))
-                            elif call.function.arguments and calls.get(call.index) == index:
+                            if call.function.arguments and calls.get(call.index) == index:  # first may carry them
                                 yield ContentBlockDelta(index=index, delta=InputJsonDelta(
                                     partial_json=call.function.arguments))
                         if choice.finish_reason is not None:

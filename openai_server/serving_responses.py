@@ -279,7 +279,7 @@ class _EventBuilder:
                     self.output.append(item)
                     events.append(OutputItemEvent(type="response.output_item.added", output_index=self._index(item),
                                                   item=item.model_copy()))
-                elif call.function.arguments and call.index in self.calls:
+                if call.function.arguments and call.index in self.calls:  # the first delta may carry them too
                     item = self.calls[call.index]
                     item.arguments += call.function.arguments
                     events.append(ArgumentsDeltaEvent(item_id=item.id, output_index=self._index(item),

@@ -265,6 +265,18 @@ def test_tool_use_then_tool_result_turn(claude, model):
     assert second.stop_reason in ("end_turn", "max_tokens") and second.content[0].type == "text"
 
 
+def test_streamed_tool_use_sends_its_input_as_json_deltas(claude, model):
+    with claude.messages.stream(model=model, max_tokens=96, tools=[ADD_ANTHROPIC], tool_choice={"type": "any"},
+                                messages=[{"role": "user", "content": "Add 2 and 3."}],
+                                extra_body={"temperature": 0}) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    pieces = "".join(e.delta.partial_json for e in events
+                     if e.type == "content_block_delta" and e.delta.type == "input_json_delta")
+    use = next(b for b in final.content if b.type == "tool_use")
+    assert json.loads(pieces) == use.input and set(use.input) == {"a", "b"} and final.stop_reason == "tool_use"
+
+
 def test_messages_errors_use_anthropics_envelope(server, claude, model):
     with pytest.raises(anthropic.BadRequestError) as info:
         claude.messages.create(model=model, max_tokens=0, messages=[{"role": "user", "content": "x"}])

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openai_server.auth import ApiKeyMiddleware, Authenticator
 from openai_server.errors import RequestTooLargeError, error_response, install_error_handlers
+from openai_server.errors_anthropic import AnthropicErrorMiddleware
 from openai_server.files import FileStore
 from openai_server.middleware import (
     Drain,
@@ -30,10 +31,13 @@ from openai_server.middleware import (
 from openai_server.routers import OPEN_ROUTERS, V1_ROUTERS, rerank
 from openai_server.saved_chats import SavedChats
 from openai_server.serving import CompletionService
+from openai_server.serving_anthropic import MessagesService
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
 from openai_server.serving_media import AudioService, ImageService
+from openai_server.serving_responses import ResponsesService
 from src.contract import Engine
 from src.settings import Settings
+from src.storage.responses import ResponseStore
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +114,8 @@ def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
     app = FastAPI(
         title="h2oGPT OpenAI-compatible API",
         version=product_version(),
-        description="OpenAI-compatible chat and text completions, embeddings and files over the "
-        "local engine, document collections (/v1/collections), speech (/v1/audio) and images.",
+        description="OpenAI-compatible chat and text completions, the Responses API (stored "
+        "responses), Anthropic's Messages API, embeddings and files over the local engine, document collections (/v1/collections), speech (/v1/audio) and images.",
     )
     auth = Authenticator(settings)
     app.state.settings = settings
@@ -124,6 +128,9 @@ def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
     app.state.collections = CollectionService(engine_client, app.state.files)
     app.state.audio = AudioService(engine_client, settings.max_audio_bytes)
     app.state.images = ImageService(engine_client)
+    app.state.responses = ResponsesService(app.state.completions, lambda: ResponseStore.open(
+        settings.database_url, settings.db_root, settings.responses_retention_days))
+    app.state.messages = MessagesService(app.state.completions)
     app.state.drain = Drain()
     install_error_handlers(app)
     # Added innermost first: CORS, metrics, draining, keys, rate limits, body size, the routes.
@@ -136,6 +143,7 @@ def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
     app.add_middleware(DrainMiddleware, drain=app.state.drain)
     app.add_middleware(MetricsMiddleware, engine_client=engine_client)
     app.add_middleware(WebSocketMiddleware)
+    app.add_middleware(AnthropicErrorMiddleware)  # Anthropic's envelope on /v1/messages, from every layer
     if settings.cors_origins:
         app.add_middleware(
             EnvelopeCORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],

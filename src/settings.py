@@ -201,6 +201,11 @@ class Settings(BaseModel):
         "saved chats), as an SQLAlchemy URL (postgresql+psycopg://USER:PASS@HOST/DB for a server "
         "many instances share). Empty: the SQLite file <db_root>/h2ogpt.sqlite.",
     )
+    responses_retention_days: float = Field(
+        30.0, ge=0,
+        description="Days that stored responses of /v1/responses are kept (older ones are removed "
+        "as new ones are stored); 0 keeps them until deleted.",
+    )
     chroma_server: str = Field(
         "",
         description="Chroma server (`chroma run`) to keep the collections in, as http://HOST:PORT; "

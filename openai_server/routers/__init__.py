@@ -22,12 +22,14 @@ from openai_server.routers import (
     files,
     health,
     images,
+    messages,
     models,
     ops,
+    responses,
 )
 
 OPEN_ROUTERS: list[APIRouter] = [health.router, ops.router]
 V1_ROUTERS: list[APIRouter] = [
     models.router, chat.router, completions.router, embeddings.router, files.router,
-    collections.router, audio.router, images.router,
+    collections.router, audio.router, images.router, responses.router, messages.router,
 ]

@@ -6,8 +6,10 @@ from fastapi import Request
 
 from openai_server.identity import Identity, file_owner, identify
 from openai_server.serving import CompletionService
+from openai_server.serving_anthropic import MessagesService
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
 from openai_server.serving_media import AudioService, ImageService
+from openai_server.serving_responses import ResponsesService
 from src.contract import Engine
 
 
@@ -53,4 +55,14 @@ def audio_service(request: Request) -> AudioService:
 
 def image_service(request: Request) -> ImageService:
     service: ImageService = request.app.state.images
+    return service
+
+
+def responses_service(request: Request) -> ResponsesService:
+    service: ResponsesService = request.app.state.responses
+    return service
+
+
+def messages_service(request: Request) -> MessagesService:
+    service: MessagesService = request.app.state.messages
     return service

@@ -12,11 +12,11 @@ import io
 import logging
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from src.audio.worker import Worker
+from src.contract.media import ImagesRequest
 from src.errors import ImageGenerationOffError, InvalidParamsError, UnknownModelError
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,7 @@ def parse_size(size: str | None) -> tuple[int, int] | None:
     return width, height
 
 
-@dataclass(frozen=True)
-class ImageRequest:
-    prompt: str
-    n: int = 1
-    size: str | None = None
-    model: str | None = None
-    seed: int | None = None
-    steps: int | None = None
-    guidance_scale: float | None = None
+ImageRequest = ImagesRequest  # what to draw: the engine contract's request (src/contract/media.py)
 
 
 class ImageGenerator:

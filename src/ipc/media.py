@@ -28,7 +28,6 @@ from src.contract import (
     TranscribeRequest,
     Transcription,
 )
-from src.images.service import ImageRequest
 from src.ipc.server import IpcServer
 from src.media import MediaServices
 
@@ -46,10 +45,7 @@ def register_media_methods(server: IpcServer, media: MediaServices) -> None:
         return media.tts.synthesize(request.input, request.voice, request.speed, request.response_format, cancel)
 
     def generate_images(request: ImagesRequest) -> ImagesResult:
-        result = media.images.generate(ImageRequest(
-            prompt=request.prompt, n=request.n, size=request.size, model=request.model, seed=request.seed,
-            steps=request.steps, guidance_scale=request.guidance_scale,
-        ))
+        result = media.images.generate(request)
         return ImagesResult(model=str(result["model"]), images=[bytes(i) for i in result["images"]])
 
     server.register_typed("transcribe", TranscribeRequest, transcribe)

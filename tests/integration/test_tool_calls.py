@@ -10,6 +10,7 @@ import llguidance
 
 from src import tools
 from src.engine.types import OutputConstraint
+from src.evaluate import merged_calls
 from src.params import EvalParams
 from tests.structured_cases import TOOLS, TOOLS_TEMPLATE
 
@@ -60,23 +61,33 @@ def test_tool_choice_none_still_renders_the_history_with_the_template(evaluator,
     assert '<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>' in text
 
 
+def typed_calls(chunks) -> list[tuple[str, str]]:
+    """(name, arguments) of the typed tool-call deltas of an answer, merged by index."""
+    merged = merged_calls([d for c in chunks for d in c.tool_calls])
+    return [(d.name or "", json.loads(d.arguments)) for d in merged]
+
+
 def test_a_forced_call_with_a_tools_template_is_a_valid_call(evaluator):
-    final = list(evaluator.evaluate(EvalParams(
+    chunks = list(evaluator.evaluate(EvalParams(
         instruction="Add 2 and 3.", tools=[ADD, WEATHER], chat_template=TOOLS_TEMPLATE,
-        tool_choice={"type": "function", "function": {"name": "add"}}, max_new_tokens=48, temperature=0)))[-1]
-    assert final.finish_reason == "stop"
+        tool_choice={"type": "function", "function": {"name": "add"}}, max_new_tokens=48, temperature=0)))
+    final = chunks[-1]
+    assert final.finish_reason == "tool_calls"
     calls = tools.parse_tool_calls(final.response)
+    assert typed_calls(chunks) == [(c.name, json.loads(c.arguments)) for c in calls]  # the calls came as data
     assert calls and all(c.name == "add" for c in calls)
     for call in calls:
         jsonschema.validate(json.loads(call.arguments), ADD["function"]["parameters"])
 
 
 def test_asked_for_two_calls_the_model_makes_two_valid_calls(evaluator):
-    final = list(evaluator.evaluate(EvalParams(
+    chunks = list(evaluator.evaluate(EvalParams(
         instruction="What is the weather in Paris and in London?", tools=[WEATHER], tool_choice="required",
-        max_new_tokens=80, temperature=0)))[-1]
+        max_new_tokens=80, temperature=0)))
+    final = chunks[-1]
     calls = tools.parse_tool_calls(final.response)
-    assert final.finish_reason == "stop" and len(calls) == 2, final.response
+    assert final.finish_reason == "tool_calls" and len(calls) == 2, final.response
+    assert typed_calls(chunks) == [(c.name, json.loads(c.arguments)) for c in calls]
     for call in calls:
         jsonschema.validate(json.loads(call.arguments), WEATHER["function"]["parameters"])
     assert {json.loads(c.arguments)["city"] for c in calls} == {"Paris", "London"}
@@ -86,7 +97,7 @@ def test_without_parallel_calls_the_same_request_makes_one_call(evaluator):
     final = list(evaluator.evaluate(EvalParams(
         instruction="What is the weather in Paris and in London?", tools=[WEATHER], tool_choice="required",
         parallel_tool_calls=False, max_new_tokens=80, temperature=0)))[-1]
-    assert final.finish_reason == "stop" and len(tools.parse_tool_calls(final.response)) == 1
+    assert final.finish_reason == "tool_calls" and len(tools.parse_tool_calls(final.response)) == 1
     assert final.response.count("<tool_call>") == 1
 
 

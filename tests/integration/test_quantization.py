@@ -22,7 +22,7 @@ def test_load_8bit_stores_the_linear_weights_as_int8(int8, engine):
     plain = [m for m in engine.loaded.model.modules() if isinstance(m, torch.nn.Linear)]
     assert len(quantized) == len(plain) > 0
     assert all(m.weight().dtype == torch.qint8 for m in quantized)
-    assert int8.info()["weights"] == "int8" and engine.info()["weights"] == "float32"
+    assert int8.loaded.weights == "int8" and engine.loaded.weights == "float32"
 
 
 def test_an_int8_model_answers_like_the_float32_one_on_an_easy_question(int8, engine):

@@ -60,7 +60,7 @@ def run(backend, request: GenerationRequest) -> list:
 def test_the_folder_loads_as_a_vision_backend_named_after_it(vision):
     assert vision.name == "tiny-llava"
     assert vision.capabilities.vision and not vision.capabilities.logprobs
-    assert vision.context_window == 512 and vision.info()["vision"] is True
+    assert vision.context_window == 512 and vision.describe().capabilities.vision is True
 
 
 def test_an_image_is_read_into_the_prompt_and_changes_the_answer(vision):

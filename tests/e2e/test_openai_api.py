@@ -409,15 +409,6 @@ def test_client_leaving_while_queued_cancels_its_request(server, model):
     assert wait_for(lambda: server.health()["active_requests"] == 0, timeout=30)
 
 
-def test_sigterm_stops_every_worker(server):  # last: it stops the module's server
-    pids = server.worker_pids()
-    assert pids
-    server.stop()  # SIGTERM, as a service manager would send
-    assert server.proc.returncode == 0
-    assert wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
-                                    for p in pids), timeout=15)
-
-
 def test_a_turn_of_text_parts_is_answered_and_tokens_round_trip(server, client, model):
     """Content parts of text only reach a local chat template as one string; /tokenize then
     /detokenize give the text back on both local backends (the default one included)."""
@@ -432,3 +423,12 @@ def test_a_turn_of_text_parts_is_answered_and_tokens_round_trip(server, client, 
     assert back.status_code == 200 and back.json()["prompt"] == text
     refused = httpx.post(server.url + "/detokenize", json={"model": model, "tokens": [10 ** 9]})
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "tokens"
+
+
+def test_sigterm_stops_every_worker(server):  # last: it stops the module's server
+    pids = server.worker_pids()
+    assert pids
+    server.stop()  # SIGTERM, as a service manager would send
+    assert server.proc.returncode == 0
+    assert wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+                                    for p in pids), timeout=15)

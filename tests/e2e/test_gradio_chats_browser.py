@@ -71,6 +71,18 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield ctx
 
 
+@pytest.fixture(autouse=True)
+def close_pages(context: Any) -> Iterator[None]:
+    """Each test closes the pages it opened: every open Gradio page holds a heartbeat stream,
+    and Chromium opens at most 6 connections to one host, so pages left open by earlier tests
+    would stall a later page's load."""
+    before = set(context.pages)
+    yield
+    for page in context.pages:
+        if page not in before:
+            page.close()
+
+
 def load(context: Any, url: str) -> Any:
     page = open_page(context, url)
     page.locator("#prompt textarea").wait_for()

@@ -8,7 +8,6 @@ Screenshots are kept as artefacts in docs/images/ (docs/ui.md shows them).
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
+from tests.docqa.fixtures import paged_pdf
 from tests.e2e.browser import browser_context, open_page
 from tests.e2e.gradio_server import GradioApp
 from tests.e2e.test_gradio_browser import BOT, USER, send, wait_answer_done
@@ -28,32 +28,6 @@ IMAGES = ROOT / "docs" / "images"
 QUESTION = "What colour does Ambrose paint the lighthouse?"
 PAGES = ["The harbour log, volume one. Boats arrive at dawn and leave at dusk.",
          "The lighthouse keeper Ambrose paints the tower blue every April."]
-
-
-def paged_pdf(pages: list[str]) -> bytes:
-    """A PDF with one text line per page (Helvetica), with a correct cross-reference table."""
-    n = len(pages)
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(n))
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode()]
-    font = 3 + 2 * n
-    for i, text in enumerate(pages):
-        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
-                       f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode())
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ chunk, read with its title/section header as the model reads it, must fit it.
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from src.docqa.splitting import context_header, indexed_text
 from src.docqa.store import ChromaStore
 from tests.conftest import ROOT
+from tests.docqa.fixtures import paged_pdf
 from tests.docqa.plugin import make_service, service_in, shared_embedder
 
 
@@ -98,6 +100,35 @@ def test_rst_and_asciidoc_headings_become_sections(docs, tmp_path: Path) -> None
     hits = stored(docs)
     assert {h.metadata["section"] for h in hits} == {"NAME", "OPTIONS"}
     assert {h.metadata["title"] for h in hits} == {"tool(1)"}
+
+
+def outlined_pdf(pages: list[str], outline: list[tuple[str, int]]) -> bytes:
+    """``paged_pdf`` with bookmarks: (title, 0-based page) entries, the first one with a child."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(paged_pdf(pages))))
+    parent = None
+    for n, (title, page) in enumerate(outline):
+        item = writer.add_outline_item(title=title, page_number=page, parent=parent if n == 1 else None)
+        parent = item if n == 0 else parent
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_pdf_outline_entries_become_the_sections_of_their_pages(docs, tmp_path: Path) -> None:
+    pdf = tmp_path / "harbour.pdf"
+    pdf.write_bytes(outlined_pdf(
+        ["Boats arrive at dawn.", "Lines are doubled in a gale.", "Ambrose paints the tower blue.",
+         "Keepers log the lamp hours."],
+        [("Arrivals", 0), ("Storm rules", 1), ("Maintenance", 2)]))
+    docs.add_files("UserData", [(pdf, "harbour.pdf")], None)
+    by_page = {h.metadata["page"]: h for h in stored(docs)}
+    assert {p: h.metadata["section"] for p, h in by_page.items()} == {
+        1: "Arrivals", 2: "Storm rules", 3: "Maintenance", 4: "Maintenance"}  # a page without an entry
+    assert by_page[3].content == "Ambrose paints the tower blue."  # the source shows the text as written
+    hits = docs.retrieve("UserData", "Maintenance: what colour is the tower?", 1, None)
+    assert indexed_text(hits[0].content, hits[0].metadata).startswith("harbour.pdf > Maintenance\n")
 
 
 def test_an_oversized_database_is_reported_at_start_and_make_db_rebuilds_it(

@@ -55,10 +55,11 @@ def apply_samplers(probs: Sequence[tuple[str, float]], request: LogitsRequest, t
     ranked = [(t, p) for t, p in probs if p > 0]
     if not ranked:
         return []
-    if temperature:
+    if temperature and request.temperature != 1.0:
         if request.temperature <= 0:  # greedy: the most likely token only
             return [(ranked[0][0], 1.0)]
-        ranked = _normalized([(t, math.exp(math.log(p) / request.temperature)) for t, p in ranked])
+        top = math.log(ranked[0][1])  # relative to the most likely: no overflow at a tiny temperature
+        ranked = _normalized([(t, math.exp((math.log(p) - top) / request.temperature)) for t, p in ranked])
     if request.top_k:
         ranked = ranked[:request.top_k]
     if request.top_p < 1.0:
@@ -67,7 +68,7 @@ def apply_samplers(probs: Sequence[tuple[str, float]], request: LogitsRequest, t
         for token, p in ranked:  # the smallest set reaching top_p
             kept.append((token, p))
             total += p
-            if total >= request.top_p:
+            if total >= request.top_p - 1e-9:  # float sums: 0.5 + 0.3 reaches 0.8
                 break
         ranked = kept
     if request.min_p > 0:
@@ -91,8 +92,8 @@ def local_probs(model: Any, tokenizer: Any, prompt_ids: Sequence[int], request: 
         logits = model(torch.tensor([list(prompt_ids)], device=device)).logits[0, -1].float()
     if request.use_samplers and request.temperature <= 0:
         return [(tokenizer.decode([int(torch.argmax(logits))]), 1.0)]
-    if request.use_samplers:
-        logits = logits / request.temperature
+    if request.use_samplers:  # shifted so that a tiny temperature cannot overflow to inf - inf
+        logits = (logits - logits.max()) / request.temperature
     probs = torch.softmax(logits, dim=-1)
     pool = request.top_logits if not request.use_samplers else max(request.top_logits, LOCAL_POOL)
     values, ids = torch.topk(probs, min(pool, probs.numel()))

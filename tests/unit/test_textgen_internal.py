@@ -98,3 +98,8 @@ def test_bad_bodies_are_400s_naming_the_field():
                               ("decode", {"tokens": "abc"}, "tokens"), ("encode", {"text": 3}, "text")]:
         response = api.post(f"/v1/internal/{path}", json=body)
         assert response.status_code == 400 and response.json()["error"]["param"] == field, response.text
+
+
+def test_a_tiny_temperature_is_all_but_greedy_not_nan():
+    kept = apply_samplers(DIST, samplers(temperature=1e-300))
+    assert kept[0] == ("a", 1.0) and all(p == 0.0 for _, p in kept[1:])

@@ -115,14 +115,13 @@ def llamacpp_probs(post: Post, request: LogitsRequest) -> Probs:
     else:
         body.update(temperature=0.0)
     answer = post("/completion", body)
-    steps = answer.get("completion_probabilities") or []
-    if not steps:
-        raise RemoteRejectedError("llama-server returned no probabilities for the next token")
-    step = steps[0]
-    if request.use_samplers:
-        ranked = [(str(c["token"]), float(c["prob"])) for c in step.get("top_probs") or []]
-        return _normalized(ranked)[:request.top_logits]
-    return [(str(c["token"]), math.exp(float(c["logprob"]))) for c in step.get("top_logprobs") or []]
+    try:
+        step = answer["completion_probabilities"][0]
+        if request.use_samplers:  # already normalized over what the chain kept
+            return [(str(c["token"]), float(c["prob"])) for c in step.get("top_probs") or []]
+        return [(str(c["token"]), math.exp(float(c["logprob"]))) for c in step.get("top_logprobs") or []]
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise RemoteRejectedError("llama-server returned no probabilities for the next token") from None
 
 
 # --- remote ---------------------------------------------------------------------------------

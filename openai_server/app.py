@@ -28,11 +28,12 @@ from openai_server.middleware import (
     RateLimitMiddleware,
     WebSocketMiddleware,
 )
-from openai_server.routers import OPEN_ROUTERS, V1_ROUTERS, rerank
+from openai_server.routers import OPEN_ROUTERS, V1_ROUTERS, internal, rerank
 from openai_server.saved_chats import SavedChats
 from openai_server.serving import CompletionService
 from openai_server.serving_anthropic import MessagesService
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
+from openai_server.serving_internal import InternalService
 from openai_server.serving_media import AudioService, ImageService
 from openai_server.serving_responses import ResponsesService
 from src.contract import Engine
@@ -131,6 +132,7 @@ def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
     app.state.responses = ResponsesService(app.state.completions, lambda: ResponseStore.open(
         settings.database_url, settings.db_root, settings.responses_retention_days))
     app.state.messages = MessagesService(app.state.completions)
+    app.state.internal = InternalService(engine_client, app.state.completions)
     app.state.drain = Drain()
     install_error_handlers(app)
     # Added innermost first: CORS, metrics, draining, keys, rate limits, body size, the routes.
@@ -139,7 +141,8 @@ def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
         app.add_middleware(RateLimitMiddleware, authenticator=auth, engine_client=engine_client,
                            default_limit=settings.api_rate_limit)
     protected = {"/tokenize", "/detokenize", "/rerank"} | ({"/metrics"} if settings.metrics_api_key_required else set())
-    app.add_middleware(ApiKeyMiddleware, authenticator=auth, paths=frozenset(protected))
+    app.add_middleware(ApiKeyMiddleware, authenticator=auth, paths=frozenset(protected),
+                       open_paths=internal.OPEN_PATHS)
     app.add_middleware(DrainMiddleware, drain=app.state.drain)
     app.add_middleware(MetricsMiddleware, engine_client=engine_client)
     app.add_middleware(WebSocketMiddleware)

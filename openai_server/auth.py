@@ -76,15 +76,19 @@ class ApiKeyMiddleware:
     read."""
 
     def __init__(self, app: ASGIApp, authenticator: Authenticator, prefix: str = "/v1",
-                 paths: frozenset[str] = frozenset()) -> None:
+                 paths: frozenset[str] = frozenset(), open_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.authenticator = authenticator
         self.prefix = prefix
         self.paths = paths  # more protected paths outside the prefix (/tokenize, /metrics)
+        self.open_paths = open_paths  # open paths under the prefix (/v1/internal/health)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if scope.get("method") == "OPTIONS":  # a CORS preflight carries no key
+            await self.app(scope, receive, send)
+            return
+        if path in self.open_paths:
             await self.app(scope, receive, send)
             return
         if path == self.prefix or path.startswith(self.prefix + "/") or path in self.paths:

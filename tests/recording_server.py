@@ -3,7 +3,8 @@ answers from a script, streamed as OpenAI streams (the remote backend always str
 
 It stands in as ``--inference_server=openai_chat:URL`` where a test must see exactly what
 the engine forwards (messages, tools, response_format, seed, ...) and control what comes
-back (text, or tool calls with ids of its own). It also serves vLLM's /tokenize and
+back (text, or tool calls with ids of its own). A non-streamed ``/v1/completions`` answers
+one token with :attr:`RecordingServer.top_logprobs` (the next-token probabilities). It also serves vLLM's /tokenize and
 /detokenize with a byte-level tokenizer (a token is a UTF-8 byte), so a round trip is exact.
 
     with RecordingServer() as remote:
@@ -15,6 +16,7 @@ back (text, or tool calls with ids of its own). It also serves vLLM's /tokenize 
 from __future__ import annotations
 
 import json
+import math
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,6 +73,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._json({"prompt": bytes(tokens).decode(errors="replace")})
             return
+        if self.path == "/v1/completions" and not body.get("stream"):  # one token, with its top log probs
+            with recorder.lock:
+                recorder.bodies.append(body)
+            top = dict(list(recorder.top_logprobs.items())[:int(body.get("logprobs") or 0)])
+            first = next(iter(top), "")
+            self._json({"id": "cmpl-recorded", "object": "text_completion", "created": 1, "model": MODEL,
+                        "choices": [{"index": 0, "text": first, "finish_reason": "length", "logprobs": {
+                            "tokens": [first], "token_logprobs": [top.get(first)], "top_logprobs": [top]}}]})
+            return
         if self.path != "/v1/chat/completions":
             self._json({"error": {"message": f"no {self.path}"}}, 404)
             return
@@ -125,6 +136,8 @@ class RecordingServer:
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.script: list[Reply] = []
+        #: The next token's log probs that a one-token /v1/completions answers, most likely first.
+        self.top_logprobs: dict[str, float] = {f" t{i}": math.log(0.5 ** (i + 1)) for i in range(30)}
         self.lock = threading.Lock()
         self._server = _Server(self)
         self.port = self._server.server_address[1]

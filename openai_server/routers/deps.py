@@ -8,6 +8,7 @@ from openai_server.identity import Identity, file_owner, identify
 from openai_server.serving import CompletionService
 from openai_server.serving_anthropic import MessagesService
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
+from openai_server.serving_internal import InternalService
 from openai_server.serving_media import AudioService, ImageService
 from openai_server.serving_responses import ResponsesService
 from src.contract import Engine
@@ -65,4 +66,9 @@ def responses_service(request: Request) -> ResponsesService:
 
 def messages_service(request: Request) -> MessagesService:
     service: MessagesService = request.app.state.messages
+    return service
+
+
+def internal_service(request: Request) -> InternalService:
+    service: InternalService = request.app.state.internal
     return service

@@ -18,7 +18,8 @@ structs and llama.cpp's server ("parse into native types as early as possible").
   size, modalities, capabilities), not by a free dict.
 
 The contract is this package: the conversation, the answer, models and operations here; the
-document services in ``documents.py``, speech and images in ``media.py``. It imports nothing
+document services in ``documents.py``, speech and images in ``media.py``, text-generation-webui's
+internal API (next-token probabilities, chat prompts, stopping answers) in ``internal.py``. It imports nothing
 of the engine (no torch): workers import it. The transport
 and its codec are src/ipc/.
 """
@@ -51,6 +52,7 @@ from src.contract.documents import (
     RerankResult,
     SourceInfo,
 )
+from src.contract.internal import ChatPrompt, LogitsRequest, LogitsResult, Stopped, StopRequest
 from src.contract.media import (
     ImagesRequest,
     ImagesResult,
@@ -64,14 +66,15 @@ from src.contract.media import (
 from src.params import EvalParams
 
 __all__ = [
-    "AddFilesRequest", "AddTextRequest", "BackendHealth", "BackendKind", "CancelRequest", "CollectionDeleted",
-    "CollectionInfo", "CollectionRequest", "CollectionsRequest", "Contract", "CreateCollectionRequest",
-    "DeleteCollectionRequest", "DeleteSourcesRequest", "DetokenizeRequest", "DetokenizeResult", "EmbedRequest",
-    "EmbedResult", "Empty", "Engine", "EvalEvent", "EvaluateRequest", "FileUpload", "FinishReason", "Health",
-    "HttpObservation", "ImagePart", "ImagesRequest", "ImagesResult", "IngestReport", "IngestedFile",
-    "JsonSchemaFormat", "MediaInfo", "Message", "MetricsText", "ModelCapabilities", "ModelInfo", "Part",
-    "RateHit", "RateVerdict", "Requester", "RerankRequest", "RerankResult", "Role", "Segment", "Source",
-    "SourceInfo", "SpeechRequest", "TextPart", "TokenLogprob", "TokenizeRequest", "TokenizeResult", "ToolCall",
+    "AddFilesRequest", "AddTextRequest", "BackendHealth", "BackendKind", "CancelRequest", "ChatPrompt",
+    "CollectionDeleted", "CollectionInfo", "CollectionRequest", "CollectionsRequest", "Contract",
+    "CreateCollectionRequest", "DeleteCollectionRequest", "DeleteSourcesRequest", "DetokenizeRequest",
+    "DetokenizeResult", "EmbedRequest", "EmbedResult", "Empty", "Engine", "EvalEvent", "EvaluateRequest",
+    "FileUpload", "FinishReason", "Health", "HttpObservation", "ImagePart", "ImagesRequest", "ImagesResult",
+    "IngestReport", "IngestedFile", "JsonSchemaFormat", "LogitsRequest", "LogitsResult", "MediaInfo",
+    "Message", "MetricsText", "ModelCapabilities", "ModelInfo", "Part", "RateHit", "RateVerdict", "Requester",
+    "RerankRequest", "RerankResult", "Role", "Segment", "Source", "SourceInfo", "SpeechRequest",
+    "StopRequest", "Stopped", "TextPart", "TokenLogprob", "TokenizeRequest", "TokenizeResult", "ToolCall",
     "ToolCallDelta", "TranscribeRequest", "Transcription", "Word",
 ]
 
@@ -331,6 +334,12 @@ class Engine(Protocol):
     async def tokenize(self, request: TokenizeRequest) -> TokenizeResult: ...
 
     async def detokenize(self, request: DetokenizeRequest) -> DetokenizeResult: ...
+
+    async def logits(self, request: LogitsRequest) -> LogitsResult: ...
+
+    async def chat_prompt(self, request: TokenizeRequest) -> ChatPrompt: ...
+
+    async def stop_generation(self, request: StopRequest) -> Stopped: ...
 
     async def metrics(self) -> MetricsText: ...
 

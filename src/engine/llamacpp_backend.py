@@ -36,13 +36,14 @@ from types import SimpleNamespace
 from typing import Any
 
 from src import tools
-from src.contract import ModelInfo
+from src.contract import LogitsRequest, ModelInfo
 from src.engine.backend import model_info
 from src.engine.handle import RequestHandle
 from src.engine.kv_budget import budget_tokens, kv_bytes_per_token
 from src.engine.llamacpp_process import LlamaServer
 from src.engine.loopback_http import post_stream
 from src.engine.model_source import ModelSource
+from src.engine.next_token import llamacpp_probs
 from src.engine.regex_gbnf import regex_to_gbnf
 from src.engine.remote_backend import Progress, RemoteBackend, StreamedResponse
 from src.engine.remote_spec import RemoteSpec
@@ -207,6 +208,10 @@ class LlamaCppBackend(RemoteBackend):
             raise UnsupportedFeatureError("the llama.cpp backend uses the model's own chat template",
                                           param="chat_template")
         return self.tokenize(self._chat_prompt(messages), add_special_tokens=False)
+
+    def next_token_probs(self, request: LogitsRequest) -> list[tuple[str, float]]:
+        """llama-server's own probabilities: ``n_probs``, or ``post_sampling_probs``."""
+        return llamacpp_probs(self._post_root, request)
 
     # --- min_new_tokens: llama.cpp has no minimum length ----------------------------------------
     def _post_stream(self, path: str, body: dict[str, Any]) -> contextlib.AbstractContextManager[StreamedResponse]:

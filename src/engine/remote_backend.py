@@ -34,9 +34,10 @@ from typing import Any, Protocol
 
 import httpx
 
-from src.contract import ModelInfo
+from src.contract import LogitsRequest, ModelInfo
 from src.engine.backend import model_info
 from src.engine.handle import RequestHandle
+from src.engine.next_token import remote_probs
 from src.engine.remote_spec import RemoteSpec
 from src.engine.remote_wire import (
     ChunkReader,
@@ -365,6 +366,11 @@ class RemoteBackend:
         if chat_template:
             body["chat_template"] = chat_template
         return [int(i) for i in self._post_root("/tokenize", body)["tokens"]]
+
+    def next_token_probs(self, request: LogitsRequest) -> list[tuple[str, float]]:
+        """The remote's top log probs of a one-token completion (src/engine/next_token.py)."""
+        v1 = self.spec.base_url[len(self.spec.root):]
+        return remote_probs(lambda path, body: self._post_root(v1 + path, body), self.remote_model, request)
 
     def describe(self) -> ModelInfo:
         return model_info(self, "remote", vocab_size=self._vocab, inference_server=str(self.spec),

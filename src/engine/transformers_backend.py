@@ -12,13 +12,14 @@ import itertools
 import threading
 from collections.abc import Sequence as Seq
 
-from src.contract import ModelInfo
+from src.contract import LogitsRequest, ModelInfo
 from src.engine.backend import model_info
 from src.engine.batching import BatchEngine
 from src.engine.constraints import GrammarCompiler
 from src.engine.handle import RequestHandle
 from src.engine.kv_budget import budget_tokens, kv_bytes_per_token
 from src.engine.loader import LoadedModel
+from src.engine.next_token import local_probs
 from src.engine.prompting import render_prompt
 from src.engine.sequence import Sequence
 from src.engine.types import Capabilities, GenerationRequest, Message
@@ -110,6 +111,14 @@ class TransformersBackend:
         self, messages: Seq[Message], prompt_type: str = "", chat_template: str = ""
     ) -> list[int]:
         return render_prompt(self.loaded.tokenizer, messages, prompt_type, chat_template)
+
+    def next_token_probs(self, request: LogitsRequest) -> list[tuple[str, float]]:
+        """One forward pass of the prompt (src/engine/next_token.py), beside the batch."""
+        ids = self.tokenize(request.prompt, add_special_tokens=True)
+        if len(ids) >= self.context_window:
+            raise ContextLengthError(f"the prompt has {len(ids)} tokens; the model's context window is "
+                                     f"{self.context_window}")
+        return local_probs(self.loaded.model, self.loaded.tokenizer, ids, request)
 
     def describe(self) -> ModelInfo:
         return model_info(self, "transformers", vocab_size=len(self.loaded.tokenizer))

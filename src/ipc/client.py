@@ -37,6 +37,7 @@ from src.contract import (
     AddFilesRequest,
     AddTextRequest,
     CancelRequest,
+    ChatPrompt,
     CollectionDeleted,
     CollectionInfo,
     CollectionRequest,
@@ -55,6 +56,8 @@ from src.contract import (
     ImagesRequest,
     ImagesResult,
     IngestReport,
+    LogitsRequest,
+    LogitsResult,
     MediaInfo,
     MetricsText,
     ModelInfo,
@@ -64,6 +67,8 @@ from src.contract import (
     RerankResult,
     SourceInfo,
     SpeechRequest,
+    Stopped,
+    StopRequest,
     TokenizeRequest,
     TokenizeResult,
     TranscribeRequest,
@@ -125,6 +130,18 @@ class EngineClient:
 
     async def detokenize(self, request: DetokenizeRequest) -> DetokenizeResult:
         result: DetokenizeResult = await self._call("detokenize", request, DetokenizeResult)
+        return result
+
+    async def logits(self, request: LogitsRequest) -> LogitsResult:
+        result: LogitsResult = await self._call("logits", request, LogitsResult)
+        return result
+
+    async def chat_prompt(self, request: TokenizeRequest) -> ChatPrompt:
+        result: ChatPrompt = await self._call("chat_prompt", request, ChatPrompt)
+        return result
+
+    async def stop_generation(self, request: StopRequest) -> Stopped:
+        result: Stopped = await self._call("stop_generation", request, Stopped, OPS_TIMEOUT)
         return result
 
     async def transcribe(self, request: TranscribeRequest) -> Transcription:

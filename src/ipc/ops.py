@@ -4,8 +4,10 @@ Registered on the IPC server by :func:`register_ops_methods` (one line in
 src/ipc/services.py). The API workers are N processes; whatever must be counted or
 limited once for all of them lives here, in the one engine process:
 
-- ``tokenize`` / ``detokenize``: the model's tokenizer, for /tokenize, /detokenize and
-  the Gradio ``/count_tokens`` endpoint (one code path);
+- ``tokenize`` / ``detokenize``: the model's tokenizer, for /tokenize, /detokenize,
+  /v1/internal/encode and the Gradio ``/count_tokens`` endpoint (one code path);
+- ``chat_prompt`` and ``logits``: a chat's prompt text and the next token's probabilities
+  (text-generation-webui's /v1/internal/chat-prompt and /v1/internal/logits);
 - ``metrics``: the Prometheus text of the engine's registry (src/metrics.py), which the
   workers serve at /metrics; ``observe_http``: a worker reports one HTTP response;
 - ``rate_hit``: one hit on a rate limit, counted across all workers (``limits``' moving
@@ -26,10 +28,13 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from src.contract import (
+    ChatPrompt,
     DetokenizeRequest,
     DetokenizeResult,
     Empty,
     HttpObservation,
+    LogitsRequest,
+    LogitsResult,
     Message,
     MetricsText,
     RateHit,
@@ -38,7 +43,8 @@ from src.contract import (
     TokenizeResult,
 )
 from src.conversation import backend_message, local_content
-from src.errors import InvalidParamsError
+from src.engine.next_token import NextTokenSource, validate
+from src.errors import InvalidParamsError, UnsupportedFeatureError
 from src.ipc.server import IpcServer
 from src.metrics import EngineMetrics, metrics_of
 
@@ -71,6 +77,13 @@ class EngineAdapter:
                         chat_template: str = "", model: str | None = None) -> list[int]:
         return self.registry.get(model).chat_prompt_ids(
             messages, prompt_type or self.settings.prompt_type, chat_template or self.settings.chat_template)
+
+    def next_token_probs(self, request: LogitsRequest) -> list[tuple[str, float]]:
+        backend = self.registry.get(request.model)
+        if not isinstance(backend, NextTokenSource):
+            raise UnsupportedFeatureError(f"the {backend.describe().backend} backend of {backend.name!r} "
+                                          "cannot give next-token probabilities", param="model")
+        return backend.next_token_probs(request)
 
     def context_window(self, model: str | None = None) -> int:
         return int(self.registry.get(model).context_window)
@@ -153,6 +166,18 @@ class OpsMethods:
         return TokenizeResult(count=len(ids), max_model_len=self.engine.context_window(model), tokens=ids,
                               token_strs=strs)
 
+    def chat_prompt(self, request: TokenizeRequest) -> ChatPrompt:
+        """The prompt text ``messages`` render to with the model's chat template (its token
+        ids, as /tokenize counts them, back to text with the special tokens)."""
+        ids = self.engine.chat_prompt_ids(_messages(request.messages or []), request.prompt_type,
+                                          request.chat_template, request.model)
+        return ChatPrompt(prompt=self.engine.detokenize(ids, request.model))
+
+    def logits(self, request: LogitsRequest) -> LogitsResult:
+        """The next token's most likely texts and probabilities (src/engine/next_token.py)."""
+        validate(request)
+        return LogitsResult(probs=self.engine.next_token_probs(request))
+
     def detokenize(self, request: DetokenizeRequest) -> DetokenizeResult:
         """Token ids -> text; ids outside the vocabulary are a 400 naming its size (a backend
         that does not say its size, a remote one, checks them itself)."""
@@ -179,10 +204,12 @@ def count_tokens(evaluator: Evaluator, text: str) -> int:
 
 
 def register_ops_methods(server: IpcServer, evaluator: Evaluator) -> None:
-    """tokenize, detokenize, metrics, observe_http and rate_hit."""
+    """tokenize, detokenize, chat_prompt, logits, metrics, observe_http and rate_hit."""
     methods = OpsMethods(EngineAdapter(evaluator), metrics_of(evaluator))
     server.register_typed("tokenize", TokenizeRequest, methods.tokenize)
     server.register_typed("detokenize", DetokenizeRequest, methods.detokenize)
+    server.register_typed("chat_prompt", TokenizeRequest, methods.chat_prompt)
+    server.register_typed("logits", LogitsRequest, methods.logits)
     server.register_typed("metrics", Empty, methods.metrics_text)
     server.register_typed("observe_http", HttpObservation, methods.observe_http)
     server.register_typed("rate_hit", RateHit, methods.rate_hit)

@@ -4,6 +4,7 @@
 may ask of the engine. The engine's own methods are typed by the contract
 (src/contract/): ``evaluate`` takes an :class:`EvaluateRequest` and streams
 :class:`EvalEvent` s, ``models`` answers :class:`ModelInfo` s, ``health`` a :class:`Health`,
+``stop_generation`` stops a requester's running answers (src/ipc/stopping.py),
 ``tokenize`` / ``detokenize`` (src/ipc/ops.py) their requests and results. The document and
 media services (src/ipc/documents.py, src/ipc/media.py) and the operations methods
 (src/ipc/ops.py) are typed the same way::
@@ -19,11 +20,21 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from src.contract import BackendHealth, Empty, EvalEvent, EvaluateRequest, Health, ModelInfo
+from src.contract import (
+    BackendHealth,
+    Empty,
+    EvalEvent,
+    EvaluateRequest,
+    Health,
+    ModelInfo,
+    Stopped,
+    StopRequest,
+)
 from src.ipc.documents import register_document_methods
 from src.ipc.media import register_media_methods
 from src.ipc.ops import register_ops_methods
 from src.ipc.server import IpcServer
+from src.ipc.stopping import RunningAnswers
 from src.media import MediaServices
 
 if TYPE_CHECKING:
@@ -51,14 +62,23 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: Medi
     def models(_: Any) -> list[ModelInfo]:
         return registry.listing()
 
+    running = RunningAnswers()
+
     def evaluate(request: EvaluateRequest, cancel: threading.Event) -> Iterator[EvalEvent]:
-        for chunk in evaluator.evaluate(request.params, cancel, request.requester, request.messages,
-                                        request.json_schema):
-            yield chunk.event()
+        name = request.requester.name if request.requester is not None else ""
+        with running.track(name, cancel) as stop:
+            for chunk in evaluator.evaluate(request.params, stop, request.requester, request.messages,
+                                            request.json_schema):
+                yield chunk.event()
+
+    def stop_generation(request: StopRequest) -> Stopped:
+        """Stop the requester's running answers (src/ipc/stopping.py)."""
+        return Stopped(stopped=running.stop(request.requester.name))
 
     server.register_typed("health", Empty, health)
     server.register_typed("models", Empty, models)
     server.register_typed_stream("evaluate", EvaluateRequest, evaluate)
+    server.register_typed("stop_generation", StopRequest, stop_generation)
     register_document_methods(server, evaluator.docs)
     register_media_methods(server, media or MediaServices.from_settings(evaluator.settings))
     register_ops_methods(server, evaluator)  # tokenize, metrics, rate limits: src/ipc/ops.py

@@ -129,3 +129,14 @@ def test_a_text_only_remote_refuses_images_before_asking(remote: RecordingServer
                 {"type": "image_url", "image_url": {"url": IMAGE}}, {"type": "text", "text": "What?"}]}])
     assert "text only" in str(refused.value)
     assert len(remote.bodies) == before  # the remote was never asked
+
+
+def test_logits_of_a_remote_are_its_top_logprobs_of_one_token(front: RemoteServer, remote: RecordingServer):
+    url = front.base_url + "/internal/logits"
+    raw = httpx.post(url, json={"prompt": "Who is best, Asuka or Rei? Answer:"}, timeout=60).json()
+    body = last_body(remote)
+    assert body["prompt"] == "Who is best, Asuka or Rei? Answer:" and body["max_tokens"] == 1
+    assert body["logprobs"] == 20 and len(raw) == 20  # top_logits 50, capped at OpenAI's and vLLM's 20
+    assert list(raw) == [f" t{i}" for i in range(20)] and raw[" t0"] == pytest.approx(0.5)
+    sampled = httpx.post(url, json={"prompt": "x", "use_samplers": True, "top_k": 3}, timeout=60).json()
+    assert sampled == pytest.approx({" t0": 4 / 7, " t1": 2 / 7, " t2": 1 / 7})  # renormalized

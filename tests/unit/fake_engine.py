@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from src.contract import (
+    ChatPrompt,
     DetokenizeRequest,
     DetokenizeResult,
     EvalEvent,
@@ -23,11 +24,15 @@ from src.contract import (
     FinishReason,
     Health,
     HttpObservation,
+    LogitsRequest,
+    LogitsResult,
     MetricsText,
     ModelInfo,
     RateHit,
     RateVerdict,
     Source,
+    Stopped,
+    StopRequest,
     TokenizeRequest,
     TokenizeResult,
     TokenLogprob,
@@ -50,6 +55,8 @@ class FakeEngine:
         self.fail_with: Exception | None = None
         self.fail_after: int | None = None  # raise after this many chunks
         self.hold: asyncio.Event | None = None
+        self.logits_requests: list[LogitsRequest] = []
+        self.stopped: list[str] = []  # requester names of stop_generation calls
 
     async def call(self, method: str, args: dict[str, Any] | None = None,
                    timeout: float | None = None) -> Any:
@@ -73,6 +80,17 @@ class FakeEngine:
 
     async def detokenize(self, request: DetokenizeRequest) -> DetokenizeResult:
         return DetokenizeResult(prompt=" ".join("x" * i for i in request.tokens))
+
+    async def logits(self, request: LogitsRequest) -> LogitsResult:
+        self.logits_requests.append(decode(LogitsRequest, encode(request)))
+        return LogitsResult(probs=[(" a", 0.5), (" b", 0.25), (" a", 0.125)])  # " a" twice: two ids, one text
+
+    async def chat_prompt(self, request: TokenizeRequest) -> ChatPrompt:
+        return ChatPrompt(prompt="".join(f"<{m.role}>{m.text()}" for m in request.messages or []))
+
+    async def stop_generation(self, request: StopRequest) -> Stopped:
+        self.stopped.append(request.requester.name)
+        return Stopped(stopped=0)
 
     async def metrics(self) -> MetricsText:
         return MetricsText(text=b"")

@@ -18,7 +18,8 @@ structs and llama.cpp's server ("parse into native types as early as possible").
   size, modalities, capabilities), not by a free dict.
 
 The contract is this package: the conversation, the answer, models and operations here; the
-document services in ``documents.py``, speech and images in ``media.py``. It imports nothing
+document services in ``documents.py``, speech and images in ``media.py``, loading and
+unloading models in ``models.py``. It imports nothing
 of the engine (no torch): workers import it. The transport
 and its codec are src/ipc/.
 """
@@ -61,6 +62,7 @@ from src.contract.media import (
     Transcription,
     Word,
 )
+from src.contract.models import LlmBackend, LoadArgs, LoadModelRequest, ModelNames, ModelState
 from src.params import EvalParams
 
 __all__ = [
@@ -69,7 +71,7 @@ __all__ = [
     "DeleteCollectionRequest", "DeleteSourcesRequest", "DetokenizeRequest", "DetokenizeResult", "EmbedRequest",
     "EmbedResult", "Empty", "Engine", "EvalEvent", "EvaluateRequest", "FileUpload", "FinishReason", "Health",
     "HttpObservation", "ImagePart", "ImagesRequest", "ImagesResult", "IngestReport", "IngestedFile",
-    "JsonSchemaFormat", "MediaInfo", "Message", "MetricsText", "ModelCapabilities", "ModelInfo", "Part",
+    "JsonSchemaFormat", "LlmBackend", "LoadArgs", "LoadModelRequest", "MediaInfo", "Message", "MetricsText", "ModelCapabilities", "ModelInfo", "ModelNames", "ModelState", "Part",
     "RateHit", "RateVerdict", "Requester", "RerankRequest", "RerankResult", "Role", "Segment", "Source",
     "SourceInfo", "SpeechRequest", "TextPart", "TokenLogprob", "TokenizeRequest", "TokenizeResult", "ToolCall",
     "ToolCallDelta", "TranscribeRequest", "Transcription", "Word",
@@ -363,3 +365,11 @@ class Engine(Protocol):
     async def create_collection(self, request: CreateCollectionRequest) -> CollectionInfo: ...
 
     async def delete_collection(self, request: DeleteCollectionRequest) -> CollectionDeleted: ...
+
+    async def model_state(self) -> ModelState: ...
+
+    async def loadable_models(self) -> ModelNames: ...
+
+    async def load_model(self, request: LoadModelRequest) -> ModelState: ...
+
+    async def unload_model(self) -> ModelState: ...

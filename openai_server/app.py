@@ -34,6 +34,7 @@ from openai_server.serving import CompletionService
 from openai_server.serving_anthropic import MessagesService
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
 from openai_server.serving_media import AudioService, ImageService
+from openai_server.serving_models import ModelsService
 from openai_server.serving_responses import ResponsesService
 from src.contract import Engine
 from src.settings import Settings
@@ -131,6 +132,7 @@ def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
     app.state.responses = ResponsesService(app.state.completions, lambda: ResponseStore.open(
         settings.database_url, settings.db_root, settings.responses_retention_days))
     app.state.messages = MessagesService(app.state.completions)
+    app.state.models = ModelsService(engine_client)
     app.state.drain = Drain()
     install_error_handlers(app)
     # Added innermost first: CORS, metrics, draining, keys, rate limits, body size, the routes.

@@ -22,6 +22,7 @@ from openai_server.routers import (
     files,
     health,
     images,
+    internal_models,
     messages,
     models,
     ops,
@@ -32,4 +33,5 @@ OPEN_ROUTERS: list[APIRouter] = [health.router, ops.router]
 V1_ROUTERS: list[APIRouter] = [
     models.router, chat.router, completions.router, embeddings.router, files.router,
     collections.router, audio.router, images.router, responses.router, messages.router,
+    internal_models.router,
 ]

@@ -143,3 +143,17 @@ def test_requests_wait_while_a_model_loads():
     registry.end_swap()
     asker.join(10)
     assert got == [new]
+
+
+def test_a_model_lock_of_several_models_refuses_load_and_unload():
+    from src.engine.swap import ModelSwapper
+    from src.errors import UnsupportedFeatureError
+
+    settings = build_settings({"model_lock": [{"inference_server": "http://127.0.0.1:9/v1", "base_model": "a"},
+                                              {"inference_server": "http://127.0.0.1:9/v1", "base_model": "b"}]})
+    swapper = ModelSwapper(ModelRegistry([_Backend("a"), _Backend("b")]), settings)  # type: ignore[list-item]
+    for attempt in (lambda: swapper.load(LoadModelRequest(name="a")), swapper.unload):
+        with pytest.raises(UnsupportedFeatureError) as refused:
+            attempt()
+        assert "--model_lock" in refused.value.message
+    assert swapper.registry.names == ["a", "b"]

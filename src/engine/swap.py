@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from src.contract import LoadArgs, LoadModelRequest, ModelNames, ModelState
 from src.engine.catalog import ModelCatalog
 from src.engine.registry import ModelRegistry, build_backend, model_entries
-from src.errors import DomainError, ModelLoadError, UnsupportedFeatureError
+from src.errors import InvalidParamsError, ModelLoadError, UnsupportedFeatureError
 from src.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,19 +97,26 @@ class ModelSwapper:
             try:
                 try:
                     new = build_backend(entry, local, name=request.name)
-                except DomainError:
+                except InvalidParamsError:  # a 400 already, saying why
                     raise
-                except Exception as exc:  # a broken file, a refused flag: the old model stays
+                except Exception as exc:  # a broken file, a child that died, a refused flag: the old model stays
                     log.exception("the model %s did not load", request.name)
-                    served = self.registry.main
-                    kept = f"; {served.name} is still served" if served is not None else ""
-                    raise ModelLoadError(f"the model {request.name!r} did not load ({_reason(exc)}){kept}") from None
-                old = self.registry.replace(new)
+                    raise self._failed(request.name, exc) from None
+                try:
+                    old = self.registry.replace(new)
+                except ValueError as exc:  # the name of another served model (a vision one)
+                    new.shutdown()
+                    raise self._failed(request.name, exc) from None
             finally:
                 self.registry.end_swap()
         log.info("serving %s%s", new.name, f" in place of {old.name}" if old is not None else "")
         self._drain(old)
         return self.state()
+
+    def _failed(self, name: str, exc: BaseException) -> ModelLoadError:
+        served = self.registry.main
+        kept = f"; {served.name} is still served" if served is not None else ""
+        return ModelLoadError(f"the model {name!r} did not load ({_reason(exc)}){kept}")
 
     def unload(self) -> ModelState:
         """Stop serving the default model (requests in flight on it finish first)."""

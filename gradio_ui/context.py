@@ -51,7 +51,9 @@ class UIContext:
 
     @property
     def model_name(self) -> str:
-        return self.evaluator.registry.default.name
+        """The default model's name; '' while none is loaded (after /v1/internal/model/unload)."""
+        main = self.evaluator.registry.main
+        return main.name if main is not None else ""
 
     @property
     def name_models(self) -> bool:

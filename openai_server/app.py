@@ -35,6 +35,7 @@ from openai_server.serving_anthropic import MessagesService
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
 from openai_server.serving_internal import InternalService
 from openai_server.serving_media import AudioService, ImageService
+from openai_server.serving_models import ModelsService
 from openai_server.serving_responses import ResponsesService
 from src.contract import Engine
 from src.settings import Settings
@@ -133,6 +134,7 @@ def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
         settings.database_url, settings.db_root, settings.responses_retention_days))
     app.state.messages = MessagesService(app.state.completions)
     app.state.internal = InternalService(engine_client, app.state.completions)
+    app.state.models = ModelsService(engine_client)
     app.state.drain = Drain()
     install_error_handlers(app)
     # Added innermost first: CORS, metrics, draining, keys, rate limits, body size, the routes.

@@ -5,6 +5,8 @@ With ``--enforce_h2ogpt_api_key=True`` every /v1 route needs a key, sent as
 digests and compared with ``secrets.compare_digest``. A keys file (a JSON list, see
 h2ogpt_api_keys.json.example) is checked for a new modification time at most every
 ``reload_seconds``, never read per request. /health and /version stay open.
+``--admin_api_key`` is accepted as a key too, and it alone may list, load and unload models
+(:meth:`Authenticator.check_admin`).
 
 With ``--auth`` and ``--auth_access=closed``, the request's ``user`` field must be
 ``username:password`` of a known user (src.users.UserStore).
@@ -13,13 +15,14 @@ With ``--auth`` and ``--auth_access=closed``, the request's ``user`` field must 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from openai_server.errors import AuthenticationError, error_response
-from src.apikeys import ApiKeys
+from openai_server.errors import AuthenticationError, PermissionDeniedAPIError, error_response
+from src.apikeys import ApiKeys, key_digest
 from src.settings import Settings
 from src.users import UserStore
 
@@ -41,6 +44,7 @@ class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self.enforce_key = settings.enforce_h2ogpt_api_key
         self.keys = ApiKeys(settings.h2ogpt_api_keys) if self.enforce_key else None
+        self.admin_digest = key_digest(settings.admin_api_key) if settings.admin_api_key else None
         users = UserStore(settings.auth, settings.auth_access)
         self.user_store = users if users.enabled else None  # --auth, open or closed
         self.users = users if users.enabled and settings.auth_access == "closed" else None
@@ -55,8 +59,25 @@ class Authenticator:
                 "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
                 code="missing_api_key",
             )
-        if not self.keys.check(key):
+        if not (self.keys.check(key) or self.is_admin(key)):
             raise AuthenticationError("invalid API key", code="invalid_api_key")
+
+    def is_admin(self, key: str | None) -> bool:
+        return key is not None and self.admin_digest is not None \
+            and secrets.compare_digest(key_digest(key), self.admin_digest)
+
+    def check_admin(self, headers: Mapping[str, str]) -> None:
+        """With keys enforced, raise unless the headers carry --admin_api_key (401 without a
+        valid key, 403 with another one); with keys off, everyone may."""
+        if self.keys is None:
+            return
+        self.check_key(headers)
+        if self.is_admin(request_key(headers)):
+            return
+        how = "the admin key (--admin_api_key)" if self.admin_digest is not None else \
+            "the admin key, and this server has none: start it with --admin_api_key"
+        raise PermissionDeniedAPIError(f"listing, loading and unloading models needs {how}",
+                                       code="admin_key_required")
 
     def check_user(self, user: str | None) -> None:
         """With --auth_access=closed, raise AuthenticationError unless ``user`` is a known

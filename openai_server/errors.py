@@ -107,6 +107,8 @@ STATUS_OF_CODE: dict[str, type[APIError]] = {
     "queue_timeout": ServiceUnavailableError,
     "engine_unavailable": ServiceUnavailableError,
     "remote_unavailable": ServiceUnavailableError,
+    "model_not_loaded": ServiceUnavailableError,
+    "model_load_failed": InvalidRequestError,
     "remote_timeout": GatewayTimeoutError,
     "remote_rejected": InvalidRequestError,
     "documents_error": InvalidRequestError,

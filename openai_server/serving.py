@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from openai_server import translate
-from openai_server.errors import InvalidRequestError, NotFoundError
+from openai_server.errors import InvalidRequestError, NotFoundError, ServiceUnavailableError
 from openai_server.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -206,14 +206,12 @@ class CompletionService:
         self.saved_chats = saved_chats  # extra_body chat_id (None: --save_chats is off)
         self.version = version
         self.max_messages = max_messages  # --openai_max_messages
-        self._models: list[Model] | None = None
 
     async def models(self) -> list[Model]:
-        """The served models (asked of the engine once, then remembered)."""
-        if self._models is None:
-            self._models = [Model(id=m.id, created=m.created, owned_by=m.owned_by, max_model_len=m.context_window)
-                            for m in await self.client.models(timeout=10)]
-        return self._models
+        """The served models, asked of the engine each time: an admin may swap the model
+        (/v1/internal/model/load) through any worker."""
+        return [Model(id=m.id, created=m.created, owned_by=m.owned_by, max_model_len=m.context_window)
+                for m in await self.client.models(timeout=10)]
 
     def fingerprint(self, model: str) -> str:
         """``system_fingerprint``: changes when the server's version or the model does."""
@@ -222,6 +220,9 @@ class CompletionService:
     async def model_id(self, requested: str | None) -> str:
         """The id to answer with; an unknown model is a 404."""
         models = await self.models()
+        if not models:
+            raise ServiceUnavailableError("no model is loaded: POST /v1/internal/model/load loads one",
+                                          code="model_not_loaded")
         if not requested:
             return models[0].id
         for model in models:

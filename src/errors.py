@@ -74,6 +74,19 @@ class EngineUnavailableError(EngineError):
     code = "engine_unavailable"
 
 
+class NoModelLoadedError(EngineUnavailableError):
+    """No model is loaded (it was unloaded): /v1/internal/model/load loads one."""
+
+    code = "model_not_loaded"
+
+
+class ModelLoadError(InvalidParamsError):
+    """The model asked for did not load (a broken or unreadable file); the one served is kept."""
+
+    code = "model_load_failed"
+    default_param = "model_name"
+
+
 class RemoteUnavailableError(EngineUnavailableError):
     """The remote inference server cannot be reached, or it failed; the message names it."""
 

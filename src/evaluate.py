@@ -154,7 +154,10 @@ class Evaluator:
     def backend(self, params: EvalParams, messages: Sequence[Message] | None = None) -> Backend:
         """The model ``params`` asks for (``visible_models``); raises UnknownModelError, and
         UnsupportedFeatureError for images given to a model that reads text only."""
-        backend = self.registry.get(params.visible_models)
+        return self.checked_backend(self.registry.get(params.visible_models), params, messages)
+
+    @staticmethod
+    def checked_backend(backend: Backend, params: EvalParams, messages: Sequence[Message] | None = None) -> Backend:
         if has_images(params, messages) and not backend.capabilities.vision:
             raise UnsupportedFeatureError(
                 f"the model {backend.name!r} reads text only; images need a vision model (served "
@@ -265,9 +268,16 @@ class Evaluator:
         self, params: EvalParams, cancel: threading.Event | None, user: Requester | None,
         messages: Sequence[Message] | None, json_schema: JsonSchemaFormat | None,
     ) -> Generator[EvalChunk, None, None]:
-        sources: list[dict[str, Any]] = []
         params = params.with_defaults(self.settings)
-        backend = self.backend(params, messages)
+        with self.registry.lease(params.visible_models) as backend:  # a model swap drains it after
+            yield from self._answer(self.checked_backend(backend, params, messages), params, cancel, user,
+                                    messages, json_schema)
+
+    def _answer(
+        self, backend: Backend, params: EvalParams, cancel: threading.Event | None, user: Requester | None,
+        messages: Sequence[Message] | None, json_schema: JsonSchemaFormat | None,
+    ) -> Generator[EvalChunk, None, None]:
+        sources: list[dict[str, Any]] = []
         params = self.model_defaults(params, backend)
         started = False  # a first (empty) chunk went out already
         answerer = DocumentAnswerer(

@@ -137,6 +137,12 @@ class Settings(BaseModel):
         description="Torch threads in the engine process, and speech to text's; default: the number "
         "of physical cores.",
     )
+    model_dir: list[str] = Field(
+        default_factory=list,
+        description="Folders of models that /v1/internal/model/list offers and /v1/internal/model/load "
+        "loads by name (text-generation-webui's --model-dir): each .gguf file and each Hugging Face "
+        "model folder (with a config.json) in them, named by its file or folder name.",
+    )
     model_cache_dir: str = Field(
         default_factory=_default_cache_dir,
         json_schema_extra={"default_doc": "<user cache dir>/h2ogpt/models"},
@@ -370,6 +376,13 @@ class Settings(BaseModel):
         default_factory=list,
         description="API keys: a list, or the path of a JSON file holding one (re-read when it changes).",
     )
+    admin_api_key: str = Field(
+        "",
+        description="The key that may list, load and unload models (/v1/internal/model/list, load, "
+        "unload; text-generation-webui's --admin-key); it is accepted as an API key too. With "
+        "--enforce_h2ogpt_api_key and no admin key, those endpoints are refused (403); with keys "
+        "off, they are open like the rest.",
+    )
     auth: list[tuple[str, str]] | str = Field(
         default_factory=list,
         description="UI users: a list of (user, password) pairs, or the path of a JSON file.",
@@ -400,6 +413,14 @@ class Settings(BaseModel):
             raise ValueError("must not be empty")
         if looks_like_path(value) and not Path(value).expanduser().exists():
             raise ValueError(f"path does not exist: {value}")
+        return value
+
+    @field_validator("model_dir")
+    @classmethod
+    def _model_dirs_exist(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not Path(path).expanduser().is_dir():
+                raise ValueError(f"not a directory: {path}")
         return value
 
     @field_validator("prompt_type")
@@ -490,6 +511,9 @@ class Settings(BaseModel):
         if self.metrics_api_key_required and not self.enforce_h2ogpt_api_key:
             raise SettingsError("--metrics_api_key_required",
                                 "needs --enforce_h2ogpt_api_key=True (there are no keys to check)")
+        if self.admin_api_key and not self.enforce_h2ogpt_api_key:
+            raise SettingsError("--admin_api_key", "needs --enforce_h2ogpt_api_key=True (with keys off, "
+                                "the model endpoints are open like the rest)")
         if self.api_rate_limit:
             from limits import parse_many
 
@@ -648,5 +672,5 @@ def _coerce_text(name: str, value: Any) -> Any:
     return value
 
 
-_STRUCTURED_FLAGS = {"model_lock", "visible_models", "llamacpp_dict", "tts_model", "visible_image_models", "visible_vision_models", "langchain_modes", "langchain_mode_paths", "langchain_mode_types", "h2ogpt_api_keys", "auth"}
-_PATH_LIST_FLAGS = {"visible_models", "tts_model", "visible_image_models", "visible_vision_models"}
+_STRUCTURED_FLAGS = {"model_dir", "model_lock", "visible_models", "llamacpp_dict", "tts_model", "visible_image_models", "visible_vision_models", "langchain_modes", "langchain_mode_paths", "langchain_mode_types", "h2ogpt_api_keys", "auth"}
+_PATH_LIST_FLAGS = {"model_dir", "visible_models", "tts_model", "visible_image_models", "visible_vision_models"}

@@ -23,6 +23,7 @@ from openai_server.routers import (
     health,
     images,
     internal,
+    internal_models,
     messages,
     models,
     ops,
@@ -34,4 +35,5 @@ V1_ROUTERS: list[APIRouter] = [
     models.router, chat.router, completions.router, embeddings.router, files.router,
     collections.router, audio.router, images.router, responses.router, messages.router,
     internal.router,
+    internal_models.router,
 ]

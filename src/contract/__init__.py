@@ -19,7 +19,8 @@ structs and llama.cpp's server ("parse into native types as early as possible").
 
 The contract is this package: the conversation, the answer, models and operations here; the
 document services in ``documents.py``, speech and images in ``media.py``, text-generation-webui's
-internal API (next-token probabilities, chat prompts, stopping answers) in ``internal.py``. It imports nothing
+internal API (next-token probabilities, chat prompts, stopping answers) in ``internal.py``, loading and
+unloading models in ``models.py``. It imports nothing
 of the engine (no torch): workers import it. The transport
 and its codec are src/ipc/.
 """
@@ -63,6 +64,7 @@ from src.contract.media import (
     Transcription,
     Word,
 )
+from src.contract.models import LlmBackend, LoadArgs, LoadModelRequest, ModelNames, ModelState
 from src.params import EvalParams
 
 __all__ = [
@@ -71,10 +73,11 @@ __all__ = [
     "CreateCollectionRequest", "DeleteCollectionRequest", "DeleteSourcesRequest", "DetokenizeRequest",
     "DetokenizeResult", "EmbedRequest", "EmbedResult", "Empty", "Engine", "EvalEvent", "EvaluateRequest",
     "FileUpload", "FinishReason", "Health", "HttpObservation", "ImagePart", "ImagesRequest", "ImagesResult",
-    "IngestReport", "IngestedFile", "JsonSchemaFormat", "LogitsRequest", "LogitsResult", "MediaInfo",
-    "Message", "MetricsText", "ModelCapabilities", "ModelInfo", "Part", "RateHit", "RateVerdict", "Requester",
-    "RerankRequest", "RerankResult", "Role", "Segment", "Source", "SourceInfo", "SpeechRequest",
-    "StopRequest", "Stopped", "TextPart", "TokenLogprob", "TokenizeRequest", "TokenizeResult", "ToolCall",
+    "IngestedFile", "IngestReport", "JsonSchemaFormat", "LlmBackend", "LoadArgs", "LoadModelRequest",
+    "LogitsRequest", "LogitsResult", "MediaInfo", "Message", "MetricsText", "ModelCapabilities", "ModelInfo",
+    "ModelNames", "ModelState", "Part", "RateHit", "RateVerdict", "Requester", "RerankRequest", "RerankResult",
+    "Role", "Segment", "Source", "SourceInfo", "SpeechRequest", "Stopped", "StopRequest", "TextPart",
+    "TokenizeRequest", "TokenizeResult", "TokenLogprob", "ToolCall",
     "ToolCallDelta", "TranscribeRequest", "Transcription", "Word",
 ]
 
@@ -372,3 +375,11 @@ class Engine(Protocol):
     async def create_collection(self, request: CreateCollectionRequest) -> CollectionInfo: ...
 
     async def delete_collection(self, request: DeleteCollectionRequest) -> CollectionDeleted: ...
+
+    async def model_state(self) -> ModelState: ...
+
+    async def loadable_models(self) -> ModelNames: ...
+
+    async def load_model(self, request: LoadModelRequest) -> ModelState: ...
+
+    async def unload_model(self) -> ModelState: ...

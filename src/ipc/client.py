@@ -56,11 +56,14 @@ from src.contract import (
     ImagesRequest,
     ImagesResult,
     IngestReport,
+    LoadModelRequest,
     LogitsRequest,
     LogitsResult,
     MediaInfo,
     MetricsText,
     ModelInfo,
+    ModelNames,
+    ModelState,
     RateHit,
     RateVerdict,
     RerankRequest,
@@ -207,6 +210,24 @@ class EngineClient:
 
     async def delete_collection(self, request: DeleteCollectionRequest) -> CollectionDeleted:
         result: CollectionDeleted = await self._call("delete_collection", request, CollectionDeleted)
+        return result
+
+    # --- the model endpoints (src/ipc/models.py) ------------------------------------------
+    async def model_state(self) -> ModelState:
+        result: ModelState = await self._call("model_state", None, ModelState, 10)
+        return result
+
+    async def loadable_models(self) -> ModelNames:
+        result: ModelNames = await self._call("loadable_models", None, ModelNames, 30)
+        return result
+
+    async def load_model(self, request: LoadModelRequest) -> ModelState:
+        """Returns once the new model serves (a load takes seconds to minutes: no timeout)."""
+        result: ModelState = await self._call("load_model", request, ModelState, None)
+        return result
+
+    async def unload_model(self) -> ModelState:
+        result: ModelState = await self._call("unload_model", None, ModelState, 30)
         return result
 
     # --- any method by name (plain data): the transport's own tests -------------------

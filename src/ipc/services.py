@@ -7,7 +7,7 @@ may ask of the engine. The engine's own methods are typed by the contract
 ``stop_generation`` stops a requester's running answers (src/ipc/stopping.py),
 ``tokenize`` / ``detokenize`` (src/ipc/ops.py) their requests and results. The document and
 media services (src/ipc/documents.py, src/ipc/media.py) and the operations methods
-(src/ipc/ops.py) are typed the same way::
+(src/ipc/ops.py) and the model endpoints (src/ipc/models.py) are typed the same way::
 
     server.register_typed("embed", EmbedRequest, methods.embed)
 
@@ -32,6 +32,7 @@ from src.contract import (
 )
 from src.ipc.documents import register_document_methods
 from src.ipc.media import register_media_methods
+from src.ipc.models import register_model_methods
 from src.ipc.ops import register_ops_methods
 from src.ipc.server import IpcServer
 from src.ipc.stopping import RunningAnswers
@@ -56,7 +57,8 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: Medi
             backends.append(BackendHealth(model=backend.name, backend=backend.describe().backend,
                                           state=state.get("state", "up"),  # type: ignore[arg-type]
                                           error=state.get("error")))
-        return Health(ready=True, model=registry.default.name, models=registry.names,
+        main = registry.main
+        return Health(ready=True, model=main.name if main is not None else "", models=registry.names,
                       active_requests=registry.active_requests, backends=backends)
 
     def models(_: Any) -> list[ModelInfo]:
@@ -82,3 +84,4 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: Medi
     register_document_methods(server, evaluator.docs)
     register_media_methods(server, media or MediaServices.from_settings(evaluator.settings))
     register_ops_methods(server, evaluator)  # tokenize, metrics, rate limits: src/ipc/ops.py
+    register_model_methods(server, evaluator)  # list, load, unload models: src/ipc/models.py

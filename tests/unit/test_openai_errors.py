@@ -123,7 +123,7 @@ EXPECTED_STATUS = {
     "feature_disabled": 501, "feature_off_enable_stt": 501, "feature_off_enable_tts": 501,
     "feature_off_visible_image_models": 501, "audio_invalid": 400, "unsupported_format": 400,
     "upload_too_large": 413, "voice_not_found": 400, "remote_unavailable": 503,
-    "remote_timeout": 504, "remote_rejected": 400,
+    "remote_timeout": 504, "remote_rejected": 400, "model_not_loaded": 503, "model_load_failed": 400,
 }
 
 

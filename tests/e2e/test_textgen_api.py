@@ -105,12 +105,14 @@ def test_textgen_webui_own_streaming_chat_loop_stops_at_the_empty_final_delta(se
     assert done.stdout.startswith("> ") and done.stdout[2:].strip()  # the first answer came through
 
 
+@pytest.mark.timeout(900)  # the example's max_tokens 512, on a shared 2-core machine
 def test_python_streaming_completions_example_prints_the_text(server):
     done = run_script(example("completion_stream", server))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("This is a cake recipe:\n\n1.") and len(done.stdout) > 40
 
 
+@pytest.mark.timeout(900)  # the example's max_tokens 512, on a shared 2-core machine
 def test_textgen_webui_own_streaming_completions_loop_stops_at_done(server):
     done = run_script(example("completion_stream", server, seed_version=True))
     assert "json.decoder.JSONDecodeError" in done.stderr

@@ -34,6 +34,7 @@ from openai_server.serving import CompletionService
 from openai_server.serving_anthropic import MessagesService
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
 from openai_server.serving_media import AudioService, ImageService
+from openai_server.serving_moderation import ModerationService
 from openai_server.serving_responses import ResponsesService
 from src.contract import Engine
 from src.settings import Settings
@@ -124,6 +125,7 @@ def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
     app.state.completions = CompletionService(engine_client, settings.openai_max_messages, app.version,
                                               SavedChats(settings) if settings.save_chats else None)
     app.state.embeddings = EmbeddingService(engine_client)
+    app.state.moderations = ModerationService(engine_client)
     app.state.files = FileService(FileStore(files_dir(settings)))
     app.state.collections = CollectionService(engine_client, app.state.files)
     app.state.audio = AudioService(engine_client, settings.max_audio_bytes)

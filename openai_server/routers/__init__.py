@@ -24,6 +24,7 @@ from openai_server.routers import (
     images,
     messages,
     models,
+    moderations,
     ops,
     responses,
 )
@@ -32,4 +33,5 @@ OPEN_ROUTERS: list[APIRouter] = [health.router, ops.router]
 V1_ROUTERS: list[APIRouter] = [
     models.router, chat.router, completions.router, embeddings.router, files.router,
     collections.router, audio.router, images.router, responses.router, messages.router,
+    moderations.router,
 ]

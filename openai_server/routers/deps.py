@@ -9,6 +9,7 @@ from openai_server.serving import CompletionService
 from openai_server.serving_anthropic import MessagesService
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
 from openai_server.serving_media import AudioService, ImageService
+from openai_server.serving_moderation import ModerationService
 from openai_server.serving_responses import ResponsesService
 from src.contract import Engine
 
@@ -65,4 +66,9 @@ def responses_service(request: Request) -> ResponsesService:
 
 def messages_service(request: Request) -> MessagesService:
     service: MessagesService = request.app.state.messages
+    return service
+
+
+def moderation_service(request: Request) -> ModerationService:
+    service: ModerationService = request.app.state.moderations
     return service

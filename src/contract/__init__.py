@@ -18,7 +18,8 @@ structs and llama.cpp's server ("parse into native types as early as possible").
   size, modalities, capabilities), not by a free dict.
 
 The contract is this package: the conversation, the answer, models and operations here; the
-document services in ``documents.py``, speech and images in ``media.py``. It imports nothing
+document services in ``documents.py``, speech and images in ``media.py``, moderation in
+``moderation.py``. It imports nothing
 of the engine (no torch): workers import it. The transport
 and its codec are src/ipc/.
 """
@@ -61,6 +62,7 @@ from src.contract.media import (
     Transcription,
     Word,
 )
+from src.contract.moderation import MODERATION_CATEGORIES, ModerateRequest, ModerateResult, ModerationVerdict
 from src.params import EvalParams
 
 __all__ = [
@@ -69,7 +71,8 @@ __all__ = [
     "DeleteCollectionRequest", "DeleteSourcesRequest", "DetokenizeRequest", "DetokenizeResult", "EmbedRequest",
     "EmbedResult", "Empty", "Engine", "EvalEvent", "EvaluateRequest", "FileUpload", "FinishReason", "Health",
     "HttpObservation", "ImagePart", "ImagesRequest", "ImagesResult", "IngestReport", "IngestedFile",
-    "JsonSchemaFormat", "MediaInfo", "Message", "MetricsText", "ModelCapabilities", "ModelInfo", "Part",
+    "JsonSchemaFormat", "MODERATION_CATEGORIES", "MediaInfo", "Message", "MetricsText", "ModerateRequest",
+    "ModerateResult", "ModerationVerdict", "ModelCapabilities", "ModelInfo", "Part",
     "RateHit", "RateVerdict", "Requester", "RerankRequest", "RerankResult", "Role", "Segment", "Source",
     "SourceInfo", "SpeechRequest", "TextPart", "TokenLogprob", "TokenizeRequest", "TokenizeResult", "ToolCall",
     "ToolCallDelta", "TranscribeRequest", "Transcription", "Word",
@@ -349,6 +352,8 @@ class Engine(Protocol):
     async def embed(self, request: EmbedRequest) -> EmbedResult: ...
 
     async def rerank(self, request: RerankRequest) -> RerankResult: ...
+
+    async def moderate(self, request: ModerateRequest) -> ModerateResult: ...
 
     async def add_files(self, request: AddFilesRequest) -> IngestReport: ...
 

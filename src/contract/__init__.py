@@ -238,6 +238,9 @@ class EvalEvent(Contract):
     completion_tokens: int = 0
     finish_reason: FinishReason | None = None
     sources: list[Source] = []
+    #: With ``finish_reason`` stop: the request's stop string the answer ended at (None when it
+    #: ended otherwise, e.g. at the model's end-of-sequence token).
+    stop_sequence: str | None = None
 
 
 # --- models -----------------------------------------------------------------------------------

@@ -131,7 +131,7 @@ def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
     app.state.audio = AudioService(engine_client, settings.max_audio_bytes)
     app.state.images = ImageService(engine_client)
     app.state.responses = ResponsesService(app.state.completions, lambda: ResponseStore.open(
-        settings.database_url, settings.db_root, settings.responses_retention_days))
+        settings.database_url, settings.db_root, settings.responses_retention_days), app.state.files)
     app.state.messages = MessagesService(app.state.completions)
     app.state.drain = Drain()
     install_error_handlers(app)

@@ -36,6 +36,7 @@ from openai_server.serving_documents import CollectionService, EmbeddingService,
 from openai_server.serving_internal import InternalService
 from openai_server.serving_media import AudioService, ImageService
 from openai_server.serving_models import ModelsService
+from openai_server.serving_moderation import ModerationService
 from openai_server.serving_responses import ResponsesService
 from src.contract import Engine
 from src.settings import Settings
@@ -126,12 +127,13 @@ def create_app(settings: Settings, engine_client: Engine) -> FastAPI:
     app.state.completions = CompletionService(engine_client, settings.openai_max_messages, app.version,
                                               SavedChats(settings) if settings.save_chats else None)
     app.state.embeddings = EmbeddingService(engine_client)
+    app.state.moderations = ModerationService(engine_client)
     app.state.files = FileService(FileStore(files_dir(settings)))
     app.state.collections = CollectionService(engine_client, app.state.files)
     app.state.audio = AudioService(engine_client, settings.max_audio_bytes)
     app.state.images = ImageService(engine_client)
     app.state.responses = ResponsesService(app.state.completions, lambda: ResponseStore.open(
-        settings.database_url, settings.db_root, settings.responses_retention_days))
+        settings.database_url, settings.db_root, settings.responses_retention_days), app.state.files)
     app.state.messages = MessagesService(app.state.completions)
     app.state.internal = InternalService(engine_client, app.state.completions)
     app.state.models = ModelsService(engine_client)

@@ -300,6 +300,9 @@ class ChatChoice(BaseModel):
     sources: list[dict[str, Any]] | None = Field(
         None, description="h2oGPT extension: the documents the answer drew on."
     )
+    #: Not on the wire (chat completions say ``stop`` either way): the stop string that ended
+    #: the answer, for the Messages API's ``stop_sequence`` (serving_anthropic.py).
+    stop_sequence: str | None = Field(None, exclude=True)
 
 
 class ChatCompletion(BaseModel):
@@ -324,6 +327,9 @@ class ChatChunkChoice(BaseModel):
     logprobs: ChoiceLogprobs | None = None
     finish_reason: str | None = None
     sources: list[dict[str, Any]] | None = None
+    #: Not on the wire (chat completions say ``stop`` either way): the stop string that ended
+    #: the answer, for the Messages API's ``stop_sequence`` (serving_anthropic.py).
+    stop_sequence: str | None = Field(None, exclude=True)
 
 
 class ChatCompletionChunk(BaseModel):

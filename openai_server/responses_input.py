@@ -3,7 +3,8 @@
 - ``instructions`` -> a system message first (never carried over to the next response).
 - ``message`` items keep their role; ``input_text`` / ``output_text`` / ``refusal`` parts
   become text parts, ``input_image`` an ``image_url`` part, and an ``input_file`` whose
-  data is text is read into the turn as text (``filename`` first).
+  data is text is read into the turn as text (``filename`` first). Parts given by a
+  /v1/files ``file_id`` were read before (responses_files.py).
 - ``function_call`` items become the ``tool_calls`` of an assistant message (consecutive
   calls, and a call right after the assistant's text, share one message) with ``call_id``
   as the tool call id; ``function_call_output`` becomes a ``tool`` message with that id.
@@ -62,9 +63,10 @@ def items_to_wire(items: list[Any]) -> list[dict[str, Any]]:
 
 
 def _file_text(part: InputFile) -> str:
-    if part.file_id or part.file_url or not part.file_data:
-        raise InvalidRequestError("input_file takes the file's content in file_data (a base64 data: URI); "
-                                  "file_id and file_url are not read", param="input", code="unsupported_input")
+    if part.file_url or not part.file_data:
+        raise InvalidRequestError("input_file takes the file's content in file_data (a base64 data: URI) "
+                                  "or a /v1/files file_id; file_url is not read", param="input",
+                                  code="unsupported_input")
     data = part.file_data
     if data.startswith("data:"):
         _, _, data = data.partition(",")
@@ -88,7 +90,7 @@ def _parts(content: str | list[Any]) -> str | list[TextPart | ImagePart]:
             out.append(TextPart(type="text", text=part.refusal))
         elif isinstance(part, InputImage):
             if not part.image_url:
-                raise InvalidRequestError("input_image needs image_url (a data: URI or URL); file_id is not read",
+                raise InvalidRequestError("input_image needs image_url (a data: URI or URL) or a /v1/files file_id",
                                           param="input", code="unsupported_input")
             out.append(ImagePart(type="image_url", image_url={"url": part.image_url, "detail": part.detail}))
         elif isinstance(part, InputFile):

@@ -186,7 +186,7 @@ def _chat_choice(index: int, answer: Answer) -> ChatChoice:
         message = AssistantMessage(content=answer.text or None,
                                    tool_calls=[answer.calls[i] for i in sorted(answer.calls)])
     return ChatChoice(index=index, message=message, logprobs=_chat_logprobs(answer.logprobs), finish_reason=reason,
-                      sources=_sources(answer.final))
+                      sources=_sources(answer.final), stop_sequence=answer.final.stop_sequence)
 
 
 def _tool_delta(d: ToolCallDelta) -> Delta:
@@ -320,7 +320,7 @@ class CompletionService:
                     finals[index] = event
                     yield chunk(ChatChunkChoice(index=index, delta=Delta(),
                                                 finish_reason=translate.finish_reason(event.finish_reason),
-                                                sources=_sources(event)))
+                                                sources=_sources(event), stop_sequence=event.stop_sequence))
         if include_usage:
             yield ChatCompletionChunk(id=rid, created=created, model=model, choices=[], usage=_usage(finals),
                                       system_fingerprint=fp)

@@ -13,7 +13,8 @@ so the same engine path, tools with constrained arguments, limits and h2oGPT par
   h2oGPT fields go through as chat takes them.
 
 The answer comes back as content blocks (``text``, ``tool_use`` with its input object),
-``stop_reason`` end_turn / max_tokens / tool_use, and ``usage``; streamed, as
+``stop_reason`` end_turn / max_tokens / tool_use / stop_sequence (with ``stop_sequence``, the
+string that matched, as the engine's final event names it), and ``usage``; streamed, as
 message_start, ping, content_block_start / _delta / _stop, message_delta, message_stop.
 """
 
@@ -194,7 +195,9 @@ class MessagesService:
             content.append(TextOut(text=choice.message.content or ""))
         content += [ToolUseOut(id=c.id, name=c.function.name or "", input=_input(c.function.arguments)) for c in calls]
         return Message(id=new_anthropic_id("msg"), model=model, content=content,
-                       stop_reason=STOP_REASON.get(choice.finish_reason, "end_turn"),
+                       stop_reason="stop_sequence" if choice.stop_sequence is not None
+                       else STOP_REASON.get(choice.finish_reason, "end_turn"),
+                       stop_sequence=choice.stop_sequence,
                        usage=Usage(input_tokens=result.usage.prompt_tokens,
                                    output_tokens=result.usage.completion_tokens))
 
@@ -205,6 +208,7 @@ class MessagesService:
         text_open = False
         calls: dict[int, int] = {}  # tool call index -> block index
         reason: str | None = None
+        matched: str | None = None  # the stop sequence that ended the answer
         usage = MessageDeltaUsage()
         try:
             async with contextlib.aclosing(chunks):  # leaving early cancels the engine's work
@@ -234,6 +238,7 @@ class MessagesService:
                                     partial_json=call.function.arguments))
                         if choice.finish_reason is not None:
                             reason = choice.finish_reason
+                            matched = choice.stop_sequence
         except Exception as exc:  # the status line is gone: report in-band
             yield _event_error(exc)
             return
@@ -241,7 +246,8 @@ class MessagesService:
             index = 0
             yield ContentBlockStart(index=0, content_block=TextStart())
         yield ContentBlockStop(index=index)
-        yield MessageDelta(delta=MessageDeltaBody(stop_reason=STOP_REASON.get(reason, "end_turn")), usage=usage)
+        stop_reason: StopReason = "stop_sequence" if matched is not None else STOP_REASON.get(reason, "end_turn")
+        yield MessageDelta(delta=MessageDeltaBody(stop_reason=stop_reason, stop_sequence=matched), usage=usage)
         yield MessageStop()
 
     async def count_tokens(self, request: CountTokensFields) -> TokenCount:

@@ -48,8 +48,10 @@ from openai_server.protocol_responses import (
     TextDoneEvent,
     new_item_id,
 )
+from openai_server.responses_files import resolve_file_ids
 from openai_server.responses_input import items_from_wire, items_to_wire, request_items, to_chat, to_messages
 from openai_server.serving import CompletionService
+from openai_server.serving_documents import FileService
 from src.contract import Requester
 from src.storage.responses import ResponseStore, StoredResponse
 
@@ -87,8 +89,10 @@ def _finished(response: ResponseObject, finish_reason: str | None) -> ResponseOb
 class ResponsesService:
     """POST /v1/responses and the stored responses, over chat completions and a store."""
 
-    def __init__(self, completions: CompletionService, store: Callable[[], ResponseStore]) -> None:
+    def __init__(self, completions: CompletionService, store: Callable[[], ResponseStore],
+                 files: FileService | None = None) -> None:
         self.completions = completions
+        self.files = files  # /v1/files, for input parts given by file_id
         self._open_store = store
         self._store: ResponseStore | None = None
 
@@ -103,8 +107,10 @@ class ResponsesService:
         return await asyncio.to_thread(lambda: getattr(self.store(), method)(*args))
 
     # --- create ---------------------------------------------------------------------------
-    async def create(self, request: ResponseCreateFields, owner: str,
-                     requester: Requester | None = None) -> ResponseObject | AsyncIterator[StreamEvent]:
+    async def create(self, request: ResponseCreateFields, owner: str, requester: Requester | None = None,
+                     file_owner: str = "") -> ResponseObject | AsyncIterator[StreamEvent]:
+        """``owner`` owns the stored responses; ``file_owner`` the files that input parts
+        name by ``file_id`` (the request's API key, as /v1/files scopes them)."""
         history: list[Any] = []
         if request.previous_response_id:
             chain = await self._db("chain", owner, request.previous_response_id)
@@ -114,7 +120,10 @@ class ResponsesService:
             for record in chain:
                 history += items_from_wire(record.input_items) + items_from_wire(record.response.get("output", []))
         items = request_items(request)
-        messages = to_messages(request.instructions, history + items)
+        conversation = history + items
+        if self.files is not None and file_owner:
+            conversation = await resolve_file_ids(conversation, self.files, file_owner)
+        messages = to_messages(request.instructions, conversation)
         chat, result = await self._chat(request, messages, requester)
         base = self._base(request, chat, await self.completions.model_id(request.model))
         if isinstance(result, ChatCompletion):

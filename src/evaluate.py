@@ -74,6 +74,7 @@ class EvalChunk:
     finish_reason: str | None = None
     logprobs: list[TokenLogprob] = field(default_factory=list)
     tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    stop_sequence: str | None = None
 
     def event(self) -> EvalEvent:
         return EvalEvent(
@@ -81,6 +82,7 @@ class EvalChunk:
             prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
             finish_reason=FinishReason(self.finish_reason) if self.finish_reason else None,
             sources=[msgspec.convert(s, Source) for s in self.sources] if self.sources else [],
+            stop_sequence=self.stop_sequence,
         )
 
 
@@ -336,7 +338,8 @@ class Evaluator:
             if final and called and reason == "stop":
                 reason = "tool_calls"
             chunk = EvalChunk(delta, response, sources if final else [],
-                              event.prompt_tokens, event.completion_tokens, reason)
+                              event.prompt_tokens, event.completion_tokens, reason,
+                              stop_sequence=event.stop_sequence if reason == "stop" else None)
             if final and not params.stream_output:
                 chunk.delta = response if cutter is None else visible
             chunk.logprobs, pending = pending, []

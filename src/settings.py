@@ -258,6 +258,12 @@ class Settings(BaseModel):
         "ms-marco-MiniLM-L-6-v2) that reorders the retrieved candidates and scores /v1/rerank; "
         "empty: no reranking, and /v1/rerank scores by embedding cosine.",
     )
+    moderation_model: str = Field(
+        "",
+        description="Local folder of a transformers text-classification model that scores "
+        "/v1/moderations (labels named like OpenAI's categories, docs/moderations.md); empty: a "
+        "heuristic, the embedding model's similarity to a description of each category.",
+    )
 
     # --- Speech and images --------------------------------------------------------------
     enable_stt: bool = Field(
@@ -470,6 +476,13 @@ class Settings(BaseModel):
                 raise ValueError(f"not a piper voice .onnx file: {path}")
             if not Path(str(onnx) + ".json").is_file():
                 raise ValueError(f"the voice's config {onnx}.json is missing")
+        return value
+
+    @field_validator("moderation_model")
+    @classmethod
+    def _moderation_model_is_dir(cls, value: str) -> str:
+        if value and not (Path(value).expanduser() / "config.json").is_file():
+            raise ValueError(f"not a transformers model directory (no config.json): {value}")
         return value
 
     @field_validator("visible_image_models")

@@ -26,6 +26,7 @@ from openai_server.routers import (
     internal_models,
     messages,
     models,
+    moderations,
     ops,
     responses,
 )
@@ -36,4 +37,5 @@ V1_ROUTERS: list[APIRouter] = [
     collections.router, audio.router, images.router, responses.router, messages.router,
     internal.router,
     internal_models.router,
+    moderations.router,
 ]

@@ -10,6 +10,7 @@ from openai_server.serving_anthropic import MessagesService
 from openai_server.serving_documents import CollectionService, EmbeddingService, FileService
 from openai_server.serving_internal import InternalService
 from openai_server.serving_media import AudioService, ImageService
+from openai_server.serving_moderation import ModerationService
 from openai_server.serving_responses import ResponsesService
 from src.contract import Engine
 
@@ -71,4 +72,9 @@ def messages_service(request: Request) -> MessagesService:
 
 def internal_service(request: Request) -> InternalService:
     service: InternalService = request.app.state.internal
+    return service
+
+
+def moderation_service(request: Request) -> ModerationService:
+    service: ModerationService = request.app.state.moderations
     return service

@@ -14,7 +14,7 @@ from openai_server.protocol_responses import (
     ResponseCreateRequest,
     ResponseObject,
 )
-from openai_server.routers.deps import identity, responses_service
+from openai_server.routers.deps import identity, owner, responses_service
 from openai_server.routers.disconnect import until_disconnected
 from openai_server.sse import named_sse_response
 
@@ -23,9 +23,10 @@ router = APIRouter(tags=["responses"])
 
 @router.post("/responses", response_model=ResponseObject)
 async def create_response(body: ResponseCreateRequest, request: Request) -> Any:
-    """A model response (OpenAI's Responses API); ``stream`` returns its server-sent events."""
+    """A model response (OpenAI's Responses API); ``stream`` returns its server-sent events.
+    Input parts may name this API key's /v1/files by ``file_id`` (an image, a text or PDF file)."""
     who = identity(request, body.user)
-    work = responses_service(request).create(body, who.name, who)
+    work = responses_service(request).create(body, who.name, who, file_owner=owner(request))
     result = await until_disconnected(request, work)
     if isinstance(result, BaseModel):
         return JSONResponse(result.wire() if isinstance(result, ResponseObject) else result.model_dump())

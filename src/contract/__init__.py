@@ -20,7 +20,7 @@ structs and llama.cpp's server ("parse into native types as early as possible").
 The contract is this package: the conversation, the answer, models and operations here; the
 document services in ``documents.py``, speech and images in ``media.py``, text-generation-webui's
 internal API (next-token probabilities, chat prompts, stopping answers) in ``internal.py``, loading and
-unloading models in ``models.py``. It imports nothing
+unloading models in ``models.py``, moderation in ``moderation.py``. It imports nothing
 of the engine (no torch): workers import it. The transport
 and its codec are src/ipc/.
 """
@@ -65,6 +65,7 @@ from src.contract.media import (
     Word,
 )
 from src.contract.models import LlmBackend, LoadArgs, LoadModelRequest, ModelNames, ModelState
+from src.contract.moderation import MODERATION_CATEGORIES, ModerateRequest, ModerateResult, ModerationVerdict
 from src.params import EvalParams
 
 __all__ = [
@@ -75,7 +76,8 @@ __all__ = [
     "FileUpload", "FinishReason", "Health", "HttpObservation", "ImagePart", "ImagesRequest", "ImagesResult",
     "IngestedFile", "IngestReport", "JsonSchemaFormat", "LlmBackend", "LoadArgs", "LoadModelRequest",
     "LogitsRequest", "LogitsResult", "MediaInfo", "Message", "MetricsText", "ModelCapabilities", "ModelInfo",
-    "ModelNames", "ModelState", "Part", "RateHit", "RateVerdict", "Requester", "RerankRequest", "RerankResult",
+    "ModelNames", "ModelState", "ModerateRequest", "ModerateResult", "MODERATION_CATEGORIES",
+    "ModerationVerdict", "Part", "RateHit", "RateVerdict", "Requester", "RerankRequest", "RerankResult",
     "Role", "Segment", "Source", "SourceInfo", "SpeechRequest", "Stopped", "StopRequest", "TextPart",
     "TokenizeRequest", "TokenizeResult", "TokenLogprob", "ToolCall",
     "ToolCallDelta", "TranscribeRequest", "Transcription", "Word",
@@ -241,6 +243,9 @@ class EvalEvent(Contract):
     completion_tokens: int = 0
     finish_reason: FinishReason | None = None
     sources: list[Source] = []
+    #: With ``finish_reason`` stop: the request's stop string the answer ended at (None when it
+    #: ended otherwise, e.g. at the model's end-of-sequence token).
+    stop_sequence: str | None = None
 
 
 # --- models -----------------------------------------------------------------------------------
@@ -361,6 +366,8 @@ class Engine(Protocol):
     async def embed(self, request: EmbedRequest) -> EmbedResult: ...
 
     async def rerank(self, request: RerankRequest) -> RerankResult: ...
+
+    async def moderate(self, request: ModerateRequest) -> ModerateResult: ...
 
     async def add_files(self, request: AddFilesRequest) -> IngestReport: ...
 

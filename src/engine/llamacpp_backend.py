@@ -112,6 +112,7 @@ class LlamaCppDialect(WireDialect):
         if "repetition_penalty" in body:
             body["repeat_penalty"] = body.pop("repetition_penalty")
         body.pop("min_tokens", None)  # the backend ignores the end of turn instead (_at_least)
+        body.pop("stop", None)  # the backend cuts at stop strings itself, to know which matched
         return body
 
     def logprob_fields(self, options: SamplingOptions, chat: bool) -> dict[str, Any]:
@@ -143,7 +144,11 @@ class LlamaCppDialect(WireDialect):
 
 
 class LlamaCppBackend(RemoteBackend):
-    """A local GGUF model on a supervised llama-server, listed under ``name``."""
+    """A local GGUF model on a supervised llama-server, listed under ``name``. Its
+    OpenAI-style stream does not say which stop string ended an answer (only the native
+    /completion's ``stopping_word`` does), so stop strings are cut here (``scans_stop``)."""
+
+    scans_stop = True
 
     def __init__(self, source: ModelSource, name: str, binary: str, options: dict[str, Any],
                  concurrency: int = 16, kv_cache_gb: float = 2.0, max_seq_len: int | None = None,
@@ -239,7 +244,8 @@ class LlamaCppBackend(RemoteBackend):
         yield from self._stream(handle, path, first, path == "/chat/completions", progress)
         if not more or progress.finish != "length" or handle.is_cancelled():
             if more:  # ended early (a stop string, cancelled): say so
-                yield TokenEvent("", progress.prompt_tokens, progress.completion_tokens, progress.finish or "stop")
+                yield TokenEvent("", progress.prompt_tokens, progress.completion_tokens, progress.finish or "stop",
+                                 stop_sequence=progress.stop_sequence)
             return
         prompt = (self._chat_prompt(request.messages) if request.messages and request.prompt_type != "plain"
                   else plain_text(request.messages) if request.messages else request.prompt or "")

@@ -46,6 +46,7 @@ from src.engine.remote_wire import (
     finish_reason,
     plain_text,
 )
+from src.engine.textstream import StopScanner
 from src.engine.types import Capabilities, FinishReason, GenerationRequest, Message, TokenEvent
 from src.errors import (
     ContextLengthError,
@@ -88,11 +89,17 @@ class Progress:
     completion_tokens: int = 0
     text: str = ""
     finish: FinishReason | None = None
+    stop_sequence: str | None = None  # the stop string the answer ended at
 
 
 class RemoteBackend:
     """A model served by a remote engine. ``name`` is the id /v1/models lists here;
     ``remote_model`` the id sent to the remote (discovered from its /v1/models when not given)."""
+
+    #: Cut the answer at the request's stop strings here (the remote is not sent them), so
+    #: that the final event names the one that matched; a remote that names it itself
+    #: (vLLM's ``stop_reason``) is sent them.
+    scans_stop = False
 
     def __init__(
         self,
@@ -268,6 +275,7 @@ class RemoteBackend:
             reader = ChunkReader(chat, top_logprobs=options.logprobs, wrap_call=constraint is not None
                                  and constraint.kind == "tool_call" and bool(constraint.value["required"]))
             finish: FinishReason | None = None
+            scanner = StopScanner(options.stop) if self.scans_stop and options.stop else None
             for lines in _sse_data(response):  # the events of one network read, together
                 if handle.is_cancelled():
                     finish = "cancelled"
@@ -290,6 +298,10 @@ class RemoteBackend:
                     calls += called
                     if remote_finish is not None:
                         finish = finish_reason(remote_finish)
+                if scanner is not None:
+                    text = scanner.feed(text)
+                    if scanner.matched is not None:
+                        finish, done = "stop", True
                 if text or logprobs or calls:
                     progress.text += text
                     yield TokenEvent(text, progress.prompt_tokens or reader.prompt_tokens,
@@ -297,11 +309,18 @@ class RemoteBackend:
                                      tuple(calls))
                 if done:
                     break
+            tail = scanner.flush() if scanner is not None else ""
+            if tail:
+                progress.text += tail
+                yield TokenEvent(tail, progress.prompt_tokens or reader.prompt_tokens,
+                                 progress.offset + reader.completion_tokens)
             progress.finish = finish or "stop"
+            progress.stop_sequence = scanner.matched if scanner is not None else reader.stop_sequence
             progress.prompt_tokens = progress.prompt_tokens or reader.prompt_tokens
             progress.completion_tokens = progress.offset + reader.completion_tokens
             if progress.final:
-                yield TokenEvent("", progress.prompt_tokens, progress.completion_tokens, progress.finish)
+                yield TokenEvent("", progress.prompt_tokens, progress.completion_tokens, progress.finish,
+                                 stop_sequence=progress.stop_sequence if progress.finish == "stop" else None)
 
     def _post_stream(self, path: str, body: dict[str, Any]) -> contextlib.AbstractContextManager[StreamedResponse]:
         return self.client.stream("POST", path, json=body)

@@ -178,6 +178,7 @@ class ChunkReader:
     wrap_call: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    stop_sequence: str | None = None  # vLLM's ``stop_reason``: the stop string that ended it
     usage_seen: bool = False
     held: str = ""
 
@@ -192,6 +193,8 @@ class ChunkReader:
             return "", [], [], None
         choice = choices[0]
         finish = choice.get("finish_reason")
+        if finish == "stop" and isinstance(choice.get("stop_reason"), str):
+            self.stop_sequence = choice["stop_reason"]
         calls: list[ToolCallDelta] = []
         if self.chat:
             delta = choice.get("delta") or {}

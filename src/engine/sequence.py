@@ -104,7 +104,8 @@ class Sequence:
         self.finish_reason = reason
         tail = delta + self.text.flush()
         self.handle.put(TokenEvent(tail, self.prompt_len, self.completion_tokens, reason,
-                                   self._take_logprobs()))
+                                   self._take_logprobs(),
+                                   stop_sequence=self.text.matched if reason == "stop" else None))
         self.handle.finish()
         self.cache = None
 

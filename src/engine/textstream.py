@@ -20,6 +20,7 @@ class TextStream:
         self.ids: list[int] = []
         self.emitted = 0  # characters of the decoded text already handed out
         self.stopped = False
+        self.matched: str | None = None  # the stop string the text ended at
         self._text = ""
 
     def add(self, token_ids: list[int]) -> str:
@@ -56,8 +57,11 @@ class TextStream:
 
     def _find_stop(self, text: str) -> int | None:
         start = max(0, self.emitted - max(len(s) for s in self.stop))
-        hits = [i for i in (text.find(s, start) for s in self.stop) if i >= 0]
-        return min(hits) if hits else None
+        hits = [(i, s) for i, s in ((text.find(s, start), s) for s in self.stop) if i >= 0]
+        if not hits:
+            return None
+        cut, self.matched = min(hits, key=lambda hit: hit[0])
+        return cut
 
     def _partial_stop_len(self, text: str) -> int:
         """Length of the longest text suffix that is a proper prefix of a stop string."""
@@ -68,3 +72,38 @@ class TextStream:
                     best = k
                     break
         return best
+
+
+class StopScanner:
+    """Stop strings over text deltas (an engine that is not told them, so that the string
+    that matched is known): :meth:`feed` returns the text that is safe to emit, holding back
+    what could be the start of a stop string; after a match, ``matched`` is the string and
+    the rest of the answer is dropped."""
+
+    def __init__(self, stop: tuple[str, ...]) -> None:
+        self.stop = tuple(s for s in stop if s)
+        self.matched: str | None = None
+        self._held = ""
+
+    def feed(self, delta: str) -> str:
+        if self.matched is not None:
+            return ""
+        text = self._held + delta
+        hits = [(i, s) for i, s in ((text.find(s), s) for s in self.stop) if i >= 0]
+        if hits:
+            cut, self.matched = min(hits, key=lambda hit: hit[0])
+            self._held = ""
+            return text[:cut]
+        keep = 0
+        for s in self.stop:
+            for k in range(min(len(s) - 1, len(text)), keep, -1):
+                if text.endswith(s[:k]):
+                    keep = k
+                    break
+        self._held = text[len(text) - keep:] if keep else ""
+        return text[:len(text) - keep]
+
+    def flush(self) -> str:
+        """What was held back (the answer ended without a stop string)."""
+        held, self._held = self._held, ""
+        return "" if self.matched is not None else held

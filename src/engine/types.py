@@ -127,5 +127,7 @@ class TokenEvent:
     #: Tool-call pieces, from an engine that calls tools itself (remote ones, llama.cpp),
     #: with that engine's ids.
     tool_calls: tuple[ToolCallDelta, ...] = ()
+    #: On a last event that ended at one of the request's stop strings: that string.
+    stop_sequence: str | None = None
 
 

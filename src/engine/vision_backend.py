@@ -308,4 +308,5 @@ class VisionBackend:
             reason = "length"
         else:
             reason = "stop"
-        handle.put(TokenEvent(text.flush(), prompt_tokens, done, reason))
+        handle.put(TokenEvent(text.flush(), prompt_tokens, done, reason,
+                              stop_sequence=text.matched if reason == "stop" else None))

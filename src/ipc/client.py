@@ -64,6 +64,8 @@ from src.contract import (
     ModelInfo,
     ModelNames,
     ModelState,
+    ModerateRequest,
+    ModerateResult,
     RateHit,
     RateVerdict,
     RerankRequest,
@@ -182,6 +184,10 @@ class EngineClient:
 
     async def rerank(self, request: RerankRequest) -> RerankResult:
         result: RerankResult = await self._call("rerank", request, RerankResult)
+        return result
+
+    async def moderate(self, request: ModerateRequest) -> ModerateResult:
+        result: ModerateResult = await self._call("moderate", request, ModerateResult)
         return result
 
     async def add_files(self, request: AddFilesRequest) -> IngestReport:

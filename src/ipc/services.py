@@ -33,10 +33,12 @@ from src.contract import (
 from src.ipc.documents import register_document_methods
 from src.ipc.media import register_media_methods
 from src.ipc.models import register_model_methods
+from src.ipc.moderation import register_moderation_methods
 from src.ipc.ops import register_ops_methods
 from src.ipc.server import IpcServer
 from src.ipc.stopping import RunningAnswers
 from src.media import MediaServices
+from src.moderation import build_moderator
 
 if TYPE_CHECKING:
     from src.evaluate import Evaluator
@@ -45,7 +47,8 @@ if TYPE_CHECKING:
 def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: MediaServices | None = None) -> None:
     """health, models, evaluate (typed), the document methods of src.ipc.documents (embed,
     ingestion, sources, collections) and the speech and image methods of src.ipc.media (from
-    ``media``, else built from the settings), and the operations methods of src.ipc.ops."""
+    ``media``, else built from the settings), the operations methods of src.ipc.ops and
+    ``moderate`` (src.ipc.moderation)."""
     registry = evaluator.registry
 
     def health(_: Any) -> Health:
@@ -85,3 +88,4 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: Medi
     register_media_methods(server, media or MediaServices.from_settings(evaluator.settings))
     register_ops_methods(server, evaluator)  # tokenize, metrics, rate limits: src/ipc/ops.py
     register_model_methods(server, evaluator)  # list, load, unload models: src/ipc/models.py
+    register_moderation_methods(server, build_moderator(evaluator.settings, evaluator.docs))

@@ -243,6 +243,31 @@ def test_messages_stream_events_exactly_and_valid(server, claude, model):
     assert text and final.content[0].text == text and final.usage.output_tokens > 0
 
 
+def test_a_matched_stop_sequence_is_named_and_chat_completions_are_unaffected(server, claude, model, client):
+    """The engine's final event names the stop string that matched (each backend fills it);
+    Messages says ``stop_sequence`` with that string, streamed or not."""
+    ask = {"model": model, "max_tokens": 40, "messages": [{"role": "user", "content": "Describe the sea."}],
+           "extra_body": {"temperature": 0}}
+    text = claude.messages.create(**ask).content[0].text  # greedy: the same answer each time
+    words = [w for w in text.split() if len(w) >= 3 and w.isalpha()]
+    assert len(words) >= 3, text
+    stop = words[2]
+    message = claude.messages.create(**ask, stop_sequences=["qqzzx never", stop])
+    assert message.stop_reason == "stop_sequence" and message.stop_sequence == stop
+    assert message.content[0].text.strip() == text[:text.index(stop)].strip()
+    with claude.messages.stream(**ask, stop_sequences=[stop]) as s:
+        streamed = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert final.stop_reason == "stop_sequence" and final.stop_sequence == stop
+    assert streamed.strip() == message.content[0].text.strip()
+    unmatched = claude.messages.create(**ask, stop_sequences=["qqzzx never"])
+    assert unmatched.stop_reason in ("end_turn", "max_tokens") and unmatched.stop_sequence is None
+    chat = client.chat.completions.create(model=model, max_tokens=40, temperature=0, stop=[stop],
+                                          messages=ask["messages"])
+    assert chat.choices[0].finish_reason == "stop" and "stop_sequence" not in chat.choices[0].model_dump()
+    assert chat.choices[0].message.content.strip() == message.content[0].text.strip()
+
+
 def test_count_tokens_counts_the_prompt(claude, model):
     short = claude.messages.count_tokens(model=model, messages=[{"role": "user", "content": "Hi"}])
     long = claude.messages.count_tokens(model=model, messages=[{"role": "user", "content": "Hi " * 50}])

@@ -68,7 +68,9 @@ def test_greedy_is_temperature_zero_and_llamacpp_names():
     llama = type(spec)("llamacpp", "http://127.0.0.1:9/v1")
     _, body = request_body(GenerationRequest(messages=MESSAGES, options=options), llama, "m")
     assert body["temperature"] == 0.0 and body["repeat_penalty"] == 1.2 and "repetition_penalty" not in body
-    assert body["logit_bias"] == {"5": -100.0} and body["stop"] == ["x"]
+    assert body["logit_bias"] == {"5": -100.0}
+    assert "stop" not in body  # the llama.cpp backend cuts at stop strings itself, to name the match
+    assert request_body(GenerationRequest(messages=MESSAGES, options=options), spec, "m")[1]["stop"] == ["x"]
     assert body["logprobs"] is True and body["top_logprobs"] == 2
     _, minimum = request_body(GenerationRequest(messages=MESSAGES, options=SamplingOptions(min_new_tokens=3)),
                               llama, "m")
@@ -151,3 +153,13 @@ def test_completion_logprobs_and_counts_without_usage():
         "tokens": ["Hi"], "token_logprobs": [-0.5], "top_logprobs": [{"Hi": -0.5, "Hello": -1.5}]}}]})
     assert text == "Hi" and logprobs[0].logprob == -0.5 and dict(logprobs[0].top)["Hello"] == -1.5
     assert reader.completion_tokens == 1
+
+
+def test_vllms_stop_reason_names_the_matched_stop_string():
+    reader = ChunkReader(chat=True)
+    reader.read({"choices": [{"delta": {"content": "Hi"}}]})
+    reader.read({"choices": [{"delta": {}, "finish_reason": "stop", "stop_reason": "END"}]})
+    assert reader.stop_sequence == "END"
+    eos = ChunkReader(chat=True)
+    eos.read({"choices": [{"delta": {}, "finish_reason": "stop", "stop_reason": 2}]})  # a stop token id
+    assert eos.stop_sequence is None

@@ -53,7 +53,7 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: Medi
 
     def evaluate(request: EvaluateRequest, cancel: threading.Event) -> Iterator[EvalEvent]:
         for chunk in evaluator.evaluate(request.params, cancel, request.requester, request.messages,
-                                        request.json_schema):
+                                        request.json_schema, request.strict_max_new_tokens):
             yield chunk.event()
 
     server.register_typed("health", Empty, health)

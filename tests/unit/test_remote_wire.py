@@ -151,3 +151,14 @@ def test_completion_logprobs_and_counts_without_usage():
         "tokens": ["Hi"], "token_logprobs": [-0.5], "top_logprobs": [{"Hi": -0.5, "Hello": -1.5}]}}]})
     assert text == "Hi" and logprobs[0].logprob == -0.5 and dict(logprobs[0].top)["Hello"] == -1.5
     assert reader.completion_tokens == 1
+
+
+def test_min_p_and_named_samplers_are_forwarded_and_min_p_zero_is_sent():
+    llama = type(parse_inference_server("vllm_chat:http://h:1/v1"))("llamacpp", "http://127.0.0.1:9/v1")
+    options = SamplingOptions(temperature=0.7, min_p=0.2, samplers=(("mirostat", 2), ("typical_p", 0.9)))
+    _, body = request_body(GenerationRequest(messages=MESSAGES, options=options), llama, "m")
+    assert body["min_p"] == 0.2 and body["typical_p"] == 0.9 and body["mirostat"] == 2
+    _, off = request_body(GenerationRequest(messages=MESSAGES, options=SamplingOptions(min_p=0.0)), llama, "m")
+    assert off["min_p"] == 0.0  # an explicit 0 turns llama.cpp's default 0.05 off
+    _, unset = request_body(GenerationRequest(messages=MESSAGES, options=SamplingOptions()), llama, "m")
+    assert "min_p" not in unset

@@ -109,7 +109,7 @@ class EvalParams(BaseModel):
     samplers: dict[str, SamplerValue] = Field(
         default_factory=dict,
         description="Other samplers by name, for a backend that has them: "
-        f"{', '.join(EXTRA_SAMPLERS)}. llama.cpp takes its own (docs/llamacpp.md), a remote "
+        f"{', '.join(EXTRA_SAMPLERS)}. llama.cpp takes most (docs/parameters.md#samplers), a remote "
         "engine gets them as sent; one the model's backend lacks is a 400 unsupported_parameter.",
     )
     logit_bias: dict[int, float] = Field(

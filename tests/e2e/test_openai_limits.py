@@ -87,6 +87,7 @@ def test_a_completion_whose_max_tokens_do_not_fit_is_a_400(client, model, window
     assert f"{window} in the completion" in error_body(info)["message"]
 
 
+@pytest.mark.timeout(900)  # ~8,000 prompt tokens on 2 busy cores (16-100 tokens/s of prefill seen)
 def test_a_long_prompt_without_max_tokens_is_answered_within_the_window(client, model, window):
     """~8,000 prompt tokens: more than a slot's share of a split cache (5,632), and the default
     256 answer tokens would not fit after it: they are cut to what is left."""
@@ -99,6 +100,7 @@ def test_a_long_prompt_without_max_tokens_is_answered_within_the_window(client, 
     assert answer.choices[0].finish_reason in ("stop", "length")
 
 
+@pytest.mark.timeout(900)
 def test_open_webuis_first_chat_with_36_tools_is_answered(server, model):
     body = open_webui_chat(model)
     assert len(body["tools"]) == 36

@@ -101,6 +101,7 @@ STATUS_OF_CODE: dict[str, type[APIError]] = {
     "internal_error": APIError,
     "invalid_parameter": InvalidRequestError,
     "unsupported_feature": InvalidRequestError,
+    "unsupported_parameter": InvalidRequestError,
     "model_not_found": NotFoundError,
     "engine_error": APIError,
     "context_length_exceeded": InvalidRequestError,

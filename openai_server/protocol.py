@@ -3,7 +3,10 @@
 Fields follow the order of OpenAI's API reference. The h2oGPT extensions come last, in
 one block generated from :class:`src.params.EvalParams` (``H2OGPT_FIELDS``): every
 evaluate() parameter whose name OpenAI does not already define can be sent at the top
-level of the JSON body (the SDK's ``extra_body``). Unknown fields are ignored and logged.
+level of the JSON body (the SDK's ``extra_body``), and so can the samplers that
+src/params.py ``EXTRA_SAMPLERS`` knows by name (``typical_p``, ``mirostat``, ...; a backend
+without one refuses it) and ``repeat_penalty`` (``repetition_penalty``). Other unknown fields
+are ignored and logged.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic.fields import FieldInfo
 
-from src.params import EvalParams
+from src.params import EXTRA_SAMPLERS, EvalParams
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +138,25 @@ class _SamplingFields(OpenAIBaseModel):
     temperature: float = Field(0.3, ge=0.0, le=2.0, description="0 decodes greedily.")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     user: str | None = Field(None, description="'username:password' when --auth_access=closed.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sampler_names(cls, data: Any) -> Any:
+        """``repeat_penalty`` (llama.cpp's and Ollama's name, sent by Open WebUI) is
+        ``repetition_penalty``; the other known samplers (src/params.py EXTRA_SAMPLERS) sent at
+        the top level go into h2oGPT's ``samplers``, so a backend that lacks one refuses it."""
+        if not isinstance(data, dict) or not ({"repeat_penalty", *EXTRA_SAMPLERS} & data.keys()):
+            return data
+        data = dict(data)
+        if "repeat_penalty" in data:
+            alias = data.pop("repeat_penalty")
+            if data.setdefault("repetition_penalty", alias) != alias:
+                raise ValueError("give repetition_penalty or its alias repeat_penalty, not both")
+        named = {name: data.pop(name) for name in EXTRA_SAMPLERS if name in data}
+        if named:
+            given = data.get("samplers")
+            data["samplers"] = {**(given if isinstance(given, dict) else {}), **named}
+        return data
 
     @model_validator(mode="after")
     def _check_combinations(self) -> _SamplingFields:

@@ -330,7 +330,8 @@ class CompletionService:
                          requester: Requester | None = None) -> Completion | AsyncIterator[Any]:
         model = await self.model_id(request.model)
         prompts = translate.completion_prompts(request)
-        choices = _on_model([EvaluateRequest(params=p, requester=requester)
+        strict = translate.asked_max_tokens(request)
+        choices = _on_model([EvaluateRequest(params=p, requester=requester, strict_max_new_tokens=strict)
                              for p in translate.completion_params(request)], model)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)

@@ -5,7 +5,9 @@ evaluate()'s (an :class:`src.contract.EvaluateRequest` per choice).
   as sent: every system message in its place, ``image_url`` parts in their turn, an
   assistant's ``tool_calls`` with their ids, ``tool`` messages with their ``tool_call_id``.
   The last user message's text is also the ``instruction`` (document Q&A searches with it).
-- ``max_completion_tokens`` (else ``max_tokens``, else 256) -> ``max_new_tokens``.
+- ``max_completion_tokens`` (else ``max_tokens``, else 256) -> ``max_new_tokens``. One the
+  client set is refused (400 ``context_length_exceeded``) when prompt plus answer would not
+  fit the context window; the default 256 is cut to fit (:func:`asked_max_tokens`).
 - ``temperature`` 0 -> greedy decoding (``do_sample=False``).
 - ``stop`` (string or list), ``seed``, ``top_p``, penalties, ``logit_bias`` (token ids as
   strings) map one to one; ``logprobs``/``top_logprobs`` ask the engine for log probs.
@@ -156,8 +158,17 @@ def chat_requests(request: ChatCompletionFields, requester: contract.Requester |
     and the client's json_schema response_format (for a remote engine)."""
     messages = conversation(request.messages)
     schema = json_schema_as_sent(request.response_format)
-    return [contract.EvaluateRequest(params=p, messages=messages, requester=requester, json_schema=schema)
+    strict = asked_max_tokens(request)
+    return [contract.EvaluateRequest(params=p, messages=messages, requester=requester, json_schema=schema,
+                                     strict_max_new_tokens=strict)
             for p in chat_params(request)]
+
+
+def asked_max_tokens(request: ChatCompletionFields | CompletionFields) -> bool:
+    """The client set how many tokens to generate (``max_tokens``, ``max_completion_tokens`` or
+    h2oGPT's ``max_new_tokens``): more than the context leaves is refused, not cut to fit."""
+    given = request.max_tokens is not None or "max_new_tokens" in h2ogpt_values(request)
+    return given or getattr(request, "max_completion_tokens", None) is not None
 
 
 def json_schema_as_sent(fmt: ResponseFormat | None) -> contract.JsonSchemaFormat | None:

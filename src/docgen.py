@@ -77,8 +77,25 @@ when it is stale.
 """
 
 
+def samplers_markdown() -> str:
+    """The known samplers beyond EvalParams' fields, and which local backend takes each."""
+    from src.engine.llamacpp_backend import LLAMACPP_SAMPLERS
+    from src.params import EXTRA_SAMPLERS
+
+    rows = [f"| `{name}` | `{neutral!r}` | {'yes' if name in LLAMACPP_SAMPLERS else 'no'} |"
+            for name, neutral in EXTRA_SAMPLERS.items()]
+    return "\n".join([
+        "", "## Samplers", "",
+        "Samplers known by name beyond the fields above (`samplers`; the OpenAI API takes them at the",
+        "top level of the body). A remote engine gets them as sent; llama.cpp takes those marked; the",
+        "transformers and vision backends take none of them: a value other than the neutral one is a",
+        "400 `unsupported_parameter` naming it and the backend. `min_p`, `top_k` and",
+        "`repetition_penalty` (also sent as `repeat_penalty`) are fields of their own, on every backend.",
+        "", "| name | neutral value | llama.cpp |", "|---|---|---|", *rows, ""])
+
+
 def parameters_markdown() -> str:
-    return PARAMETERS_DOC_HEADER + params_markdown()
+    return PARAMETERS_DOC_HEADER + params_markdown() + samplers_markdown()
 
 
 def help_text() -> str:

@@ -41,6 +41,12 @@ class UnsupportedFeatureError(InvalidParamsError):
     code = "unsupported_feature"
 
 
+class UnsupportedParameterError(InvalidParamsError):
+    """The chosen model's backend has no such sampler (or parameter); ``param`` names it."""
+
+    code = "unsupported_parameter"
+
+
 class UnknownModelError(DomainError):
     """No served model has that name."""
 

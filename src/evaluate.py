@@ -44,8 +44,8 @@ from src.engine.types import (
     SamplingOptions,
     TokenEvent,
 )
-from src.errors import UnsupportedFeatureError
-from src.params import EvalParams
+from src.errors import UnsupportedFeatureError, UnsupportedParameterError
+from src.params import EXTRA_SAMPLERS, EvalParams
 from src.settings import Settings
 from src.tools import ToolCallStream
 
@@ -95,6 +95,7 @@ def sampling_options(params: EvalParams) -> SamplingOptions:
         temperature=params.temperature,
         top_p=params.top_p if params.top_p is not None else 1.0,
         top_k=params.top_k or 0,
+        min_p=params.min_p,
         repetition_penalty=params.repetition_penalty or 1.0,
         presence_penalty=params.presence_penalty,
         frequency_penalty=params.frequency_penalty,
@@ -104,6 +105,7 @@ def sampling_options(params: EvalParams) -> SamplingOptions:
         do_sample=params.do_sample,
         stop=tuple(params.stop),
         max_time=params.max_time,
+        samplers=tuple(sorted(params.samplers.items())),
     )
 
 
@@ -176,9 +178,10 @@ class Evaluator:
 
     def request(self, params: EvalParams, caps: Capabilities | None = None,
                 messages: Sequence[Message] | None = None,
-                json_schema: JsonSchemaFormat | None = None) -> GenerationRequest:
+                json_schema: JsonSchemaFormat | None = None, strict: bool = False) -> GenerationRequest:
         """The backend request of ``params`` (defaults already filled in) and the client's
-        ``messages`` (src/conversation.py composes them) for a backend with ``caps``."""
+        ``messages`` (src/conversation.py composes them) for a backend with ``caps``;
+        ``strict``: a max_new_tokens beyond the context is refused (unless --clamp_max_new_tokens)."""
         caps = caps or Capabilities()
         composed = compose(params, messages, caps, self.settings.allow_image_url_fetch)
         funcs = tools.offered(params.tools, params.tool_choice)
@@ -193,15 +196,24 @@ class Evaluator:
             tool_choice=params.tool_choice if native else None,
             parallel_tool_calls=params.parallel_tool_calls if native else None,
             json_schema=json_schema if caps.passthrough and params.guided_json is not None else None,
+            strict_max_new_tokens=strict and not self.settings.clamp_max_new_tokens,
         )
 
     def checked_request(self, backend: Backend, params: EvalParams, messages: Sequence[Message] | None = None,
-                        json_schema: JsonSchemaFormat | None = None) -> GenerationRequest:
+                        json_schema: JsonSchemaFormat | None = None, strict: bool = False) -> GenerationRequest:
         """The request of ``params``, refused (400) when ``backend`` cannot honour its constraint."""
         caps = backend.capabilities
-        request = self.request(params, caps, messages, json_schema)
+        request = self.request(params, caps, messages, json_schema, strict)
         if tools.offered(params.tools, params.tool_choice) and not caps.tools:
             raise UnsupportedFeatureError(f"the model {backend.name} cannot call tools", param="tools")
+        lacking = sorted(name for name, value in params.samplers.items()
+                         if name not in caps.samplers and value != EXTRA_SAMPLERS[name])
+        if lacking:
+            kind = backend.describe().backend
+            raise UnsupportedParameterError(
+                f"the {kind} backend of the model {backend.name!r} has no {lacking[0]} sampler "
+                f"(it takes: {', '.join(sorted(caps.samplers)) or 'none of the extra samplers'})",
+                param=lacking[0])
         if request.constraint is not None and not caps.constrained_decoding:
             raise UnsupportedFeatureError(f"the model {backend.name} cannot constrain its output",
                                           param="response_format")
@@ -256,28 +268,31 @@ class Evaluator:
         user: Requester | None = None,
         messages: Sequence[Message] | None = None,
         json_schema: JsonSchemaFormat | None = None,
+        strict_max_new_tokens: bool = False,
     ) -> Generator[EvalChunk, None, None]:
         """Answer ``params`` (and the client's ``messages``, when it sent a conversation);
         closing the iterator, or setting ``cancel``, cancels the generation.
 
         ``user`` is who asks (their personal collections are searched); None is anonymous.
+        ``strict_max_new_tokens``: the caller set max_new_tokens itself; more than the context
+        window leaves after the prompt is refused (ContextLengthError), not cut to fit.
         The observer, if any, sees the answer's chunks as they pass.
         """
-        answer = self._evaluate(params, cancel, user, messages, json_schema)
+        answer = self._evaluate(params, cancel, user, messages, json_schema, strict_max_new_tokens)
         return answer if self.observer is None else self.observer.observe_answer(answer)
 
     def _evaluate(
         self, params: EvalParams, cancel: threading.Event | None, user: Requester | None,
-        messages: Sequence[Message] | None, json_schema: JsonSchemaFormat | None,
+        messages: Sequence[Message] | None, json_schema: JsonSchemaFormat | None, strict: bool,
     ) -> Generator[EvalChunk, None, None]:
         params = params.with_defaults(self.settings)
         with self.registry.lease(params.visible_models) as backend:  # a model swap drains it after
             yield from self._answer(self.checked_backend(backend, params, messages), params, cancel, user,
-                                    messages, json_schema)
+                                    messages, json_schema, strict)
 
     def _answer(
         self, backend: Backend, params: EvalParams, cancel: threading.Event | None, user: Requester | None,
-        messages: Sequence[Message] | None, json_schema: JsonSchemaFormat | None,
+        messages: Sequence[Message] | None, json_schema: JsonSchemaFormat | None, strict: bool,
     ) -> Generator[EvalChunk, None, None]:
         sources: list[dict[str, Any]] = []
         params = self.model_defaults(params, backend)
@@ -298,7 +313,7 @@ class Evaluator:
             params, sources = plan.params, plan.sources
             if messages is not None and params.instruction != asked:  # Summarize/Extract rewrote the question
                 messages = with_last_user_text(messages, params.instruction)
-        request = self.checked_request(backend, params, messages, json_schema)
+        request = self.checked_request(backend, params, messages, json_schema, strict)
         handle = backend.submit(request, cancel)
         try:
             yield from self._generation(handle, request, params, sources, started)

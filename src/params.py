@@ -19,6 +19,20 @@ GUIDED_FIELDS = ("guided_json", "guided_regex", "guided_choice", "guided_grammar
 
 
 MIN_TEMPERATURE = 1e-4
+SamplerValue = bool | int | float
+#: Samplers known by name beyond EvalParams' own fields (llama.cpp's and vLLM's extra sampling
+#: parameters), each with its neutral value (the value that asks for nothing). They are taken
+#: in ``samplers`` (the OpenAI API takes them at the top level of the body) and forwarded by a
+#: backend that declares them (Capabilities.samplers); on any other backend a value other
+#: than the neutral one is a 400 ``unsupported_parameter`` naming it.
+EXTRA_SAMPLERS: dict[str, SamplerValue] = {
+    "typical_p": 1.0, "mirostat": 0, "mirostat_tau": 5.0, "mirostat_eta": 0.1, "tfs_z": 1.0,
+    "top_a": 0.0, "min_keep": 0, "repeat_last_n": 64, "penalize_nl": False, "dynatemp_range": 0.0,
+    "dynatemp_exponent": 1.0, "xtc_probability": 0.0, "xtc_threshold": 0.1, "dry_multiplier": 0.0,
+    "dry_base": 1.75, "dry_allowed_length": 2, "dry_penalty_last_n": -1, "top_n_sigma": -1.0,
+    "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "length_penalty": 1.0, "use_beam_search": False,
+    "best_of": 1,
+}
 #: The roles of chat_conversation's {role, content} messages.
 CONVERSATION_ROLES = ("system", "developer", "user", "assistant", "tool")
 
@@ -76,6 +90,11 @@ class EvalParams(BaseModel):
     )
     top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
     top_k: int | None = Field(None, ge=0, description="Sample from the k most likely tokens; 0 disables.")
+    min_p: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Drop tokens less likely than min_p times the most likely one; 0 disables. "
+        "None: the backend's default (llama.cpp's is 0.05; off elsewhere).",
+    )
     max_new_tokens: int | None = Field(None, ge=1, description="Most tokens to generate.")
     min_new_tokens: int | None = Field(None, ge=0, description="Fewest tokens to generate.")
     repetition_penalty: float | None = Field(
@@ -86,6 +105,12 @@ class EvalParams(BaseModel):
     )
     frequency_penalty: float = Field(
         0.0, ge=-2.0, le=2.0, description="Subtracted per occurrence of a token already generated."
+    )
+    samplers: dict[str, SamplerValue] = Field(
+        default_factory=dict,
+        description="Other samplers by name, for a backend that has them: "
+        f"{', '.join(EXTRA_SAMPLERS)}. llama.cpp takes most (docs/parameters.md#samplers), a remote "
+        "engine gets them as sent; one the model's backend lacks is a 400 unsupported_parameter.",
     )
     logit_bias: dict[int, float] = Field(
         default_factory=dict,
@@ -183,6 +208,14 @@ class EvalParams(BaseModel):
                     raise ValueError(f"turn {i}: a message needs a role, one of {', '.join(CONVERSATION_ROLES)}")
             elif not (isinstance(turn, list | tuple) and len(turn) == 2):
                 raise ValueError(f"turn {i}: a turn is a [human, bot] pair or a {{role, content}} message")
+        return value
+
+    @field_validator("samplers")
+    @classmethod
+    def _known_samplers(cls, value: dict[str, SamplerValue]) -> dict[str, SamplerValue]:
+        unknown = sorted(set(value) - set(EXTRA_SAMPLERS))
+        if unknown:
+            raise ValueError(f"unknown samplers {', '.join(unknown)}; known: {', '.join(EXTRA_SAMPLERS)}")
         return value
 
     @field_validator("logit_bias")

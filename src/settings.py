@@ -154,6 +154,12 @@ class Settings(BaseModel):
     top_p: float = Field(0.75, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
     top_k: int = Field(40, ge=0, description="Sample from the k most likely tokens; 0 disables.")
     max_new_tokens: int = Field(1024, ge=1, description="Most tokens to generate per answer.")
+    clamp_max_new_tokens: bool = Field(
+        False,
+        description="Cut an API client's max_tokens to what the context window leaves after the "
+        "prompt (h2oGPT's behaviour) instead of refusing it with a 400 context_length_exceeded "
+        "(OpenAI's and vLLM's). The UI, gradio_client and a request without max_tokens are always cut.",
+    )
     min_new_tokens: int = Field(0, ge=0, description="Fewest tokens to generate per answer.")
     repetition_penalty: float = Field(
         1.07, ge=0.01, le=3.0, description="Penalty on repeated tokens; 1.0 disables."

@@ -155,12 +155,16 @@ class EvaluateRequest(Contract):
     (``system_prompt``, ``chat_conversation``, ``text_context_list``, document context) are
     applied to it in one place, src/conversation.py. Without ``messages`` the conversation is
     h2oGPT's own: ``system_prompt``, ``chat_conversation`` and ``instruction``.
+    ``strict_max_new_tokens``: the client asked for ``params.max_new_tokens`` itself (OpenAI's
+    ``max_tokens``), so more than the context window leaves after the prompt is refused
+    (``context_length_exceeded``) instead of cut to fit (unless ``--clamp_max_new_tokens``).
     """
 
     params: EvalParams = msgspec.field(default_factory=EvalParams)
     messages: list[Message] | None = None
     requester: Requester | None = None
     json_schema: JsonSchemaFormat | None = None
+    strict_max_new_tokens: bool = False
 
 
 class TokenizeRequest(Contract):

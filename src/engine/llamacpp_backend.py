@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,6 +39,7 @@ from typing import Any
 from src import tools
 from src.contract import LogitsRequest, ModelInfo
 from src.engine.backend import model_info
+from src.engine.context_fit import fitted, prompt_tokens_at_most
 from src.engine.handle import RequestHandle
 from src.engine.kv_budget import budget_tokens, kv_bytes_per_token
 from src.engine.llamacpp_process import LlamaServer
@@ -62,6 +64,12 @@ from src.errors import UnsupportedFeatureError
 log = logging.getLogger(__name__)
 
 LLAMACPP_VERSION = "0.3.36"  # the llama-cpp-python sdist whose vendored llama.cpp is built
+#: The samplers of src/params.py EXTRA_SAMPLERS that llama-server reads (its /completion options).
+LLAMACPP_SAMPLERS = frozenset({
+    "typical_p", "mirostat", "mirostat_tau", "mirostat_eta", "min_keep", "repeat_last_n",
+    "dynatemp_range", "dynatemp_exponent", "xtc_probability", "xtc_threshold", "dry_multiplier",
+    "dry_base", "dry_allowed_length", "dry_penalty_last_n", "top_n_sigma",
+})
 
 
 def server_path(llamacpp_dict: dict[str, Any] | None = None) -> str | None:
@@ -96,6 +104,18 @@ def gguf_shape(path: str) -> dict[str, int]:
                              hidden_size=value(f"{arch}.embedding_length"))
     return {"context_length": value(f"{arch}.context_length", 4096),
             "kv_bytes_per_token": kv_bytes_per_token(config, dtype_bytes=2)}
+
+
+def cache_sizes(shape: dict[str, int], options: dict[str, Any], parallel: int, kv_cache_gb: float,
+                max_seq_len: int | None) -> tuple[int, int]:
+    """(context window of one answer, tokens of the shared KV cache). The window is n_ctx, else
+    --max_seq_len, else the model's own; the cache holds ``parallel`` windows with n_ctx (h2oGPT's
+    meaning: per sequence), else the --kv_cache_gb budget (at least one whole window)."""
+    per_sequence = int(options.get("n_ctx") or max_seq_len or shape["context_length"])
+    if options.get("n_ctx"):
+        return per_sequence, per_sequence * parallel
+    budget = budget_tokens(kv_cache_gb, shape["kv_bytes_per_token"]) // 256 * 256
+    return per_sequence, max(budget, per_sequence)
 
 
 class LlamaCppDialect(WireDialect):
@@ -157,14 +177,14 @@ class LlamaCppBackend(RemoteBackend):
         self.gguf = str(Path(source.path) / source.gguf_file)
         shape = gguf_shape(self.gguf)
         parallel = int(options.get("n_parallel") or concurrency)
-        per_sequence = int(options.get("n_ctx") or max_seq_len or shape["context_length"])
-        if not options.get("n_ctx"):  # each slot gets its share of the --kv_cache_gb budget
-            share = budget_tokens(kv_cache_gb, shape["kv_bytes_per_token"]) // parallel
-            per_sequence = max(min(per_sequence, share // 256 * 256), min(per_sequence, 2048))
+        per_sequence, total = cache_sizes(shape, options, parallel, kv_cache_gb, max_seq_len)
         self.n_ctx = per_sequence
-        # One KV stream per slot (not --kv-unified): measured here, a unified cache of 93k
-        # tokens made 8 streams 0.77x as fast, with the first token 3.5x later.
-        args = ["-m", self.gguf, "--alias", name, "-c", str(per_sequence * parallel), "-np", str(parallel),
+        # One KV cache that all slots share (--kv-unified): one answer may take the model's whole
+        # context while the others are short. Per-slot streams (-c split over -np) had given one
+        # answer 5,632 tokens of the default model's 8,192 (they were measured 1.3x as fast at
+        # 8 streams: bench/llamacpp.py).
+        args = ["-m", self.gguf, "--alias", name, "-c", str(total), "-np", str(parallel), "--kv-unified",
+                "--kv-unified-per-slot", str(per_sequence),
                 "-t", str(int(options.get("n_threads") or threads)),
                 "-ngl", str(int(options.get("n_gpu_layers") or 0)), "--jinja", "--no-webui", "--log-disable"]
         if options.get("n_batch"):
@@ -178,10 +198,34 @@ class LlamaCppBackend(RemoteBackend):
     def wire_dialect(self, spec: RemoteSpec) -> WireDialect:
         return LlamaCppDialect(spec)
 
+    def submit(self, request: GenerationRequest, cancel: threading.Event | None = None) -> RequestHandle:
+        """The remote backend's submit, after the prompt plus answer is fitted to the window
+        (src/engine/context_fit.py): llama.cpp's shared cache would let an answer run past it."""
+        return super().submit(self.fit(request), cancel)
+
+    def fit(self, request: GenerationRequest) -> GenerationRequest:
+        """``request`` with max_new_tokens fitted to the window; the prompt is tokenized (by
+        llama.cpp) only when a bound on its length says that it may not fit."""
+        window = self.context_window
+        if prompt_tokens_at_most(request) + request.options.max_new_tokens <= window:
+            return request
+        return fitted(request, self.prompt_tokens(request), window)
+
+    def prompt_tokens(self, request: GenerationRequest) -> int:
+        """The prompt's tokens as llama.cpp counts them (its chat template, special tokens added)."""
+        if request.prompt_ids:
+            return len(request.prompt_ids)
+        if request.messages and request.prompt_type != "plain":
+            text = self._chat_prompt(request.messages)
+        else:
+            text = plain_text(request.messages) if request.messages else request.prompt or ""
+        return len(self.tokenize(text, add_special_tokens=True))
+
     @property
     def capabilities(self) -> Capabilities:
         # tools come as a constraint: llama.cpp ignores the tools a model's template lacks
-        return Capabilities(logprobs=True, logit_bias=True, constrained_decoding=True, tools=True)
+        return Capabilities(logprobs=True, logit_bias=True, constrained_decoding=True, tools=True,
+                            samplers=LLAMACPP_SAMPLERS)
 
     # --- prompts: llama.cpp's own template and tokenizer -------------------------------------
     def _renders_chat(self, request: GenerationRequest) -> bool:

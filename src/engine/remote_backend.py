@@ -56,6 +56,7 @@ from src.errors import (
     RemoteUnavailableError,
     UnsupportedFeatureError,
 )
+from src.params import EXTRA_SAMPLERS
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,8 @@ class RemoteBackend:
     def capabilities(self) -> Capabilities:
         chat = self.spec.chat  # tools need chat completions; the remote calls them itself
         return Capabilities(logprobs=True, logit_bias=True, constrained_decoding=True,
-                            tools=chat, native_tools=chat, passthrough=True, vision=self.vision)
+                            tools=chat, native_tools=chat, passthrough=True, vision=self.vision,
+                            samplers=frozenset(EXTRA_SAMPLERS))  # the remote says what it lacks
 
     @property
     def active_requests(self) -> int:

@@ -5,7 +5,8 @@ Pure functions, no I/O, so the translation is unit-tested without a server
 of this product (tests/remote/).
 
 - Sampling options are forwarded under OpenAI's names, vLLM's extensions (``top_k``,
-  ``repetition_penalty``, ``min_tokens``) beside them. A request built from an OpenAI call
+  ``min_p``, ``repetition_penalty``, ``min_tokens``) beside them, and the other samplers
+  (``typical_p``, ``mirostat``, ...) by their own names. A request built from an OpenAI call
   forwards only the options its caller set (``GenerationRequest.explicit``), so the remote
   applies its own defaults, as calling it directly would.
 - Output constraints: vLLM's ``structured_outputs``; OpenAI's ``response_format`` for JSON
@@ -41,7 +42,7 @@ from src.errors import UnsupportedFeatureError
 
 #: SamplingOptions field -> the remote's body field (None: handled apart).
 _OPTION_FIELDS = {
-    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
+    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p",
     "repetition_penalty": "repetition_penalty", "presence_penalty": "presence_penalty",
     "frequency_penalty": "frequency_penalty", "seed": "seed", "min_new_tokens": "min_tokens",
 }
@@ -91,9 +92,10 @@ class WireDialect:
             value = getattr(options, name)
             if not wanted(name) or (explicit is None and name in _NEUTRAL and value == _NEUTRAL[name]):
                 continue
-            if name == "seed" and not value:
+            if (name == "seed" and not value) or value is None:
                 continue
             body[key] = value
+        body.update(options.samplers)  # evaluate() let through only those the backend declares
         if wanted("temperature") and not options.sampling:
             body["temperature"] = 0.0
         if options.stop:

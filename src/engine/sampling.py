@@ -4,7 +4,7 @@
 into its next token, in transformers' order: repetition penalty, min_new_tokens (end of
 turn suppressed), logit_bias, presence/frequency penalties, the request's own logits
 processors; then the log probs are recorded (before temperature, as OpenAI reports them);
-then temperature, top-k, top-p and a draw from the sequence's own ``torch.Generator``
+then temperature, top-k, top-p, min-p and a draw from the sequence's own ``torch.Generator``
 (greedy decoding takes the argmax). Nothing here is shared between sequences, so a seed
 reproduces a sampled answer whatever else runs in the batch.
 """
@@ -90,6 +90,8 @@ class SequenceSampler:
             drop = probs.cumsum(-1) - probs > options.top_p  # keep the smallest set reaching top_p
             scores = scores.masked_fill(drop, -float("inf"))
         probs = torch.softmax(scores, dim=-1)
+        if options.min_p:  # keep the tokens at least min_p times as likely as the most likely one
+            probs = probs.masked_fill(probs < options.min_p * probs.max(), 0.0)
         pick = int(torch.multinomial(probs, 1, generator=self.generator))
         return int(ids[pick]) if ids is not None else pick
 

@@ -16,6 +16,7 @@ from src.contract import LogitsRequest, ModelInfo
 from src.engine.backend import model_info
 from src.engine.batching import BatchEngine
 from src.engine.constraints import GrammarCompiler
+from src.engine.context_fit import fitted
 from src.engine.handle import RequestHandle
 from src.engine.kv_budget import budget_tokens, kv_bytes_per_token
 from src.engine.loader import LoadedModel
@@ -66,7 +67,8 @@ class TransformersBackend:
 
     def submit(self, request: GenerationRequest, cancel: threading.Event | None = None) -> RequestHandle:
         """Queue ``request`` for the batch; refuses a prompt that does not fit the context window
-        and a constraint that cannot be compiled (InvalidParamsError, with ``param``)."""
+        (and a strict max_new_tokens that does not fit after it: src/engine/context_fit.py) and
+        a constraint that cannot be compiled (InvalidParamsError, with ``param``)."""
         if request.constraint is not None:
             if request.options.min_new_tokens:  # it would hold back the end the grammar requires
                 raise InvalidParamsError("min_new_tokens cannot be combined with constrained output",
@@ -77,11 +79,7 @@ class TransformersBackend:
         prompt_ids = self.prompt_ids(request)
         if not prompt_ids:
             raise ContextLengthError("the prompt is empty")
-        if len(prompt_ids) >= self.context_window:
-            raise ContextLengthError(
-                f"the prompt has {len(prompt_ids)} tokens; the model's context window is "
-                f"{self.context_window}"
-            )
+        request = fitted(request, len(prompt_ids), self.context_window)
         handle = RequestHandle(next(self._ids), request, self.max_queue_time, cancel)
         loaded = self.loaded
         seq = Sequence(handle, prompt_ids, loaded.tokenizer, loaded.eos_token_ids, self.vocab_size,

@@ -29,6 +29,7 @@ class SamplingOptions:
     temperature: float = 0.0
     top_p: float = 1.0
     top_k: int = 0
+    min_p: float | None = None  # None: the engine's default (llama.cpp's 0.05; off here)
     repetition_penalty: float = 1.0
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
@@ -38,6 +39,8 @@ class SamplingOptions:
     do_sample: bool | None = None
     stop: tuple[str, ...] = ()
     max_time: float | None = None
+    #: Other samplers by name (src/params.py EXTRA_SAMPLERS), for a backend that declares them.
+    samplers: tuple[tuple[str, bool | int | float], ...] = ()
 
     @property
     def sampling(self) -> bool:
@@ -88,6 +91,9 @@ class GenerationRequest:
     #: The client's json_schema ``response_format`` (its name, strict), for an engine that
     #: takes it as sent (a remote one); the schema itself is ``constraint``'s.
     json_schema: JsonSchemaFormat | None = None
+    #: ``options.max_new_tokens`` beyond what the context window leaves after the prompt is
+    #: refused (ContextLengthError) rather than cut to fit (src/engine/context_fit.py).
+    strict_max_new_tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,8 @@ class Capabilities:
     #: Forwards requests to an engine with its own defaults and prompt handling: evaluate()
     #: adds no JSON or tool instructions to the prompt and sends only the options set.
     passthrough: bool = False
+    #: The samplers of ``SamplingOptions.samplers`` it honours; any other is refused (400).
+    samplers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

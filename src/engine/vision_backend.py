@@ -28,6 +28,7 @@ from typing import Any
 
 from src.contract import ModelInfo
 from src.engine.backend import model_info
+from src.engine.context_fit import fitted
 from src.engine.handle import RequestHandle
 from src.engine.image_inputs import decode_image
 from src.engine.loader import _dtype, configure_torch_threads
@@ -160,11 +161,7 @@ class VisionBackend:
         prompt_tokens = int(inputs["input_ids"].shape[-1])
         if not prompt_tokens:
             raise ContextLengthError("the prompt is empty")
-        if prompt_tokens >= self.context_window:
-            raise ContextLengthError(
-                f"the prompt has {prompt_tokens} tokens; the model's context window is "
-                f"{self.context_window}"
-            )
+        request = fitted(request, prompt_tokens, self.context_window)
         handle = RequestHandle(next(self._ids), request, self.max_queue_time, cancel)
         with self._lock:
             self._active += 1
@@ -295,7 +292,8 @@ class VisionBackend:
             else self.tokenizer.pad_token_id,
         }
         if opts.sampling:
-            kwargs.update(temperature=opts.temperature, top_p=opts.top_p, top_k=opts.top_k or None)
+            kwargs.update(temperature=opts.temperature, top_p=opts.top_p, top_k=opts.top_k or None,
+                          min_p=opts.min_p or None)
             if opts.seed:
                 torch.manual_seed(opts.seed)
         with torch.inference_mode():

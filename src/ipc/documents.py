@@ -80,13 +80,16 @@ class DocumentMethods:
 
     def embed(self, request: EmbedRequest) -> EmbedResult:
         """Vectors of texts, or of token ids (the embedding model's own, vLLM's meaning, read
-        as their text). An input over the model's window is refused with the numbers."""
+        as their text; their usage is the number of ids given). An input over the model's window is
+        refused with the numbers."""
         if request.token_ids is not None:
             texts = self.docs.embedder.decode(request.token_ids)
         else:
             texts = list(request.texts or [])
         self.docs.embedder.check_window(texts)
         vectors, tokens = self.docs.embed(texts)
+        if request.token_ids is not None:  # the ids given are what was read (vLLM's usage)
+            tokens = sum(len(ids) for ids in request.token_ids)
         return EmbedResult(model=embedding_model_name(self.docs), dimension=int(vectors.shape[1]),
                            tokens=int(tokens), data=vectors.astype("<f4").tobytes())
 

@@ -73,7 +73,7 @@ def register_engine_methods(server: IpcServer, evaluator: Evaluator, media: Medi
         name = request.requester.name if request.requester is not None else ""
         with running.track(name, cancel) as stop:
             for chunk in evaluator.evaluate(request.params, stop, request.requester, request.messages,
-                                            request.json_schema):
+                                            request.json_schema, request.strict_max_new_tokens):
                 yield chunk.event()
 
     def stop_generation(request: StopRequest) -> Stopped:

@@ -118,11 +118,16 @@ def test_embeddings_take_token_ids_of_the_embedding_model(server):
     from src.settings import DEFAULT_EMBEDDING_MODEL
 
     tokenizer = Tokenizer.from_file(f"{resolve_embedding_model(DEFAULT_EMBEDDING_MODEL)}/tokenizer.json")
+    tokenizer.no_padding()  # the file pads to 128
     ids = tokenizer.encode("hello world", add_special_tokens=False).ids
     by_text = api(server, "POST", "/embeddings", json={"input": "hello world"}).json()["data"][0]
-    one = api(server, "POST", "/embeddings", json={"input": ids}).json()["data"]
-    many = api(server, "POST", "/embeddings", json={"input": [ids, ids]}).json()["data"]
+    one_answer = api(server, "POST", "/embeddings", json={"input": ids}).json()
+    many_answer = api(server, "POST", "/embeddings", json={"input": [ids, ids]}).json()
+    one, many = one_answer["data"], many_answer["data"]
     assert len(one) == 1 and len(many) == 2
+    # usage counts the ids given (2 here), not the re-read text's tokens (4, with [CLS] and [SEP])
+    assert one_answer["usage"]["prompt_tokens"] == len(ids) == one_answer["usage"]["total_tokens"] == 2
+    assert many_answer["usage"]["prompt_tokens"] == 2 * len(ids)
     for got in (one[0], many[0], many[1]):
         assert max(abs(a - b) for a, b in zip(got["embedding"], by_text["embedding"], strict=True)) < 1e-5
     error = error_of(api(server, "POST", "/embeddings", json={"input": [10**7]}), 400)

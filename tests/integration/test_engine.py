@@ -143,7 +143,7 @@ def test_prompt_longer_than_the_context_window_is_refused(engine):
     small = TransformersBackend(dataclasses.replace(engine.loaded, max_seq_len=16))
     try:
         request = GenerationRequest(prompt="word " * 40)
-        with pytest.raises(ContextLengthError, match="context window"):
+        with pytest.raises(ContextLengthError, match="maximum context length is 16 tokens"):
             small.submit(request)
         assert small.active_requests == 0
     finally:

@@ -114,7 +114,7 @@ def test_domain_errors_map_to_statuses(exc, status, code):
 
 #: The status each stable code must have: a changed status is a changed contract.
 EXPECTED_STATUS = {
-    "internal_error": 500, "invalid_parameter": 400, "unsupported_feature": 400,
+    "internal_error": 500, "invalid_parameter": 400, "unsupported_feature": 400, "unsupported_parameter": 400,
     "model_not_found": 404, "engine_error": 500, "context_length_exceeded": 400,
     "queue_timeout": 503, "engine_unavailable": 503, "documents_error": 400,
     "collection_not_found": 404, "collection_exists": 409, "invalid_collection_name": 400,

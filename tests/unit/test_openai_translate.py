@@ -329,3 +329,29 @@ def test_a_stream_starts_when_the_engine_starts_not_at_the_first_token(kind):
     else:
         text = "".join(c["choices"][0]["text"] for c in chunks)
     assert text == "Hello there friend"
+
+
+def test_repeat_penalty_is_repetition_penalty_and_known_samplers_are_taken_not_logged(caplog):
+    request = ChatCompletionRequest.model_validate({
+        "messages": HELLO, "repeat_penalty": 1.3, "min_p": 0.1, "typical_p": 0.9, "mirostat": 2,
+        "num_ctx": 4096})
+    params = translate.chat_params(request)[0]
+    assert params.repetition_penalty == 1.3 and params.min_p == 0.1
+    assert params.samplers == {"typical_p": 0.9, "mirostat": 2} and isinstance(params.samplers["mirostat"], int)
+    assert "num_ctx" in caplog.text and "typical_p" not in caplog.text  # only the unknown one is logged
+    with pytest.raises(ValueError, match="not both"):
+        ChatCompletionRequest.model_validate({"messages": HELLO, "repeat_penalty": 1.3, "repetition_penalty": 1.1})
+    completion = translate.completion_params(CompletionRequest.model_validate(
+        {"prompt": "a", "repeat_penalty": 1.2, "top_n_sigma": 1.5}))[0]
+    assert completion.repetition_penalty == 1.2 and completion.samplers == {"top_n_sigma": 1.5}
+
+
+def test_only_a_max_tokens_the_client_set_is_strict():
+    def strict(**body):
+        return translate.chat_requests(ChatCompletionRequest.model_validate({"messages": HELLO, **body}))[0]
+
+    assert not strict().strict_max_new_tokens and strict().params.max_new_tokens == 256
+    assert strict(max_tokens=10).strict_max_new_tokens and strict(max_completion_tokens=10).strict_max_new_tokens
+    assert strict(max_new_tokens=10).strict_max_new_tokens  # h2oGPT's name, set explicitly
+    assert translate.asked_max_tokens(CompletionRequest.model_validate({"prompt": "a", "max_tokens": 3}))
+    assert not translate.asked_max_tokens(CompletionRequest.model_validate({"prompt": "a"}))

@@ -163,3 +163,14 @@ def test_vllms_stop_reason_names_the_matched_stop_string():
     eos = ChunkReader(chat=True)
     eos.read({"choices": [{"delta": {}, "finish_reason": "stop", "stop_reason": 2}]})  # a stop token id
     assert eos.stop_sequence is None
+
+
+def test_min_p_and_named_samplers_are_forwarded_and_min_p_zero_is_sent():
+    llama = type(parse_inference_server("vllm_chat:http://h:1/v1"))("llamacpp", "http://127.0.0.1:9/v1")
+    options = SamplingOptions(temperature=0.7, min_p=0.2, samplers=(("mirostat", 2), ("typical_p", 0.9)))
+    _, body = request_body(GenerationRequest(messages=MESSAGES, options=options), llama, "m")
+    assert body["min_p"] == 0.2 and body["typical_p"] == 0.9 and body["mirostat"] == 2
+    _, off = request_body(GenerationRequest(messages=MESSAGES, options=SamplingOptions(min_p=0.0)), llama, "m")
+    assert off["min_p"] == 0.0  # an explicit 0 turns llama.cpp's default 0.05 off
+    _, unset = request_body(GenerationRequest(messages=MESSAGES, options=SamplingOptions()), llama, "m")
+    assert "min_p" not in unset

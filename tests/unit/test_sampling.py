@@ -91,3 +91,11 @@ def test_top_p_keeps_the_smallest_set_reaching_the_mass():
     logits = torch.log(torch.tensor([0.05, 0.05, 0.1, 0.2, 0.6, 1e-9]))
     s = sampler(temperature=1.0, top_p=0.7, seed=3)
     assert {s.choose(logits) for _ in range(100)} == {4, 3}  # 0.6 + 0.2 reach 0.7
+
+
+def test_min_p_keeps_only_tokens_near_the_most_likely_one():
+    logits = torch.log(torch.tensor([0.05, 0.5, 0.3, 0.1, 0.04, 0.01]))
+    picks = {sampler(temperature=1.0, min_p=0.5, seed=seed).choose(logits) for seed in range(1, 60)}
+    assert picks == {1, 2}  # 0.3 >= 0.5 * 0.5; 0.1 is not
+    assert {sampler(temperature=1.0, min_p=1.0, seed=seed).choose(logits) for seed in range(1, 20)} == {1}
+    assert len({sampler(temperature=1.0, seed=seed).choose(logits) for seed in range(1, 60)}) > 2

@@ -16,7 +16,8 @@ apply_offline_environment(os.environ)
 
 
 def entrypoint(*args: object, **flags: object) -> None:
-    from src.settings import SettingsError, build_settings
+    from src.settings import build_settings
+    from src.settings_checks import SettingsError
 
     if args:
         print(f"generate.py: error: unexpected argument {args[0]!r}; flags look like "

@@ -33,7 +33,8 @@ from bench.compare import Target, concurrent, single  # noqa: E402
 from src.engine.llamacpp_backend import server_path  # noqa: E402
 from src.engine.llamacpp_process import LlamaServer  # noqa: E402
 from src.engine.model_source import resolve_model  # noqa: E402
-from src.settings import DEFAULT_BASE_MODEL, Settings  # noqa: E402
+from src.settings import Settings  # noqa: E402
+from src.settings_model import DEFAULT_BASE_MODEL  # noqa: E402
 from tests.server import RemoteServer  # noqa: E402
 
 QUESTIONS = ["What is the capital of France?", "Name three colours.", "Write a haiku about tea.",

@@ -17,7 +17,7 @@ Every flag of `python generate.py`. Set one as `--name=value` on the command lin
 environment variable `H2OGPT_<NAME>` (upper case; the command line wins). List and dict
 flags accept Python literals, for example `--langchain_modes="['UserData','LLM']"`.
 
-This page is generated from `src/settings.py` by `python scripts/gen_docs.py`; a test fails
+This page is generated from `src/settings.py` (its model flags in `src/settings_model.py`) by `python scripts/gen_docs.py`; a test fails
 when it is stale.
 
 """

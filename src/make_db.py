@@ -46,7 +46,9 @@ def make_db(
     from src.docqa.collections import DocQAError
     from src.docqa.service import DocumentService
     from src.media import MediaServices
-    from src.settings import DEFAULT_EMBEDDING_MODEL, SettingsError, build_settings
+    from src.settings import build_settings
+    from src.settings_checks import SettingsError
+    from src.settings_model import DEFAULT_EMBEDDING_MODEL
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from src.errors import ContextLengthError, InvalidParamsError
-from src.settings import DEFAULT_EMBEDDING_MODEL
+from src.settings_model import DEFAULT_EMBEDDING_MODEL
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from src.engine.model_source import PACKAGED_MODELS, packaged_file
 from src.errors import UnknownModelError
-from src.settings import Settings, looks_like_path
+from src.settings import Settings
+from src.settings_checks import looks_like_path
 
 log = logging.getLogger(__name__)
 

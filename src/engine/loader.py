@@ -9,7 +9,8 @@ from typing import Any
 
 from src.engine.convert import cached_copy, convert_gguf
 from src.engine.model_source import ModelSource, resolve_model
-from src.settings import Settings, SettingsError
+from src.settings import Settings
+from src.settings_checks import SettingsError
 
 log = logging.getLogger(__name__)
 

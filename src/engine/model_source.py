@@ -6,7 +6,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from src.settings import DEFAULT_BASE_MODEL, looks_like_path
+from src.settings_checks import looks_like_path
+from src.settings_model import DEFAULT_BASE_MODEL
 
 PACKAGED_MODELS = {
     # hub id -> (package that ships the weights, file pattern inside it)

@@ -21,7 +21,8 @@ import msgspec
 from src.contract import ModelInfo
 from src.engine.backend import Backend
 from src.errors import NoModelLoadedError, UnknownModelError
-from src.settings import DEFAULT_BASE_MODEL, Settings
+from src.settings import Settings
+from src.settings_model import DEFAULT_BASE_MODEL
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import pytest
 
 from src.engine.llamacpp_backend import server_path
 from src.engine.model_source import PACKAGED_MODELS, packaged_file
-from src.settings import DEFAULT_BASE_MODEL
+from src.settings_model import DEFAULT_BASE_MODEL
 from tests.server import RemoteServer
 
 USER, ADMIN = "user-key", "admin-key"

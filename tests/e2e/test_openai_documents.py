@@ -115,7 +115,7 @@ def test_embeddings_take_token_ids_of_the_embedding_model(server):
     from tokenizers import Tokenizer
 
     from src.docqa.embeddings import resolve_embedding_model
-    from src.settings import DEFAULT_EMBEDDING_MODEL
+    from src.settings_model import DEFAULT_EMBEDDING_MODEL
 
     tokenizer = Tokenizer.from_file(f"{resolve_embedding_model(DEFAULT_EMBEDDING_MODEL)}/tokenizer.json")
     tokenizer.no_padding()  # the file pads to 128

@@ -14,7 +14,8 @@ import pytest
 from src.engine.convert import TMP_PREFIX, cache_entry, cached_copy
 from src.engine.loader import load_model
 from src.engine.model_source import ModelNotFoundError, ModelSource, resolve_model
-from src.settings import DEFAULT_BASE_MODEL, build_settings
+from src.settings import build_settings
+from src.settings_model import DEFAULT_BASE_MODEL
 from tests.conftest import ROOT
 
 

@@ -11,7 +11,8 @@ from src.contract import MODERATION_CATEGORIES, ModerateRequest
 from src.errors import InvalidParamsError
 from src.moderation import ClassifierModerator, EmbeddingModerator, build_moderator
 from src.moderation.classifier import THRESHOLD, category_of, label_mapping
-from src.settings import SettingsError, build_settings
+from src.settings import build_settings
+from src.settings_checks import SettingsError
 from tests.moderation_model import LABELS, build_tiny_classifier
 
 TEXTS = ["I will stab you.", "What a lovely day for a picnic."]

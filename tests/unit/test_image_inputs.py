@@ -6,7 +6,8 @@ import pytest
 
 from src.engine.image_inputs import decode_image, image_bytes
 from src.errors import InvalidParamsError
-from src.settings import SettingsError, build_settings
+from src.settings import build_settings
+from src.settings_checks import SettingsError
 from tests.vision import png_bytes, png_data_uri
 
 

@@ -15,7 +15,8 @@ from openai_server.serving_models import load_args
 from src.contract import LoadModelRequest, ModelNames, ModelState
 from src.engine.registry import ModelRegistry
 from src.errors import NoModelLoadedError
-from src.settings import SettingsError, build_settings
+from src.settings import build_settings
+from src.settings_checks import SettingsError
 from tests.unit.fake_engine import MODEL, FakeEngine
 
 

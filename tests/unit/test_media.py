@@ -20,7 +20,8 @@ from src.errors import (
 )
 from src.images.service import parse_size
 from src.media import MediaServices
-from src.settings import SettingsError, build_settings
+from src.settings import build_settings
+from src.settings_checks import SettingsError
 
 
 # --- flags ---------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from src.settings import Settings, SettingsError, build_settings
+from src.settings import Settings, build_settings
+from src.settings_checks import SettingsError
 from tests.conftest import ROOT
 
 

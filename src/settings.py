@@ -98,7 +98,9 @@ class Settings(BaseModel):
     llamacpp_dict: dict[str, Any] = Field(
         default_factory=dict,
         description="llama.cpp options (h2oGPT's): n_threads, n_ctx (per sequence), n_batch, "
-        "n_gpu_layers, n_parallel (sequences at once; default --concurrency_count), server_path.",
+        "n_gpu_layers, n_parallel (sequences at once; default --concurrency_count), server_path, "
+        "flash_attn (true/false; default llama.cpp's auto), cache_type (the K and V cache type: "
+        "f16, q8_0, ...; a quantized V cache needs flash attention).",
     )
     prompt_type: str = Field(
         "",
@@ -503,6 +505,12 @@ class Settings(BaseModel):
         if unknown_llama:
             raise SettingsError("--llamacpp_dict", f"unknown key(s) {sorted(unknown_llama)}; "
                                 f"known: {sorted(LLAMACPP_KEYS)}")
+        from src.contract.models import CACHE_TYPES
+
+        cache_type = self.llamacpp_dict.get("cache_type")
+        if cache_type is not None and cache_type not in CACHE_TYPES:
+            raise SettingsError("--llamacpp_dict", f"cache_type {cache_type!r} is not one llama.cpp takes: "
+                                f"{', '.join(CACHE_TYPES)}")
         if self.langchain_mode not in self.langchain_modes:
             raise SettingsError(
                 "--langchain_mode",
@@ -540,7 +548,8 @@ class Settings(BaseModel):
 
 MODEL_LOCK_KEYS = {"base_model", "inference_server", "prompt_type", "max_seq_len", "api_key", "llamacpp_dict",
                    "chat_template", "vision"}
-LLAMACPP_KEYS = {"n_threads", "n_ctx", "n_batch", "n_gpu_layers", "n_parallel", "server_path"}
+LLAMACPP_KEYS = {"n_threads", "n_ctx", "n_batch", "n_gpu_layers", "n_parallel", "server_path", "flash_attn",
+                 "cache_type"}
 
 
 def _check_model_entry(flag: str, entry: dict[str, Any]) -> None:

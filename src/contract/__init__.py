@@ -64,7 +64,15 @@ from src.contract.media import (
     Transcription,
     Word,
 )
-from src.contract.models import LlmBackend, LoadArgs, LoadModelRequest, ModelNames, ModelState
+from src.contract.models import (
+    CACHE_TYPES,
+    CacheType,
+    LlmBackend,
+    LoadArgs,
+    LoadModelRequest,
+    ModelNames,
+    ModelState,
+)
 from src.params import EvalParams
 
 __all__ = [
@@ -73,7 +81,7 @@ __all__ = [
     "CreateCollectionRequest", "DeleteCollectionRequest", "DeleteSourcesRequest", "DetokenizeRequest",
     "DetokenizeResult", "EmbedRequest", "EmbedResult", "Empty", "Engine", "EvalEvent", "EvaluateRequest",
     "FileUpload", "FinishReason", "Health", "HttpObservation", "ImagePart", "ImagesRequest", "ImagesResult",
-    "IngestedFile", "IngestReport", "JsonSchemaFormat", "LlmBackend", "LoadArgs", "LoadModelRequest",
+    "CACHE_TYPES", "CacheType", "IngestedFile", "IngestReport", "JsonSchemaFormat", "LlmBackend", "LoadArgs", "LoadModelRequest",
     "LogitsRequest", "LogitsResult", "MediaInfo", "Message", "MetricsText", "ModelCapabilities", "ModelInfo",
     "ModelNames", "ModelState", "Part", "RateHit", "RateVerdict", "Requester", "RerankRequest", "RerankResult",
     "Role", "Segment", "Source", "SourceInfo", "SpeechRequest", "Stopped", "StopRequest", "TextPart",

@@ -156,6 +156,11 @@ class LlamaCppBackend(RemoteBackend):
         if not options.get("n_ctx"):  # each slot gets its share of the --kv_cache_gb budget
             share = budget_tokens(kv_cache_gb, shape["kv_bytes_per_token"]) // parallel
             per_sequence = max(min(per_sequence, share // 256 * 256), min(per_sequence, 2048))
+        trained = int(shape["context_length"])
+        if per_sequence > trained:  # llama.cpp would take it, but the model cannot use it
+            log.warning("%s: context %d per sequence is above the model's trained context; serving %d",
+                        name, per_sequence, trained)
+            per_sequence = trained
         self.n_ctx = per_sequence
         # One KV stream per slot (not --kv-unified): measured here, a unified cache of 93k
         # tokens made 8 streams 0.77x as fast, with the first token 3.5x later.
@@ -164,6 +169,10 @@ class LlamaCppBackend(RemoteBackend):
                 "-ngl", str(int(options.get("n_gpu_layers") or 0)), "--jinja", "--no-webui", "--log-disable"]
         if options.get("n_batch"):
             args += ["-b", str(int(options["n_batch"]))]
+        if options.get("flash_attn") is not None:
+            args += ["-fa", "on" if options["flash_attn"] else "off"]
+        if options.get("cache_type"):
+            args += ["-ctk", str(options["cache_type"]), "-ctv", str(options["cache_type"])]
         self.server = LlamaServer(binary, args)
         self.server.start()
         super().__init__(RemoteSpec("llamacpp", self.server.url + "/v1"), name=name, remote_model=name,

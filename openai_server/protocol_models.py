@@ -30,6 +30,7 @@ class LoadModelRequest(OpenAIBaseModel):
     args: dict[str, Any] = Field(
         default_factory=dict,
         description="Loader flags in textgen's names: ctx_size, gpu_layers, threads, batch_size, "
-                    "parallel, loader, load_in_8bit, cpu; any other name is a 400.")
+                    "parallel, loader, load_in_8bit, cpu, flash_attn and cache_type (llama.cpp's); any other "
+                    "name is a 400.")
     settings: dict[str, Any] = Field(default_factory=dict,
                                      description="textgen's generation defaults: not taken here (a 400 if set).")

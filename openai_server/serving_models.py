@@ -26,6 +26,8 @@ ARG_NAMES = {
     "loader": "backend",
     "load_in_8bit": "load_8bit", "load_8bit": "load_8bit",
     "cpu": "cpu",
+    "flash_attn": "flash_attn", "flash-attn": "flash_attn",
+    "cache_type": "cache_type",
 }
 #: textgen's loader names (and ours) -> --llm_backend.
 LOADERS: dict[str, contract.LlmBackend] = {"llama.cpp": "llamacpp", "llamacpp": "llamacpp", "transformers": "transformers", "auto": "auto"}
@@ -43,6 +45,8 @@ class _Args(BaseModel):
     backend: str | None = None
     load_8bit: bool | None = None
     cpu: bool | None = None
+    flash_attn: bool | None = None
+    cache_type: str | None = None
 
 
 def load_args(args: dict[str, Any]) -> contract.LoadArgs:
@@ -70,7 +74,23 @@ def load_args(args: dict[str, Any]) -> contract.LoadArgs:
     return contract.LoadArgs(context=checked.context, gpu_layers=gpu_layers, threads=checked.threads,
                              batch_size=checked.batch_size, parallel=checked.parallel,
                              backend=backend,
-                             load_8bit=checked.load_8bit)
+                             load_8bit=checked.load_8bit, flash_attn=checked.flash_attn,
+                             cache_type=_cache_type(checked.cache_type, checked.flash_attn))
+
+
+def _cache_type(value: str | None, flash_attn: bool | None) -> contract.CacheType | None:
+    """llama.cpp's K and V cache type; a quantized V cache needs its flash attention."""
+    if value is None:
+        return None
+    if value not in contract.CACHE_TYPES:
+        raise InvalidRequestError(f"args.cache_type: {value!r} is not a cache type llama.cpp takes; use one of "
+                                  f"{', '.join(contract.CACHE_TYPES)}", param="args.cache_type",
+                                  code="invalid_parameter")
+    if flash_attn is False and value not in ("f32", "f16", "bf16"):
+        raise InvalidRequestError(f"args.cache_type: {value!r} quantizes the V cache, which llama.cpp does only "
+                                  "with flash attention: drop flash_attn: false", param="args.cache_type",
+                                  code="invalid_parameter")
+    return value  # type: ignore[return-value]  # one of CacheType, checked above
 
 
 def info_response(state: contract.ModelState) -> ModelInfoResponse:

@@ -370,6 +370,12 @@ class Settings(ModelSettings):
         if unknown_llama:
             raise SettingsError("--llamacpp_dict", f"unknown key(s) {sorted(unknown_llama)}; "
                                 f"known: {sorted(LLAMACPP_KEYS)}")
+        from src.contract.models import CACHE_TYPES
+
+        cache_type = self.llamacpp_dict.get("cache_type")
+        if cache_type is not None and cache_type not in CACHE_TYPES:
+            raise SettingsError("--llamacpp_dict", f"cache_type {cache_type!r} is not one llama.cpp takes: "
+                                f"{', '.join(CACHE_TYPES)}")
         if self.langchain_mode not in self.langchain_modes:
             raise SettingsError(
                 "--langchain_mode",

@@ -19,7 +19,8 @@ class SettingsError(ValueError):
 
 MODEL_LOCK_KEYS = {"base_model", "inference_server", "prompt_type", "max_seq_len", "api_key", "llamacpp_dict",
                    "chat_template", "vision"}
-LLAMACPP_KEYS = {"n_threads", "n_ctx", "n_batch", "n_gpu_layers", "n_parallel", "server_path"}
+LLAMACPP_KEYS = {"n_threads", "n_ctx", "n_batch", "n_gpu_layers", "n_parallel", "server_path", "flash_attn",
+                 "cache_type"}
 
 
 def check_model_entry(flag: str, entry: dict[str, Any]) -> None:

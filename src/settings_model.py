@@ -74,7 +74,9 @@ class ModelSettings(BaseModel):
     llamacpp_dict: dict[str, Any] = Field(
         default_factory=dict,
         description="llama.cpp options (h2oGPT's): n_threads, n_ctx (per sequence), n_batch, "
-        "n_gpu_layers, n_parallel (sequences at once; default --concurrency_count), server_path.",
+        "n_gpu_layers, n_parallel (sequences at once; default --concurrency_count), server_path, "
+        "flash_attn (true/false; default llama.cpp's auto), cache_type (the K and V cache type: "
+        "f16, q8_0, ...; a quantized V cache needs flash attention).",
     )
     prompt_type: str = Field(
         "",

@@ -64,12 +64,20 @@ from src.contract.media import (
     Transcription,
     Word,
 )
-from src.contract.models import LlmBackend, LoadArgs, LoadModelRequest, ModelNames, ModelState
+from src.contract.models import (
+    CACHE_TYPES,
+    CacheType,
+    LlmBackend,
+    LoadArgs,
+    LoadModelRequest,
+    ModelNames,
+    ModelState,
+)
 from src.contract.moderation import MODERATION_CATEGORIES, ModerateRequest, ModerateResult, ModerationVerdict
 from src.params import EvalParams
 
 __all__ = [
-    "AddFilesRequest", "AddTextRequest", "BackendHealth", "BackendKind", "CancelRequest", "ChatPrompt",
+    "AddFilesRequest", "AddTextRequest", "BackendHealth", "CACHE_TYPES", "CacheType", "BackendKind", "CancelRequest", "ChatPrompt",
     "CollectionDeleted", "CollectionInfo", "CollectionRequest", "CollectionsRequest", "Contract",
     "CreateCollectionRequest", "DeleteCollectionRequest", "DeleteSourcesRequest", "DetokenizeRequest",
     "DetokenizeResult", "EmbedRequest", "EmbedResult", "Empty", "Engine", "EvalEvent", "EvaluateRequest",

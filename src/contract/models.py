@@ -15,6 +15,10 @@ import msgspec
 from src.contract.base import Contract
 
 LlmBackend = Literal["auto", "transformers", "llamacpp"]
+#: The KV cache types llama-server takes (--cache-type-k/-v); all but f32, f16 and bf16 are
+#: quantized, which llama.cpp does to the V cache only with flash attention.
+CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
+CACHE_TYPES: tuple[str, ...] = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 
 
 class LoadArgs(Contract):
@@ -27,6 +31,8 @@ class LoadArgs(Contract):
     parallel: int | None = None  # sequences decoded at once (llama.cpp's slots)
     backend: LlmBackend | None = None  # --llm_backend for this model
     load_8bit: bool | None = None
+    flash_attn: bool | None = None  # llama.cpp's flash attention (-fa on|off); None: its auto
+    cache_type: CacheType | None = None  # llama.cpp's K and V cache type; None: f16
 
 
 class LoadModelRequest(Contract):

@@ -109,9 +109,14 @@ def gguf_shape(path: str) -> dict[str, int]:
 def cache_sizes(shape: dict[str, int], options: dict[str, Any], parallel: int, kv_cache_gb: float,
                 max_seq_len: int | None) -> tuple[int, int]:
     """(context window of one answer, tokens of the shared KV cache). The window is n_ctx, else
-    --max_seq_len, else the model's own; the cache holds ``parallel`` windows with n_ctx (h2oGPT's
+    --max_seq_len, else the model's own, at most the model's trained context; the cache holds ``parallel`` windows with n_ctx (h2oGPT's
     meaning: per sequence), else the --kv_cache_gb budget (at least one whole window)."""
     per_sequence = int(options.get("n_ctx") or max_seq_len or shape["context_length"])
+    trained = int(shape["context_length"])
+    if per_sequence > trained:  # llama.cpp would take it, but the model cannot use it
+        log.warning("a context of %d per sequence is above the model's trained context; serving %d",
+                    per_sequence, trained)
+        per_sequence = trained
     if options.get("n_ctx"):
         return per_sequence, per_sequence * parallel
     budget = budget_tokens(kv_cache_gb, shape["kv_bytes_per_token"]) // 256 * 256
@@ -189,6 +194,10 @@ class LlamaCppBackend(RemoteBackend):
                 "-ngl", str(int(options.get("n_gpu_layers") or 0)), "--jinja", "--no-webui", "--log-disable"]
         if options.get("n_batch"):
             args += ["-b", str(int(options["n_batch"]))]
+        if options.get("flash_attn") is not None:
+            args += ["-fa", "on" if options["flash_attn"] else "off"]
+        if options.get("cache_type"):
+            args += ["-ctk", str(options["cache_type"]), "-ctv", str(options["cache_type"])]
         self.server = LlamaServer(binary, args)
         self.server.start()
         super().__init__(RemoteSpec("llamacpp", self.server.url + "/v1"), name=name, remote_model=name,

@@ -197,6 +197,23 @@ def entry_name(entry: dict[str, Any]) -> str:
     return str(entry.get("base_model") or entry.get("inference_server") or "")
 
 
+def runs_on_llamacpp(settings: Settings, is_gguf: bool | None = None, binary: str | None = None) -> bool:
+    """Whether a local --base_model loads on llama.cpp (else on transformers)."""
+    if settings.llm_backend != "auto":
+        return settings.llm_backend == "llamacpp"
+    if settings.load_8bit:  # --load_8bit is the transformers backend's own quantization: auto keeps it there
+        return False
+    if is_gguf is None:
+        from src.engine.model_source import resolve_model
+
+        is_gguf = resolve_model(settings.base_model).is_gguf
+    if binary is None:
+        from src.engine.llamacpp_backend import server_path
+
+        binary = server_path(settings.llamacpp_dict)
+    return bool(is_gguf and binary)
+
+
 def build_backend(entry: dict[str, Any], settings: Settings, name: str | None = None) -> Backend:
     """One model_lock entry's backend: remote, llama.cpp (a GGUF file when its server is
     installed, or --llm_backend=llamacpp) or transformers; a local one is listed as ``name``
@@ -220,9 +237,7 @@ def build_backend(entry: dict[str, Any], settings: Settings, name: str | None = 
 
     source = resolve_model(local.base_model)
     binary = server_path(local.llamacpp_dict)
-    # --load_8bit is the transformers backend's own quantization: auto keeps it there
-    if local.llm_backend == "llamacpp" or (local.llm_backend == "auto" and source.is_gguf and binary
-                                           and not local.load_8bit):
+    if runs_on_llamacpp(local, source.is_gguf, binary):
         if not source.is_gguf:
             raise ValueError(f"--llm_backend=llamacpp needs a GGUF model; {local.base_model} is not one")
         if binary is None:

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from src.contract import LoadArgs, LoadModelRequest, ModelNames, ModelState
 from src.engine.catalog import ModelCatalog
-from src.engine.registry import ModelRegistry, build_backend, model_entries
+from src.engine.registry import ModelRegistry, build_backend, model_entries, runs_on_llamacpp
 from src.errors import InvalidParamsError, ModelLoadError, UnsupportedFeatureError
 from src.settings import Settings
 
@@ -37,7 +37,8 @@ def load_plan(base_model: str, args: LoadArgs, settings: Settings) -> tuple[dict
     ModelLoadError for a combination the flags' own checks refuse."""
     llama = dict(settings.llamacpp_dict)
     for key, value in (("n_ctx", args.context), ("n_gpu_layers", args.gpu_layers), ("n_threads", args.threads),
-                       ("n_batch", args.batch_size), ("n_parallel", args.parallel)):
+                       ("n_batch", args.batch_size), ("n_parallel", args.parallel),
+                       ("flash_attn", args.flash_attn), ("cache_type", args.cache_type)):
         if value is not None:
             llama[key] = value
     update: dict[str, Any] = {"base_model": base_model, "llamacpp_dict": llama}
@@ -49,6 +50,11 @@ def load_plan(base_model: str, args: LoadArgs, settings: Settings) -> tuple[dict
         local = Settings(**{**settings.model_dump(), "model_lock": [], **update})
     except (ValidationError, ValueError) as exc:
         raise ModelLoadError(f"these args cannot load the model: {_reason(exc)}", param="args") from None
+    if (args.flash_attn is not None or args.cache_type is not None) and not runs_on_llamacpp(local):
+        given = [name for name, value in (("flash_attn", args.flash_attn), ("cache_type", args.cache_type))
+                 if value is not None]
+        raise InvalidParamsError(f"args {given} are llama.cpp's; {base_model} loads on transformers here "
+                                 "(a GGUF model with llama-server installed loads on llama.cpp)", param="args")
     entry = {"base_model": base_model, "max_seq_len": local.max_seq_len, "llamacpp_dict": local.llamacpp_dict}
     return entry, local
 

@@ -12,11 +12,13 @@ from fastapi.testclient import TestClient
 from openai_server.app import create_app
 from openai_server.errors import InvalidRequestError
 from openai_server.serving_models import load_args
-from src.contract import LoadModelRequest, ModelNames, ModelState
+from src.contract import LoadArgs, LoadModelRequest, ModelNames, ModelState
 from src.engine.registry import ModelRegistry
-from src.errors import NoModelLoadedError
+from src.engine.swap import load_plan
+from src.errors import InvalidParamsError, NoModelLoadedError
 from src.settings import build_settings
 from src.settings_checks import SettingsError
+from src.settings_model import DEFAULT_BASE_MODEL
 from tests.unit.fake_engine import MODEL, FakeEngine
 
 
@@ -51,10 +53,25 @@ def test_textgen_args_map_to_the_contract():
         (4096, 12, 2, 256, "llamacpp", False)
     assert load_args({"loader": "Transformers", "cpu": True}).backend == "transformers"
     assert load_args({"cpu": True, "gpu_layers": 9}).gpu_layers == 0
+    seed = load_args({"ctx_size": 32768, "flash_attn": True, "cache_type": "q8_0"})  # textgen's doc example
+    assert (seed.context, seed.flash_attn, seed.cache_type) == (32768, True, "q8_0")
+
+
+def test_the_llama_cpp_args_reach_llamacpp_dict_and_are_a_400_on_transformers():
+    args = LoadArgs(flash_attn=True, cache_type="q8_0")
+    entry, _ = load_plan(DEFAULT_BASE_MODEL, args, build_settings({"llm_backend": "llamacpp"}))
+    assert entry["llamacpp_dict"]["flash_attn"] is True and entry["llamacpp_dict"]["cache_type"] == "q8_0"
+    with pytest.raises(InvalidParamsError) as refused:
+        load_plan(DEFAULT_BASE_MODEL, args, build_settings({"llm_backend": "transformers"}))
+    assert "flash_attn" in refused.value.message and "cache_type" in refused.value.message
+    assert "llama.cpp" in refused.value.message
 
 
 @pytest.mark.parametrize("args, named", [
-    ({"ctx_size": 1024, "flash_attn": True, "cache_type": "q8_0"}, ["cache_type", "flash_attn"]),
+    ({"ctx_size": 1024, "rope_freq_base": 2}, ["rope_freq_base"]),
+    ({"cache_type": "q3_k"}, ["args.cache_type", "'q3_k'", "q8_0"]),
+    ({"flash_attn": False, "cache_type": "q4_0"}, ["args.cache_type", "flash attention"]),
+    ({"flash_attn": "yes please"}, ["args.flash_attn"]),
     ({"ctx_size": 4}, ["args.ctx_size"]),
     ({"loader": "ExLlamav2"}, ["args.loader", "ExLlamav2"]),
 ])
@@ -158,3 +175,10 @@ def test_a_model_lock_of_several_models_refuses_load_and_unload():
             attempt()
         assert "--model_lock" in refused.value.message
     assert swapper.registry.names == ["a", "b"]
+
+
+def test_llamacpp_dict_takes_only_llama_cpp_cache_types():
+    assert build_settings({"llamacpp_dict": {"cache_type": "q8_0", "flash_attn": True}}).llamacpp_dict["cache_type"] == "q8_0"
+    with pytest.raises(SettingsError) as refused:
+        build_settings({"llamacpp_dict": {"cache_type": "q3_k"}})
+    assert "'q3_k'" in str(refused.value) and "--llamacpp_dict" in str(refused.value)

@@ -24,7 +24,8 @@ fi
 model="$(python - <<'PY'
 from src.engine.convert import cached_copy, convert_gguf
 from src.engine.model_source import resolve_model
-from src.settings import DEFAULT_BASE_MODEL, Settings
+from src.settings import Settings
+from src.settings_model import DEFAULT_BASE_MODEL
 
 source, cache = resolve_model(DEFAULT_BASE_MODEL), Settings().model_cache_dir
 print(cached_copy(source, cache) or convert_gguf(source, cache))

@@ -50,8 +50,12 @@ from src.contract import TokenLogprob as ContractLogprob
 
 log = logging.getLogger(__name__)
 
-def _on_model(choices: list[EvaluateRequest], model: str) -> list[EvaluateRequest]:
-    """The OpenAI ``model`` is h2oGPT's ``visible_models``, unless extra_body set that itself."""
+def _on_model(choices: list[EvaluateRequest], model: str | None) -> list[EvaluateRequest]:
+    """The OpenAI ``model`` is h2oGPT's ``visible_models``, unless extra_body set that itself.
+    A request that names no model (``None``) goes to the engine's default: during a model swap
+    that is the new model, which the worker's list may not show yet."""
+    if model is None:
+        return choices
     return [c if "visible_models" in c.params.model_fields_set else msgspec.structs.replace(
         c, params=c.params.model_copy(update={"visible_models": model})) for c in choices]
 
@@ -241,7 +245,7 @@ class CompletionService:
                 f"({self.max_messages}, --openai_max_messages)", param="messages",
                 code="too_many_messages")
         model = await self.model_id(request.model)
-        choices = _on_model(translate.chat_requests(request, requester), model)
+        choices = _on_model(translate.chat_requests(request, requester), model if request.model else None)
         if request.chat_id:
             choices = await self._continued(choices, requester, request.chat_id)
         if request.stream:
@@ -332,7 +336,8 @@ class CompletionService:
         prompts = translate.completion_prompts(request)
         strict = translate.asked_max_tokens(request)
         choices = _on_model([EvaluateRequest(params=p, requester=requester, strict_max_new_tokens=strict)
-                             for p in translate.completion_params(request)], model)
+                             for p in translate.completion_params(request)],
+                            model if request.model else None)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             items = await _primed(_merged(self.client, choices))

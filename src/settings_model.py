@@ -105,7 +105,7 @@ class ModelSettings(BaseModel):
         description="Most sequences generated at once (continuous batching); more requests queue.",
     )
     kv_cache_gb: float = Field(
-        2.0, gt=0,
+        3.0, gt=0,
         description="KV cache budget in GiB; a request joins the running batch only while the "
         "batch's cache fits it.",
     )

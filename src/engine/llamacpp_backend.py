@@ -123,6 +123,14 @@ def cache_sizes(shape: dict[str, int], options: dict[str, Any], parallel: int, k
     return per_sequence, max(budget, per_sequence)
 
 
+def kv_cache_args(per_sequence: int, total: int, parallel: int) -> list[str]:
+    """llama-server's KV cache flags: a cache per slot when ``total`` tokens hold every slot's
+    whole window, else one cache of ``total`` tokens that all slots share."""
+    if total >= parallel * per_sequence:
+        return ["-c", str(parallel * per_sequence)]
+    return ["-c", str(total), "--kv-unified", "--kv-unified-per-slot", str(per_sequence)]
+
+
 class LlamaCppDialect(WireDialect):
     """llama-server's reading of OpenAI's wire format: its option names (``repeat_penalty``, no
     minimum length), at least one alternative per log prob, GBNF grammars for choices, regexes
@@ -176,7 +184,7 @@ class LlamaCppBackend(RemoteBackend):
     scans_stop = True
 
     def __init__(self, source: ModelSource, name: str, binary: str, options: dict[str, Any],
-                 concurrency: int = 16, kv_cache_gb: float = 2.0, max_seq_len: int | None = None,
+                 concurrency: int = 16, kv_cache_gb: float = 3.0, max_seq_len: int | None = None,
                  threads: int = 1, read_timeout: float = 600.0) -> None:
         assert source.gguf_file is not None
         self.gguf = str(Path(source.path) / source.gguf_file)
@@ -184,12 +192,12 @@ class LlamaCppBackend(RemoteBackend):
         parallel = int(options.get("n_parallel") or concurrency)
         per_sequence, total = cache_sizes(shape, options, parallel, kv_cache_gb, max_seq_len)
         self.n_ctx = per_sequence
-        # One KV cache that all slots share (--kv-unified): one answer may take the model's whole
-        # context while the others are short. Per-slot streams (-c split over -np) had given one
-        # answer 5,632 tokens of the default model's 8,192 (they were measured 1.3x as fast at
-        # 8 streams: bench/llamacpp.py).
-        args = ["-m", self.gguf, "--alias", name, "-c", str(total), "-np", str(parallel), "--kv-unified",
-                "--kv-unified-per-slot", str(per_sequence),
+        # A KV cache per slot when the budget holds every slot's whole window (the default model's
+        # 16 x 8,192 tokens fit the default 3 GiB); else one cache all slots share, so one answer
+        # may still take the whole window. Measured at 8 streams (bench/llamacpp.py, docs/
+        # performance.md): per slot 0.93x a bare 8-slot llama-server, the shared cache 0.82x with
+        # a 3x slower first token (llama.cpp saves and clears idle slots at every new request).
+        args = ["-m", self.gguf, "--alias", name, *kv_cache_args(per_sequence, total, parallel), "-np", str(parallel),
                 "-t", str(int(options.get("n_threads") or threads)),
                 "-ngl", str(int(options.get("n_gpu_layers") or 0)), "--jinja", "--no-webui", "--log-disable"]
         if options.get("n_batch"):

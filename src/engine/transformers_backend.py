@@ -38,7 +38,7 @@ class TransformersBackend:
         loaded: LoadedModel,
         max_queue_time: float | None = None,
         concurrency: int = 16,
-        kv_cache_gb: float = 2.0,
+        kv_cache_gb: float = 3.0,
         prefill_chunk: int = 256,
     ) -> None:
         self.loaded = loaded

@@ -89,8 +89,9 @@ def test_a_completion_whose_max_tokens_do_not_fit_is_a_400(client, model, window
 
 @pytest.mark.timeout(900)  # ~8,000 prompt tokens on 2 busy cores (16-100 tokens/s of prefill seen)
 def test_a_long_prompt_without_max_tokens_is_answered_within_the_window(client, model, window):
-    """~8,000 prompt tokens: more than a slot's share of a split cache (5,632), and the default
-    256 answer tokens would not fit after it: they are cut to what is left."""
+    """~8,000 prompt tokens: more than a slot's share of a 2 GiB cache split 16 ways (5,632; on
+    llama.cpp each slot now has its whole window), and the default 256 answer tokens would not
+    fit after it: they are cut to what is left."""
     answer = client.chat.completions.create(
         model=model, temperature=0,
         messages=[{"role": "user", "content": long_text(575) + "\nWhat passes the mill?"}])

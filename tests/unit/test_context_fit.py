@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from src.engine.context_fit import fitted, fitted_max_new_tokens, prompt_tokens_at_most
-from src.engine.llamacpp_backend import cache_sizes
+from src.engine.llamacpp_backend import cache_sizes, kv_cache_args
 from src.engine.types import GenerationRequest, SamplingOptions
 from src.errors import ContextLengthError
 
@@ -64,3 +64,10 @@ def test_llamacpp_one_answer_may_take_the_whole_context_of_a_shared_cache():
     assert cache_sizes(SHAPE, {}, 16, 0.1, None) == (8192, 8192)  # at least one whole window
     assert cache_sizes(SHAPE, {}, 16, 2.0, 4096) == (4096, 93184)
     assert cache_sizes(SHAPE, {"n_ctx": 2048}, 4, 2.0, None) == (2048, 8192)  # h2oGPT's n_ctx: per sequence
+    assert cache_sizes(SHAPE, {}, 16, 3.0, None) == (8192, 139776)  # the default budget: 16 whole windows
+
+
+def test_llamacpp_splits_the_cache_per_slot_only_when_every_slot_gets_its_whole_window():
+    assert kv_cache_args(8192, 139776, 16) == ["-c", "131072"]  # the defaults: per slot, 8,192 each
+    assert kv_cache_args(2048, 8192, 4) == ["-c", "8192"]
+    assert kv_cache_args(8192, 93184, 16) == ["-c", "93184", "--kv-unified", "--kv-unified-per-slot", "8192"]

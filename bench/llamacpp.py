@@ -52,14 +52,18 @@ def _greedy(target: Target, prompts: list[str], extra: dict) -> list[str]:
             for q in prompts]
 
 
-def main(tokens: int = 128, runs: int = 7, ttft_runs: int = 21, streams: int = 8, repeats: int = 7,
-         prompts: int = 10) -> None:
+def bare_llama_server() -> tuple[str, str, int]:
+    """(llama-server binary, the default model's packaged GGUF, the threads ours would use)."""
     binary = server_path()
     if binary is None:
         raise SystemExit("llama-server is not installed: bash scripts/install_llamacpp.sh")
     source = resolve_model(DEFAULT_BASE_MODEL)
-    gguf = str(Path(source.path) / str(source.gguf_file))
-    threads = Settings().resolved_threads()
+    return binary, str(Path(source.path) / str(source.gguf_file)), Settings().resolved_threads()
+
+
+def main(tokens: int = 128, runs: int = 7, ttft_runs: int = 21, streams: int = 8, repeats: int = 7,
+         prompts: int = 10) -> None:
+    binary, gguf, threads = bare_llama_server()
     bare = LlamaServer(binary, ["-m", gguf, "--alias", DEFAULT_BASE_MODEL, "-c", str(8192 * streams),
                                 "-np", str(streams), "-t", str(threads), "--jinja", "--no-webui"])
     bare.start()

@@ -28,11 +28,9 @@ from src.offline import apply_offline_environment  # noqa: E402
 apply_offline_environment(os.environ)
 
 from bench.compare import Target, concurrent, single  # noqa: E402
-from src.engine.llamacpp_backend import kv_cache_args, server_path  # noqa: E402
+from bench.llamacpp import bare_llama_server  # noqa: E402
+from src.engine.llamacpp_backend import kv_cache_args  # noqa: E402
 from src.engine.llamacpp_process import LlamaServer  # noqa: E402
-from src.engine.model_source import resolve_model  # noqa: E402
-from src.settings import Settings  # noqa: E402
-from src.settings_model import DEFAULT_BASE_MODEL  # noqa: E402
 
 WINDOW, SHARED = 8192, 93184
 LAYOUTS = {
@@ -45,12 +43,7 @@ LAYOUTS = {
 
 
 def main(streams: int = 8, tokens: int = 128, repeats: int = 7, runs: int = 5) -> None:
-    binary = server_path()
-    if binary is None:
-        raise SystemExit("llama-server is not installed: bash scripts/install_llamacpp.sh")
-    source = resolve_model(DEFAULT_BASE_MODEL)
-    gguf = str(Path(source.path) / str(source.gguf_file))
-    threads = Settings().resolved_threads()
+    binary, gguf, threads = bare_llama_server()
     servers = {name: LlamaServer(binary, ["-m", gguf, "--alias", "m", "-t", str(threads), "--jinja",
                                           "--no-webui", "--log-disable", *flags])
                for name, flags in LAYOUTS.items()}

@@ -44,13 +44,12 @@ def test_fitted_replaces_only_max_new_tokens():
 def test_the_bound_is_never_below_the_real_count():
     from transformers import AutoTokenizer
 
-    from src.engine.convert import cached_copy
+    from src.engine.loader import weights_dir
     from src.engine.model_source import resolve_model
     from src.settings import build_settings
 
-    settings = build_settings({})
-    tokenizer = AutoTokenizer.from_pretrained(cached_copy(resolve_model(settings.base_model),
-                                                          settings.model_cache_dir))
+    settings = build_settings({})  # the packaged GGUF's safetensors copy, made here when missing
+    tokenizer = AutoTokenizer.from_pretrained(weights_dir(resolve_model(settings.base_model), settings)[0])
     messages = ({"role": "system", "content": "Be brief. ünïcødé ✓ 中文"},
                 {"role": "user", "content": "word " * 300 + "\n\t{}[]"})
     rendered = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)

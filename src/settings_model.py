@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from src.settings_checks import looks_like_path
 
 DEFAULT_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# --kv_cache_gb's default: the default model's 16 slots x 8,192 tokens (2.8 GiB) fit it, so on
+# llama.cpp every slot has its whole window in a cache of its own (src/engine/kv_budget.py).
+DEFAULT_KV_CACHE_GB = 3.0
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -105,9 +108,10 @@ class ModelSettings(BaseModel):
         description="Most sequences generated at once (continuous batching); more requests queue.",
     )
     kv_cache_gb: float = Field(
-        3.0, gt=0,
+        DEFAULT_KV_CACHE_GB, gt=0,
         description="KV cache budget in GiB; a request joins the running batch only while the "
-        "batch's cache fits it.",
+        "batch's cache fits it (llama.cpp: a cache per slot when every slot's window fits, else "
+        "one shared cache of this size).",
     )
     n_threads: int | None = Field(
         None,

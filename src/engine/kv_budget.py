@@ -1,7 +1,7 @@
 """What the KV cache costs: bytes per token of a model, and tokens in a --kv_cache_gb budget.
 
 Both local backends size their cache from the same budget: the transformers backend bounds
-its batch with it, the llama.cpp backend gives each slot its share.
+its batch with it, the llama.cpp backend sizes its cache (per slot, or shared) with it.
 """
 
 from __future__ import annotations

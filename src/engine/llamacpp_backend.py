@@ -60,6 +60,7 @@ from src.engine.types import (
     TokenEvent,
 )
 from src.errors import UnsupportedFeatureError
+from src.settings_model import DEFAULT_KV_CACHE_GB
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,9 @@ def gguf_shape(path: str) -> dict[str, int]:
 
 def cache_sizes(shape: dict[str, int], options: dict[str, Any], parallel: int, kv_cache_gb: float,
                 max_seq_len: int | None) -> tuple[int, int]:
-    """(context window of one answer, tokens of the shared KV cache). The window is n_ctx, else
-    --max_seq_len, else the model's own, at most the model's trained context; the cache holds ``parallel`` windows with n_ctx (h2oGPT's
+    """(context window of one answer, tokens the KV cache may hold; kv_cache_args lays them out
+    per slot or shared). The window is n_ctx, else --max_seq_len, else the model's own, at most
+    the model's trained context; the cache holds ``parallel`` windows with n_ctx (h2oGPT's
     meaning: per sequence), else the --kv_cache_gb budget (at least one whole window)."""
     per_sequence = int(options.get("n_ctx") or max_seq_len or shape["context_length"])
     trained = int(shape["context_length"])
@@ -184,7 +186,7 @@ class LlamaCppBackend(RemoteBackend):
     scans_stop = True
 
     def __init__(self, source: ModelSource, name: str, binary: str, options: dict[str, Any],
-                 concurrency: int = 16, kv_cache_gb: float = 3.0, max_seq_len: int | None = None,
+                 concurrency: int = 16, kv_cache_gb: float = DEFAULT_KV_CACHE_GB, max_seq_len: int | None = None,
                  threads: int = 1, read_timeout: float = 600.0) -> None:
         assert source.gguf_file is not None
         self.gguf = str(Path(source.path) / source.gguf_file)
@@ -197,7 +199,8 @@ class LlamaCppBackend(RemoteBackend):
         # may still take the whole window. Measured at 8 streams (bench/llamacpp.py, docs/
         # performance.md): per slot 0.93x a bare 8-slot llama-server, the shared cache 0.82x with
         # a 3x slower first token (llama.cpp saves and clears idle slots at every new request).
-        args = ["-m", self.gguf, "--alias", name, *kv_cache_args(per_sequence, total, parallel), "-np", str(parallel),
+        args = ["-m", self.gguf, "--alias", name, *kv_cache_args(per_sequence, total, parallel),
+                "-np", str(parallel),
                 "-t", str(int(options.get("n_threads") or threads)),
                 "-ngl", str(int(options.get("n_gpu_layers") or 0)), "--jinja", "--no-webui", "--log-disable"]
         if options.get("n_batch"):

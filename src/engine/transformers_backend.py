@@ -25,6 +25,7 @@ from src.engine.prompting import render_prompt
 from src.engine.sequence import Sequence
 from src.engine.types import Capabilities, GenerationRequest, Message
 from src.errors import ContextLengthError, InvalidParamsError
+from src.settings_model import DEFAULT_KV_CACHE_GB
 
 
 class TransformersBackend:
@@ -38,7 +39,7 @@ class TransformersBackend:
         loaded: LoadedModel,
         max_queue_time: float | None = None,
         concurrency: int = 16,
-        kv_cache_gb: float = 3.0,
+        kv_cache_gb: float = DEFAULT_KV_CACHE_GB,
         prefill_chunk: int = 256,
     ) -> None:
         self.loaded = loaded

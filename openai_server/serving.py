@@ -236,15 +236,17 @@ class CompletionService:
                             code="model_not_found")
 
     # --- chat ------------------------------------------------------------------------------
-    async def chat(self, request: ChatCompletionFields,
-                   requester: Requester | None = None) -> ChatCompletion | AsyncIterator[Any]:
-        """``requester``: whose personal collections (MyData) a document query searches."""
+    async def chat(self, request: ChatCompletionFields, requester: Requester | None = None,
+                   model: str | None = None) -> ChatCompletion | AsyncIterator[Any]:
+        """``requester``: whose personal collections (MyData) a document query searches;
+        ``model``: the id :meth:`model_id` already gave for ``request.model`` (the Responses
+        and Messages fronts resolve it first: one engine round trip less per request)."""
         if len(request.messages) > self.max_messages:
             raise InvalidRequestError(
                 f"{len(request.messages)} messages is more than this server takes "
                 f"({self.max_messages}, --openai_max_messages)", param="messages",
                 code="too_many_messages")
-        model = await self.model_id(request.model)
+        model = model or await self.model_id(request.model)
         choices = _on_model(translate.chat_requests(request, requester), model if request.model else None)
         if request.chat_id:
             choices = await self._continued(choices, requester, request.chat_id)

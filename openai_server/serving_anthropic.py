@@ -182,7 +182,7 @@ class MessagesService:
 
     async def create(self, request: MessagesFields, requester: Requester | None = None) -> Message | AsyncIterator[BaseModel]:
         model = await self.completions.model_id(request.model)
-        result = await self.completions.chat(to_chat(request), requester)
+        result = await self.completions.chat(to_chat(request), requester, model)
         if isinstance(result, ChatCompletion):
             return self._message(model, result)
         return self._events(model, cast(AsyncGenerator[ChatCompletionChunk, None], result))

@@ -124,8 +124,9 @@ class ResponsesService:
         if self.files is not None and file_owner:
             conversation = await resolve_file_ids(conversation, self.files, file_owner)
         messages = to_messages(request.instructions, conversation)
-        chat, result = await self._chat(request, messages, requester)
-        base = self._base(request, chat, await self.completions.model_id(request.model))
+        model = await self.completions.model_id(request.model)
+        chat, result = await self._chat(request, messages, requester, model)
+        base = self._base(request, chat, model)
         if isinstance(result, ChatCompletion):
             response = self._from_completion(base, result)
             if request.store:
@@ -134,13 +135,13 @@ class ResponsesService:
         return self._events(base, result, owner, items, request.store)
 
     async def _chat(self, request: ResponseCreateFields, messages: list[ChatMessage],
-                    requester: Requester | None) -> tuple[ChatCompletionFields, Any]:
+                    requester: Requester | None, model: str) -> tuple[ChatCompletionFields, Any]:
         """The chat request and its completion; with ``truncation: auto`` the oldest turns go
         until the conversation fits the context window."""
         while True:
             chat = to_chat(request, messages)
             try:
-                return chat, await self.completions.chat(chat, requester)
+                return chat, await self.completions.chat(chat, requester, model)
             except Exception as exc:
                 error = from_exception(exc)
                 turns = [i for i, m in enumerate(messages) if m.role not in ("system", "developer")]

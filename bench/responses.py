@@ -1,13 +1,15 @@
 """The Responses and Messages streams against chat completions, on one server, in one run.
 
-    python bench/responses.py [--tokens=64] [--runs=7] [--ttft_runs=30]
+    python bench/responses.py [--tokens=64] [--runs=7] [--ttft_runs=60]
 
 Both APIs are translators over the chat completions layer, so their cost is the translation
 and the event framing. For each of the three APIs, interleaved run by run so that drift
 hits all alike, with the official SDKs as clients (openai for chat and Responses,
 anthropic for Messages) on one generate.py (1 worker, the tests' backend):
 - time to first token: the median of ``ttft_runs`` greedy 8-token answers (first text
-  delta seen by the SDK; single requests swing by +/-10 ms on 2 cores, so it takes many);
+  delta seen by the SDK; single requests swing by +/-10 ms on 2 cores, so it takes many),
+  and the difference against chat as the median of the paired differences of each round
+  (chat, then the others, back to back: drift over the run cancels out of each pair);
 - tokens/s: the median of ``runs`` greedy ``tokens``-token answers (usage tokens over
   the whole stream's time).
 Prints one table with the differences against chat completions. The Responses streams
@@ -95,7 +97,7 @@ def interleaved(runs: dict[str, Run], tokens: int, times: int) -> dict[str, list
     return out
 
 
-def main(tokens: int = 64, runs: int = 7, ttft_runs: int = 30) -> None:
+def main(tokens: int = 64, runs: int = 7, ttft_runs: int = 60) -> None:
     import anthropic
 
     med = statistics.median
@@ -111,7 +113,6 @@ def main(tokens: int = 64, runs: int = 7, ttft_runs: int = 30) -> None:
         flags = " ".join(server.flags)
     print(f"one generate.py ({flags}); time to first token: median of {ttft_runs} interleaved "
           f"{TTFT_TOKENS}-token answers; tokens/s: median of {runs} interleaved {tokens}-token answers (greedy)\n")
-    base_ttft = med(t for t, _ in first["chat completions"])
     base_tps = med(r for _, r in speed["chat completions"])
     print("| API | time to first token | vs chat | tokens/s | vs chat |")
     print("|---|---|---|---|---|")
@@ -119,7 +120,8 @@ def main(tokens: int = 64, runs: int = 7, ttft_runs: int = 30) -> None:
         tps = med(r for _, r in speed[name])
         if name in first:
             ttft = med(t for t, _ in first[name])
-            ttft_cells = f"{ttft * 1000:.1f} ms | {(ttft - base_ttft) * 1000:+.1f} ms"
+            paired = med(t - b for (t, _), (b, _) in zip(first[name], first["chat completions"], strict=True))
+            ttft_cells = f"{ttft * 1000:.1f} ms | {paired * 1000:+.1f} ms"
         else:
             ttft_cells = "- | -"
         print(f"| {name} | {ttft_cells} | {tps:.1f} | {tps / base_tps:.3f}x |")

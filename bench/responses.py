@@ -1,11 +1,12 @@
 """The Responses and Messages streams against chat completions, on one server, in one run.
 
-    python bench/responses.py [--tokens=64] [--runs=7] [--ttft_runs=60]
+    python bench/responses.py [--backend=llamacpp] [--tokens=64] [--runs=21] [--ttft_runs=60]
 
 Both APIs are translators over the chat completions layer, so their cost is the translation
 and the event framing. For each of the three APIs, interleaved run by run so that drift
 hits all alike, with the official SDKs as clients (openai for chat and Responses,
-anthropic for Messages) on one generate.py (1 worker, the tests' backend):
+anthropic for Messages) on one generate.py (1 worker; ``backend``: llamacpp, the default
+path, or transformers):
 - time to first token: the median of ``ttft_runs`` greedy 8-token answers (first text
   delta seen by the SDK; single requests swing by +/-10 ms on 2 cores, so it takes many),
   and the difference against chat as the median of the paired differences of each round
@@ -97,11 +98,12 @@ def interleaved(runs: dict[str, Run], tokens: int, times: int) -> dict[str, list
     return out
 
 
-def main(tokens: int = 64, runs: int = 7, ttft_runs: int = 60) -> None:
+def main(backend: str = "llamacpp", tokens: int = 64, runs: int = 21, ttft_runs: int = 60) -> None:
     import anthropic
 
     med = statistics.median
-    with tempfile.TemporaryDirectory() as tmp, RemoteServer(Path(tmp), "--openai_workers=1") as server:
+    with tempfile.TemporaryDirectory() as tmp, RemoteServer(Path(tmp), "--openai_workers=1",
+                                                                f"--llm_backend={backend}") as server:
         client, model = server.client(), server.model()
         claude = anthropic.Anthropic(base_url=server.url, api_key="EMPTY", max_retries=0)
         apis = {"chat completions": chat(client, model), "responses": responses(client, model),

@@ -62,15 +62,15 @@ def bare_llama_server() -> tuple[str, str, int]:
 
 
 def main(tokens: int = 128, runs: int = 7, ttft_runs: int = 21, streams: int = 8, repeats: int = 7,
-         prompts: int = 10) -> None:
+         prompts: int = 10, ours: str = "") -> None:
     binary, gguf, threads = bare_llama_server()
     bare = LlamaServer(binary, ["-m", gguf, "--alias", DEFAULT_BASE_MODEL, "-c", str(8192 * streams),
                                 "-np", str(streams), "-t", str(threads), "--jinja", "--no-webui"])
     bare.start()
     try:
-        with tempfile.TemporaryDirectory() as tmp, RemoteServer(Path(tmp), "--llm_backend=llamacpp") as ours:
+        with tempfile.TemporaryDirectory() as tmp, RemoteServer(Path(tmp), "--llm_backend=llamacpp", *ours.split()) as server:
             theirs_t = Target("llama.cpp", bare.url + "/v1", DEFAULT_BASE_MODEL, {"ignore_eos": True})
-            ours_t = Target("ours", ours.base_url, ours.model(),
+            ours_t = Target("ours", server.base_url, server.model(),
                             {"min_new_tokens": "N", "repetition_penalty": 1.0})
             one = asyncio.run(single([theirs_t, ours_t], tokens, runs, ttft_runs))
             many = asyncio.run(concurrent([theirs_t, ours_t], streams, tokens, repeats))

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +96,10 @@ async def _merged(client: Engine, choices: list[EvaluateRequest]) -> AsyncGenera
                 await task
 
 
-async def _primed(stream: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
-    """Wait for the first item before the response starts, so early errors get a status.
+async def _primed(stream: AsyncGenerator[tuple[int, EvalEvent], None]
+                  ) -> tuple[str | None, AsyncGenerator[tuple[int, EvalEvent], None]]:
+    """Wait for the first item before the response starts, so early errors get a status;
+    returns the model that answers (the engine names it in that first event) and the stream.
 
     Primed on the engine's stream, whose first item comes as the engine starts the answer
     (src.evaluate): the status line, the headers and a chat stream's role chunk go out
@@ -110,7 +112,7 @@ async def _primed(stream: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None
     except StopAsyncIteration:
         first = None
 
-    async def rest() -> AsyncGenerator[Any, None]:
+    async def rest() -> AsyncGenerator[tuple[int, EvalEvent], None]:
         try:
             if first is None:
                 return
@@ -120,7 +122,25 @@ async def _primed(stream: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None
         finally:
             await stream.aclose()
 
-    return rest()
+    return (first[1].model if first is not None else None), rest()
+
+
+class ChatStream:
+    """A streamed chat answer: its chunks, and the model that answers them (named by the
+    engine's first event: no model list is asked for first)."""
+
+    def __init__(self, model: str, chunks: AsyncGenerator[ChatCompletionChunk, None]) -> None:
+        self.model = model
+        self.chunks = chunks
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    def __anext__(self) -> Awaitable[ChatCompletionChunk]:
+        return self.chunks.__anext__()
+
+    async def aclose(self) -> None:
+        await self.chunks.aclose()
 
 
 @dataclass
@@ -236,27 +256,28 @@ class CompletionService:
                             code="model_not_found")
 
     # --- chat ------------------------------------------------------------------------------
-    async def chat(self, request: ChatCompletionFields, requester: Requester | None = None,
-                   model: str | None = None) -> ChatCompletion | AsyncIterator[Any]:
-        """``requester``: whose personal collections (MyData) a document query searches;
-        ``model``: the id :meth:`model_id` already gave for ``request.model`` (the Responses
-        and Messages fronts resolve it first: one engine round trip less per request)."""
+    async def chat(self, request: ChatCompletionFields, requester: Requester | None = None
+                   ) -> ChatCompletion | ChatStream:
+        """``requester``: whose personal collections (MyData) a document query searches.
+        The engine checks the model (an unknown one is a 404) and names the one that answers
+        in the answer's first event."""
         if len(request.messages) > self.max_messages:
             raise InvalidRequestError(
                 f"{len(request.messages)} messages is more than this server takes "
                 f"({self.max_messages}, --openai_max_messages)", param="messages",
                 code="too_many_messages")
-        model = model or await self.model_id(request.model)
-        choices = _on_model(translate.chat_requests(request, requester), model if request.model else None)
+        choices = _on_model(translate.chat_requests(request, requester), request.model or None)
         if request.chat_id:
             choices = await self._continued(choices, requester, request.chat_id)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            items = await _primed(_merged(self.client, choices))
+            named, items = await _primed(_merged(self.client, choices))
+            model = named or await self.model_id(request.model)
             if request.chat_id:
                 items = self._saving(items, choices[0], requester, request, model)
-            return self._chat_stream(items, model, include_usage)
-        answers = await self._collect(choices)
+            return ChatStream(model, self._chat_stream(items, model, include_usage))
+        named, answers = await self._collect(choices)
+        model = named or await self.model_id(request.model)
         if request.chat_id and 0 in answers and answers[0].final is not None:
             await self._save(choices[0], requester, request, model, answers[0].text, answers[0].final)
         return ChatCompletion(
@@ -302,7 +323,7 @@ class CompletionService:
                 yield index, event
 
     async def _chat_stream(self, items: AsyncGenerator[tuple[int, EvalEvent], None], model: str,
-                           include_usage: bool) -> AsyncIterator[ChatCompletionChunk]:
+                           include_usage: bool) -> AsyncGenerator[ChatCompletionChunk, None]:
         rid, created, fp = new_id("chatcmpl"), now(), self.fingerprint(model)
         usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
 
@@ -334,17 +355,17 @@ class CompletionService:
     # --- text completions ------------------------------------------------------------------
     async def completion(self, request: CompletionFields,
                          requester: Requester | None = None) -> Completion | AsyncIterator[Any]:
-        model = await self.model_id(request.model)
         prompts = translate.completion_prompts(request)
         strict = translate.asked_max_tokens(request)
         choices = _on_model([EvaluateRequest(params=p, requester=requester, strict_max_new_tokens=strict)
-                             for p in translate.completion_params(request)],
-                            model if request.model else None)
+                             for p in translate.completion_params(request)], request.model or None)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            items = await _primed(_merged(self.client, choices))
+            named, items = await _primed(_merged(self.client, choices))
+            model = named or await self.model_id(request.model)
             return self._completion_stream(request, prompts, items, model, include_usage)
-        answers = await self._collect(choices)
+        named, answers = await self._collect(choices)
+        model = named or await self.model_id(request.model)
         out = []
         for i, a in sorted(answers.items()):
             assert a.final is not None
@@ -385,12 +406,15 @@ class CompletionService:
             yield Completion(id=rid, created=created, model=model, choices=[], system_fingerprint=fp,
                              usage=_usage(finals, len(prompts), request.n))
 
-    async def _collect(self, choices: list[EvaluateRequest]) -> dict[int, Answer]:
-        """Run every choice to its final event (stream_output is off: one event each)."""
+    async def _collect(self, choices: list[EvaluateRequest]) -> tuple[str | None, dict[int, Answer]]:
+        """Run every choice to its final event (stream_output is off: one event each); returns
+        the model that answered (the engine names it in each answer's first event) too."""
         answers: dict[int, Answer] = {}
+        model: str | None = None
         async for index, event in _merged(self.client, choices):
+            model = model or event.model
             answers.setdefault(index, Answer()).add(event)
-        return answers
+        return model, answers
 
 
 def _finals(answers: dict[int, Answer]) -> dict[int, EvalEvent]:

@@ -24,7 +24,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -181,11 +181,10 @@ class MessagesService:
         self.completions = completions
 
     async def create(self, request: MessagesFields, requester: Requester | None = None) -> Message | AsyncIterator[BaseModel]:
-        model = await self.completions.model_id(request.model)
-        result = await self.completions.chat(to_chat(request), requester, model)
+        result = await self.completions.chat(to_chat(request), requester)
         if isinstance(result, ChatCompletion):
-            return self._message(model, result)
-        return self._events(model, cast(AsyncGenerator[ChatCompletionChunk, None], result))
+            return self._message(result.model, result)
+        return self._events(result.model, result.chunks)
 
     def _message(self, model: str, result: ChatCompletion) -> Message:
         choice = result.choices[0]

@@ -50,7 +50,7 @@ from openai_server.protocol_responses import (
 )
 from openai_server.responses_files import resolve_file_ids
 from openai_server.responses_input import items_from_wire, items_to_wire, request_items, to_chat, to_messages
-from openai_server.serving import CompletionService
+from openai_server.serving import ChatStream, CompletionService
 from openai_server.serving_documents import FileService
 from src.contract import Requester
 from src.storage.responses import ResponseStore, StoredResponse
@@ -124,24 +124,23 @@ class ResponsesService:
         if self.files is not None and file_owner:
             conversation = await resolve_file_ids(conversation, self.files, file_owner)
         messages = to_messages(request.instructions, conversation)
-        model = await self.completions.model_id(request.model)
-        chat, result = await self._chat(request, messages, requester, model)
-        base = self._base(request, chat, model)
+        chat, result = await self._chat(request, messages, requester)
+        base = self._base(request, chat, result.model)
         if isinstance(result, ChatCompletion):
             response = self._from_completion(base, result)
             if request.store:
                 await self._save(owner, response, items)
             return response
-        return self._events(base, result, owner, items, request.store)
+        return self._events(base, result.chunks, owner, items, request.store)
 
     async def _chat(self, request: ResponseCreateFields, messages: list[ChatMessage],
-                    requester: Requester | None, model: str) -> tuple[ChatCompletionFields, Any]:
+                    requester: Requester | None) -> tuple[ChatCompletionFields, ChatCompletion | ChatStream]:
         """The chat request and its completion; with ``truncation: auto`` the oldest turns go
         until the conversation fits the context window."""
         while True:
             chat = to_chat(request, messages)
             try:
-                return chat, await self.completions.chat(chat, requester, model)
+                return chat, await self.completions.chat(chat, requester)
             except Exception as exc:
                 error = from_exception(exc)
                 turns = [i for i, m in enumerate(messages) if m.role not in ("system", "developer")]

@@ -8,7 +8,7 @@ already sent) goes out as one ``{"error": {...}}`` event, then ``[DONE]``.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,7 +20,7 @@ from openai_server.protocol import wire
 DONE = "[DONE]"
 
 
-async def _events(source: AsyncIterator[BaseModel | dict[str, Any]]) -> AsyncIterator[dict[str, str]]:
+async def _events(source: AsyncIterable[BaseModel | dict[str, Any]]) -> AsyncIterator[dict[str, str]]:
     try:
         async for item in source:
             yield {"data": json.dumps(wire(item) if isinstance(item, BaseModel) else item)}
@@ -29,7 +29,7 @@ async def _events(source: AsyncIterator[BaseModel | dict[str, Any]]) -> AsyncIte
     yield {"data": DONE}
 
 
-def sse_response(source: AsyncIterator[BaseModel | dict[str, Any]]) -> EventSourceResponse:
+def sse_response(source: AsyncIterable[BaseModel | dict[str, Any]]) -> EventSourceResponse:
     """Stream ``source`` (response chunks) as OpenAI-style server-sent events."""
     return EventSourceResponse(_events(source), sep="\n", ping=15)
 

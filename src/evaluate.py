@@ -14,6 +14,7 @@ token.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -75,6 +76,7 @@ class EvalChunk:
     logprobs: list[TokenLogprob] = field(default_factory=list)
     tool_calls: list[ToolCallDelta] = field(default_factory=list)
     stop_sequence: str | None = None
+    model: str | None = None  # on the first chunk: the backend's name (EvalEvent.model)
 
     def event(self) -> EvalEvent:
         return EvalEvent(
@@ -82,7 +84,7 @@ class EvalChunk:
             prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
             finish_reason=FinishReason(self.finish_reason) if self.finish_reason else None,
             sources=[msgspec.convert(s, Source) for s in self.sources] if self.sources else [],
-            stop_sequence=self.stop_sequence,
+            stop_sequence=self.stop_sequence, model=self.model,
         )
 
 
@@ -287,8 +289,14 @@ class Evaluator:
     ) -> Generator[EvalChunk, None, None]:
         params = params.with_defaults(self.settings)
         with self.registry.lease(params.visible_models) as backend:  # a model swap drains it after
-            yield from self._answer(self.checked_backend(backend, params, messages), params, cancel, user,
-                                    messages, json_schema, strict)
+            chunks = self._answer(self.checked_backend(backend, params, messages), params, cancel, user,
+                                  messages, json_schema, strict)
+            with contextlib.closing(chunks):
+                for first in chunks:
+                    first.model = backend.name  # the first chunk names the model that answers
+                    yield first
+                    break
+                yield from chunks
 
     def _answer(
         self, backend: Backend, params: EvalParams, cancel: threading.Event | None, user: Requester | None,

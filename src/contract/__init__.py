@@ -258,6 +258,9 @@ class EvalEvent(Contract):
     #: With ``finish_reason`` stop: the request's stop string the answer ended at (None when it
     #: ended otherwise, e.g. at the model's end-of-sequence token).
     stop_sequence: str | None = None
+    #: On an answer's first event only: the served model that answers (its id in ``/v1/models``),
+    #: so a front learns it without asking for the model list first.
+    model: str | None = None
 
 
 # --- models -----------------------------------------------------------------------------------

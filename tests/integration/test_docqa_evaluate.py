@@ -41,6 +41,8 @@ def run(ev: Evaluator, user: Requester | None = None, **params):
     chunks = list(ev.evaluate(EvalParams(**params), user=user))
     assert chunks[-1].finish_reason is not None
     assert all(not c.sources for c in chunks[:-1])  # sources come with the last chunk
+    # the first chunk names the model that answers (EvalEvent.model), the others do not
+    assert chunks[0].model == ev.registry.main.name and all(c.model is None for c in chunks[1:])
     return chunks[-1]
 
 
@@ -110,7 +112,7 @@ def test_map_steps_run_as_one_batch_and_the_first_chunk_comes_at_once(small) -> 
     peak = 0
     chunks = ev.evaluate(EvalParams(max_new_tokens=24, temperature=0.0, **CHAPTERS))
     first = next(chunks)  # comes when the map starts, long before any answer text
-    assert (first.delta, first.response, first.finish_reason) == ("", "", None)
+    assert (first.delta, first.response, first.finish_reason, first.model) == ("", "", None, backend.name)
     while backend.stats()["running"] + backend.stats()["queued"] > 0:
         peak = max(peak, backend.stats()["running"])
         time.sleep(0.005)

@@ -38,7 +38,7 @@ from src.contract import (
     TokenLogprob,
     ToolCallDelta,
 )
-from src.errors import EngineUnavailableError, QueueTimeoutError
+from src.errors import EngineUnavailableError, QueueTimeoutError, UnknownModelError
 from src.evaluate import cut_tool_calls, merged_calls
 from src.ipc.codec import decode, encode
 from src.tools import ToolCallStream
@@ -57,6 +57,7 @@ class FakeEngine:
         self.hold: asyncio.Event | None = None
         self.logits_requests: list[LogitsRequest] = []
         self.stopped: list[str] = []  # requester names of stop_generation calls
+        self.model_lists = 0  # models() calls
 
     async def call(self, method: str, args: dict[str, Any] | None = None,
                    timeout: float | None = None) -> Any:
@@ -65,6 +66,7 @@ class FakeEngine:
         raise AssertionError(method)
 
     async def models(self, timeout: float | None = 10) -> list[ModelInfo]:
+        self.model_lists += 1
         if isinstance(self.fail_with, EngineUnavailableError):
             raise self.fail_with
         return [ModelInfo(id=MODEL, backend="transformers", context_window=2048, created=1)]
@@ -112,6 +114,10 @@ class FakeEngine:
         self.calls.append(args)
         if self.fail_with is not None and self.fail_after is None:
             raise self.fail_with
+        asked = args.get("visible_models")
+        if asked not in (None, "", MODEL, [MODEL]):  # as the engine's registry refuses it
+            raise UnknownModelError(f"the model {asked!r} does not exist; served: {MODEL}")
+        first = True  # the engine names the model in an answer's first event
         words = self.answer.split(" ")
         max_new = args.get("max_new_tokens", 256)
         words = words[:max_new]
@@ -119,7 +125,8 @@ class FakeEngine:
         streaming = args.get("stream_output", True)
         response = ""
         if streaming:
-            yield EvalEvent(prompt_tokens=prompt_tokens)
+            first = False
+            yield EvalEvent(prompt_tokens=prompt_tokens, model=MODEL)
         if self.hold is not None:
             await self.hold.wait()
         sources = [msgspec.convert(s, Source) for s in self.sources]
@@ -149,4 +156,5 @@ class FakeEngine:
                     event = msgspec.structs.replace(event, delta=whole, tool_calls=merged_calls(calls), logprobs=[
                         TokenLogprob(w if j == 0 else " " + w, -0.5) for j, w in enumerate(words)
                     ] if args.get("logprobs") else [])
-                yield event
+                yield msgspec.structs.replace(event, model=MODEL) if first else event
+                first = False

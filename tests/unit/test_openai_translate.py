@@ -277,6 +277,23 @@ def test_unknown_model_is_404_and_known_model_works(api):
     assert api.get(f"/v1/models/{MODEL}").json()["id"] == MODEL
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_every_front_takes_the_model_from_the_engines_first_event_not_a_model_list(api, engine, stream):
+    """One engine round trip per answer: the engine names the model that answers."""
+    asks = [("/v1/chat/completions", {"messages": HELLO}), ("/v1/completions", {"prompt": "p"}),
+            ("/v1/responses", {"input": "Hi", "store": False}),
+            ("/v1/messages", {"messages": HELLO, "max_tokens": 8})]
+    for path, body in asks:
+        for named in ({}, {"model": MODEL}):
+            response = api.post(path, json={**body, **named, "stream": stream})
+            assert response.status_code == 200, (path, response.text)
+            text = response.text if stream else json.dumps(response.json())
+            assert f'"model": "{MODEL}"' in text.replace('":"', '": "'), (path, text[:300])
+    assert engine.model_lists == 0 and len(engine.requests) == 2 * len(asks)
+    assert api.post("/v1/messages", json={"messages": HELLO, "max_tokens": 8, "model": "gpt-4",
+                                          "stream": stream}).status_code == 404
+
+
 def test_engine_errors_map_to_statuses(api, engine):
     engine.fail_with = QueueTimeoutError("waited")
     response = api.post("/v1/chat/completions", json={"messages": HELLO})

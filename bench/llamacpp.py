@@ -1,6 +1,7 @@
 """Our whole stack on the llama.cpp backend against llama.cpp's own server, same GGUF, same run.
 
     python bench/llamacpp.py [--tokens=128] [--runs=7] [--ttft_runs=21] [--streams=8] [--repeats=7] [--prompts=10]
+                             [--ours="--concurrency_count=8"]  (flags for our server)
 
 Both sides run the default model's packaged GGUF on the same llama-server binary
 (scripts/install_llamacpp.sh) with the same threads: "llama.cpp" is a bare llama-server with

@@ -1,7 +1,12 @@
 """Document Q&A speed: ingestion against raw sentence-transformers, query latency by size, OCR.
 
-    python bench/docqa.py [--chunks=512] [--sizes=1000,10000,100000] [--queries=50] [--plot=docs/images/docqa.png]
-                          [--ocr_pages=5]
+    python bench/docqa.py [--chunks=512] [--sizes=1000,10000,100000] [--queries=50] [--plot_path=docs/images/docqa.png]
+                          [--ocr_pages=5] [--keep=DIR]
+
+``--keep=DIR`` keeps the filled collections in DIR (``DIR/q<size>``) and reuses one that
+already holds its size, so a large collection is filled once (a 1,000,000-chunk fill takes
+Chroma most of an hour on two cores) and queried in later, quiet runs; ``--chunks=0`` and
+``--ocr_pages=0`` skip those parts.
 
 1. Ingestion: the same ``--chunks`` chunks of synthetic text (512 tokens each) are embedded
    by a raw ``SentenceTransformer.encode`` and ingested by the product's Ingestor (split,
@@ -75,6 +80,28 @@ def bench_ingestion(chunks: int, workdir: Path) -> tuple[float, float]:
     return raw, ours
 
 
+def fill(store, size: int, dimension: int) -> None:
+    """``size`` random unit vectors with 60-word Zipf texts, through the product's store
+    (Chroma and the lexical index), in 5,000-chunk batches (each from its own seed); resumes
+    a partial fill."""
+    import numpy as np
+
+    step = 5000
+    done = store.count() // step * step
+    for start in range(done, size, step):
+        n = min(step, size - start)
+        rng = np.random.default_rng(start)
+        vectors = rng.standard_normal((n, dimension)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        ids = [f"c{start + i}" for i in range(n)]
+        metas = [{"origin": f"f{(start + i) // 50}", "source": f"f{(start + i) // 50}",
+                  "chunk_id": (start + i) % 50, "n_chunks": 50, "page": 0, "hash": "x",
+                  "ingested_at": "bench"} for i in range(n)]
+        store.upsert(ids, vectors, zipf_texts(rng, n, 60), metas)
+        if (start // step) % 20 == 19:
+            print(f"    filled {start + n:,} of {size:,} chunks", flush=True)
+
+
 def bench_queries(sizes: list[int], queries: int, workdir: Path) -> list[tuple[float, ...]]:
     import numpy as np
 
@@ -87,18 +114,11 @@ def bench_queries(sizes: list[int], queries: int, workdir: Path) -> list[tuple[f
     for size in sizes:
         root = workdir / f"q{size}"
         docs = DocumentService(embedder, db_root=root)
-        info = docs.create_collection("Bench", "shared", None)
+        names = [c.name for c in docs.list_collections(None)]
+        info = docs.collection("Bench", None) if "Bench" in names else docs.create_collection("Bench", "shared", None)
         store = docs._store(info)
-        step = 5000
-        for start in range(0, size, step):
-            n = min(step, size - start)
-            vectors = rng.standard_normal((n, embedder.dimension)).astype(np.float32)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            ids = [f"c{start + i}" for i in range(n)]
-            metas = [{"origin": f"f{(start + i) // 50}", "source": f"f{(start + i) // 50}",
-                      "chunk_id": (start + i) % 50, "n_chunks": 50, "page": 0, "hash": "x",
-                      "ingested_at": "bench"} for i in range(n)]
-            store.upsert(ids, vectors, zipf_texts(rng, n, 60), metas)
+        if store.count() < size:
+            fill(store, size, embedder.dimension)
         questions = zipf_texts(rng, queries + 3, 8)
         row: list[float] = [size]
         for hybrid in (True, False):
@@ -177,23 +197,23 @@ def plot(results: list[tuple[float, ...]], path: str) -> None:
 
 
 def main(chunks: int = 512, sizes: str | int | tuple[int, ...] = "1000,10000,100000", queries: int = 50,
-         plot_path: str = "docs/images/docqa.png", ocr_pages: int = 5) -> None:
+         plot_path: str = "docs/images/docqa.png", ocr_pages: int = 5, keep: str = "") -> None:
     if isinstance(sizes, int):  # fire gives one number as an int
         sizes = (sizes,)
     size_list = [int(s) for s in (sizes.split(",") if isinstance(sizes, str) else sizes)]
     with tempfile.TemporaryDirectory(prefix="bench-docqa-") as tmp:
         workdir = Path(tmp)
-        raw, ours = bench_ingestion(chunks, workdir)
-        print(f"ingestion ({chunks} chunks of ~512 tokens): raw encode {raw:.1f} chunks/s, "
-              f"Ingestor {ours:.1f} chunks/s, ratio {ours / raw:.2f}", flush=True)
+        if chunks:
+            raw, ours = bench_ingestion(chunks, workdir)
+            print(f"ingestion ({chunks} chunks of ~512 tokens): raw encode {raw:.1f} chunks/s, "
+                  f"Ingestor {ours:.1f} chunks/s, ratio {ours / raw:.2f}", flush=True)
         print("retrieval (embed the question + top-5 from Chroma, hybrid: + BM25 and fusion):", flush=True)
-        results = bench_queries(size_list, queries, workdir)
+        results = bench_queries(size_list, queries, Path(keep) if keep else workdir)
     if ocr_pages:
         accuracy, seconds = bench_ocr(ocr_pages)
         print(f"OCR (Tesseract, {ocr_pages} pages of docs/document_qa.md drawn at 40 px): word accuracy "
               f"{accuracy:.3f}, {seconds:.2f} s/page", flush=True)
     plot(results, str(ROOT / plot_path) if not Path(plot_path).is_absolute() else plot_path)
-
 
 if __name__ == "__main__":
     import fire

@@ -41,7 +41,7 @@ from src.contract import LogitsRequest, ModelInfo
 from src.engine.backend import model_info
 from src.engine.context_fit import fitted, prompt_tokens_at_most
 from src.engine.handle import RequestHandle
-from src.engine.kv_budget import budget_tokens, kv_bytes_per_token
+from src.engine.kv_budget import budget_tokens, cache_type_bytes, kv_bytes_per_token
 from src.engine.llamacpp_process import LlamaServer
 from src.engine.loopback_http import post_stream
 from src.engine.model_source import ModelSource
@@ -112,7 +112,8 @@ def cache_sizes(shape: dict[str, int], options: dict[str, Any], parallel: int, k
     """(context window of one answer, tokens the KV cache may hold; kv_cache_args lays them out
     per slot or shared). The window is n_ctx, else --max_seq_len, else the model's own, at most
     the model's trained context; the cache holds ``parallel`` windows with n_ctx (h2oGPT's
-    meaning: per sequence), else the --kv_cache_gb budget (at least one whole window)."""
+    meaning: per sequence), else the --kv_cache_gb budget (at least one whole window), counted
+    in tokens of the cache's type (``cache_type``: a q8_0 cache holds 1.88x the f16 tokens)."""
     per_sequence = int(options.get("n_ctx") or max_seq_len or shape["context_length"])
     trained = int(shape["context_length"])
     if per_sequence > trained:  # llama.cpp would take it, but the model cannot use it
@@ -121,7 +122,8 @@ def cache_sizes(shape: dict[str, int], options: dict[str, Any], parallel: int, k
         per_sequence = trained
     if options.get("n_ctx"):
         return per_sequence, per_sequence * parallel
-    budget = budget_tokens(kv_cache_gb, shape["kv_bytes_per_token"]) // 256 * 256
+    per_token = cache_type_bytes(shape["kv_bytes_per_token"], options.get("cache_type"))
+    budget = budget_tokens(kv_cache_gb, per_token) // 256 * 256
     return per_sequence, max(budget, per_sequence)
 
 

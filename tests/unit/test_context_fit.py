@@ -66,6 +66,15 @@ def test_llamacpp_one_answer_may_take_the_whole_context_of_a_shared_cache():
     assert cache_sizes(SHAPE, {}, 16, 3.0, None) == (8192, 139776)  # the default budget: 16 whole windows
 
 
+def test_llamacpp_counts_the_budget_in_tokens_of_the_cache_type():
+    # 2 GiB of q8_0 tokens (23,040 f16 bytes -> 12,240) hold 175,444 tokens: 16 whole windows
+    assert cache_sizes(SHAPE, {"cache_type": "q8_0"}, 16, 2.0, None) == (8192, 175360)
+    assert cache_sizes(SHAPE, {"cache_type": "q4_0"}, 16, 1.0, None) == (8192, 165632)  # 6,480 bytes a token
+    assert cache_sizes(SHAPE, {"cache_type": "f32"}, 16, 2.0, None) == (8192, 46592)
+    assert cache_sizes(SHAPE, {"cache_type": "f16"}, 16, 2.0, None) == cache_sizes(SHAPE, {}, 16, 2.0, None)
+    assert kv_cache_args(8192, 175360, 16) == ["-c", "131072"]  # q8_0: every slot its window in 2 GiB
+
+
 def test_llamacpp_splits_the_cache_per_slot_only_when_every_slot_gets_its_whole_window():
     assert kv_cache_args(8192, 139776, 16) == ["-c", "131072"]  # the defaults: per slot, 8,192 each
     assert kv_cache_args(2048, 8192, 4) == ["-c", "8192"]

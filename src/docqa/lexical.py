@@ -351,13 +351,13 @@ class LexicalIndex:
             found: list[tuple[float, str]] = []
             wanted = np.asarray(list(names), dtype=str) if names else None
             for segment in self.segments:
-                scores = _score(segment, terms, idf, avgdl)
+                eligible = segment.alive
+                if wanted is not None:
+                    eligible = eligible & (np.isin(segment.origins, wanted) | np.isin(segment.sources, wanted))
+                scores = _score(segment, terms, idf, avgdl, k, eligible)
                 if scores is None:
                     continue
-                mask = segment.alive & (scores > 0)
-                if wanted is not None:
-                    mask &= np.isin(segment.origins, wanted) | np.isin(segment.sources, wanted)
-                rows = np.flatnonzero(mask)
+                rows = np.flatnonzero(eligible & (scores > 0))
                 if rows.size > k:
                     rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
                 found.extend((float(scores[r]), str(segment.ids[r])) for r in rows)
@@ -365,20 +365,53 @@ class LexicalIndex:
             return [LexicalHit(id_, score) for score, id_ in found[:k]]
 
 
-def _score(segment: Segment, terms: list[int], idf: dict[int, float], avgdl: float) -> np.ndarray | None:
-    scores: np.ndarray | None = None
-    left = np.searchsorted(segment.terms, terms, side="left")
-    right = np.searchsorted(segment.terms, terms, side="right")
-    for term, lo, hi in zip(terms, left, right, strict=True):
-        if lo == hi:
-            continue
+def _score(segment: Segment, terms: list[int], idf: dict[int, float], avgdl: float, k: int,
+           eligible: np.ndarray) -> np.ndarray | None:
+    """BM25 scores of the segment's rows, exact for every row that can be among the ``k`` best
+    ``eligible`` ones (the others may miss the terms that cannot lift them there).
+
+    Terms go term at a time, the rarest (highest bound) first, as Lucene's MaxScore does: once
+    the terms left could add at most ``bound`` to a row, and ``k`` eligible rows already score
+    ``threshold`` > ``bound``, a row the terms so far gave less than ``threshold - bound`` cannot
+    reach the top ``k``; the terms left are then scored only for the rows that can (a search
+    of each term's postings, which are sorted by row), not over their whole postings: a
+    word found in most chunks costs a few hundred lookups instead of a pass over them all."""
+    wanted = np.asarray(terms, dtype=segment.terms.dtype)  # a list would cast all postings to int64 first
+    left = np.searchsorted(segment.terms, wanted, side="left")
+    right = np.searchsorted(segment.terms, wanted, side="right")
+    present = [(idf[t] * (K1 + 1), t, int(lo), int(hi)) for t, lo, hi in zip(terms, left, right, strict=True)
+               if lo < hi]
+    if not present:
+        return None
+    present.sort(key=lambda x: -x[0])  # tf / (tf + norm) < 1: idf * (k1 + 1) bounds a term's share
+    rest = [0.0] * (len(present) + 1)
+    for i in range(len(present) - 1, -1, -1):
+        rest[i] = rest[i + 1] + present[i][0]
+    scores = np.zeros(len(segment.ids), dtype=np.float32)
+    candidates: np.ndarray | None = None
+    touched = np.zeros(0, dtype=np.int32)  # the eligible rows the terms so far were found in, sorted
+    for i, (_bound, term, lo, hi) in enumerate(present):
         docs = segment.docs[lo:hi]
         tf = segment.tfs[lo:hi]
+        if candidates is not None:  # only rows that can still reach the top k
+            at = np.minimum(np.searchsorted(docs, candidates), docs.size - 1)
+            found = docs[at] == candidates
+            docs, tf = candidates[found], tf[at[found]]
         norm = K1 * (1 - B + B * segment.lengths[docs] / avgdl)
-        if scores is None:
-            scores = np.zeros(len(segment.ids), dtype=np.float32)
         scores[docs] += idf[term] * tf * (K1 + 1) / (tf + norm)
+        if candidates is None and i + 1 < len(present):
+            touched = touched_rows(touched, docs, eligible)
+            if touched.size >= k:
+                live = scores[touched]
+                threshold = float(np.partition(live, live.size - k)[live.size - k])
+                if threshold > rest[i + 1]:
+                    candidates = touched[live >= threshold - rest[i + 1]]
     return scores
+
+
+def touched_rows(touched: np.ndarray, docs: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """The sorted union of ``touched`` and the eligible ``docs`` (both sorted)."""
+    return np.union1d(touched, docs[eligible[docs]])
 
 
 def _vocab_bytes(path: Path, words: int) -> int:

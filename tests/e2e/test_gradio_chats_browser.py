@@ -17,12 +17,13 @@ from urllib.parse import urljoin
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import ROOT
 from tests.docqa.fixtures import paged_pdf
 from tests.e2e.browser import browser_context, open_page
 from tests.e2e.gradio_server import GradioApp
-from tests.e2e.test_gradio_browser import BOT, USER, send, wait_answer_done
+from tests.e2e.test_gradio_browser import BOT, USER, send, set_number, wait_answer_done
 
 IMAGES = ROOT / "docs" / "images"
 QUESTION = "What colour does Ambrose paint the lighthouse?"
@@ -82,15 +83,6 @@ def open_chat(page: Any, title: str) -> None:
     page.locator(USER).first.wait_for()
 
 
-def set_number(page: Any, elem: str, value: str) -> None:
-    box = page.locator(f"#{elem} input[type=number]")
-    box.fill(value)
-    box.press("Enter")
-    box.press("Tab")  # the slider takes the value on blur
-    page.locator(f"#{elem} input[type=range]").evaluate("(r, v) => r.value === v", value)
-    time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def asked(app: GradioApp, context: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A chat asked over an uploaded two-page PDF, with max_new_tokens changed to 40."""
@@ -118,7 +110,7 @@ def test_ask_reload_and_find_the_chat_with_answer_sources_and_settings(app: Grad
     assert page.locator(USER).first.inner_text().strip() == QUESTION
     assert asked.strip()[:20] in page.locator("#chatbot").inner_text()
     page.locator("#settings_panel").click()
-    assert page.locator("#max_new_tokens input[type=number]").input_value() == "40"  # the flag says 32
+    expect(page.locator("#max_new_tokens input[type=number]")).to_have_value("40")  # the flag says 32
     assert page.locator("#langchain_mode input").input_value() == "MyData"
     page.screenshot(path=str(IMAGES / "ui-saved-chats.png"))
 

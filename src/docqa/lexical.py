@@ -341,7 +341,10 @@ class LexicalIndex:
     # --- search ---------------------------------------------------------------------------
     def search(self, query: str, k: int, names: Sequence[str] = ()) -> list[LexicalHit]:
         """The ``k`` best chunks for ``query`` by BM25 (score > 0), best first; ``names``
-        keeps only chunks whose origin or source is one of them."""
+        keeps only chunks whose origin or source is one of them.
+
+        The largest segments go first: the ``k``-th best score found so far is a floor that
+        lets :func:`_score` skip, in the segments after, the chunks that cannot reach it."""
         with self._lock:
             terms = sorted(set(self.tokenizer.encode(query, grow=False)))
             if not terms or not self._where or k <= 0:
@@ -349,33 +352,39 @@ class LexicalIndex:
             avgdl = max(self._length / max(self._docs, 1), 1e-9)
             idf = {t: math.log(1 + (self._docs - self._df[t] + 0.5) / (self._df[t] + 0.5)) for t in terms}
             found: list[tuple[float, str]] = []
+            floor = 0.0
             wanted = np.asarray(list(names), dtype=str) if names else None
-            for segment in self.segments:
+            for segment in sorted(self.segments, key=lambda s: -len(s.ids)):
                 eligible = segment.alive
                 if wanted is not None:
                     eligible = eligible & (np.isin(segment.origins, wanted) | np.isin(segment.sources, wanted))
-                scores = _score(segment, terms, idf, avgdl, k, eligible)
-                if scores is None:
+                scored = _score(segment, terms, idf, avgdl, k, eligible, floor)
+                if scored is None:
                     continue
-                rows = np.flatnonzero(eligible & (scores > 0))
+                scores, rows = scored
+                rows = rows[scores[rows] > 0]
                 if rows.size > k:
                     rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
                 found.extend((float(scores[r]), str(segment.ids[r])) for r in rows)
+                if len(found) >= k:
+                    floor = sorted((score for score, _ in found), reverse=True)[k - 1]
             found.sort(key=lambda x: (-x[0], x[1]))
             return [LexicalHit(id_, score) for score, id_ in found[:k]]
 
 
 def _score(segment: Segment, terms: list[int], idf: dict[int, float], avgdl: float, k: int,
-           eligible: np.ndarray) -> np.ndarray | None:
-    """BM25 scores of the segment's rows, exact for every row that can be among the ``k`` best
-    ``eligible`` ones (the others may miss the terms that cannot lift them there).
+           eligible: np.ndarray, floor: float = 0.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """BM25 scores of the segment's rows and the rows that can be among the ``k`` best
+    ``eligible`` ones scoring at least ``floor`` (the ``k``-th best of the segments searched
+    before); the scores of those rows are exact, the others' may miss terms.
 
     Terms go term at a time, the rarest (highest bound) first, as Lucene's MaxScore does: once
     the terms left could add at most ``bound`` to a row, and ``k`` eligible rows already score
-    ``threshold`` > ``bound``, a row the terms so far gave less than ``threshold - bound`` cannot
-    reach the top ``k``; the terms left are then scored only for the rows that can (a search
-    of each term's postings, which are sorted by row), not over their whole postings: a
-    word found in most chunks costs a few hundred lookups instead of a pass over them all."""
+    ``threshold`` > ``bound`` (or ``floor`` is above ``bound``), a row the terms so far gave
+    less than ``threshold - bound`` cannot reach the top ``k``; the terms left are then scored
+    only for the rows that can (a search of each term's postings, which are sorted by row),
+    not over their whole postings: a word found in most chunks costs a few hundred lookups
+    instead of a pass over them all."""
     wanted = np.asarray(terms, dtype=segment.terms.dtype)  # a list would cast all postings to int64 first
     left = np.searchsorted(segment.terms, wanted, side="left")
     right = np.searchsorted(segment.terms, wanted, side="right")
@@ -388,30 +397,33 @@ def _score(segment: Segment, terms: list[int], idf: dict[int, float], avgdl: flo
     for i in range(len(present) - 1, -1, -1):
         rest[i] = rest[i + 1] + present[i][0]
     scores = np.zeros(len(segment.ids), dtype=np.float32)
-    candidates: np.ndarray | None = None
-    touched = np.zeros(0, dtype=np.int32)  # the eligible rows the terms so far were found in, sorted
+    seen = np.zeros(len(segment.ids), dtype=bool)
+    touched = np.zeros(0, dtype=segment.docs.dtype)  # the eligible rows scored so far (unique)
+    candidates: np.ndarray | None = None  # the rows that can still reach the top k
     for i, (_bound, term, lo, hi) in enumerate(present):
         docs = segment.docs[lo:hi]
         tf = segment.tfs[lo:hi]
-        if candidates is not None:  # only rows that can still reach the top k
+        if candidates is not None:
             at = np.minimum(np.searchsorted(docs, candidates), docs.size - 1)
             found = docs[at] == candidates
             docs, tf = candidates[found], tf[at[found]]
+        else:
+            keep = eligible[docs]
+            docs, tf = docs[keep], tf[keep]
         norm = K1 * (1 - B + B * segment.lengths[docs] / avgdl)
         scores[docs] += idf[term] * tf * (K1 + 1) / (tf + norm)
-        if candidates is None and i + 1 < len(present):
-            touched = touched_rows(touched, docs, eligible)
-            if touched.size >= k:
-                live = scores[touched]
-                threshold = float(np.partition(live, live.size - k)[live.size - k])
+        if candidates is None:
+            fresh = docs[~seen[docs]]  # a term's postings name each row once
+            seen[fresh] = True
+            touched = np.concatenate([touched, fresh])
+            if i + 1 < len(present):
+                threshold = floor
+                if touched.size >= k:
+                    live = scores[touched]
+                    threshold = max(threshold, float(np.partition(live, live.size - k)[live.size - k]))
                 if threshold > rest[i + 1]:
-                    candidates = touched[live >= threshold - rest[i + 1]]
-    return scores
-
-
-def touched_rows(touched: np.ndarray, docs: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-    """The sorted union of ``touched`` and the eligible ``docs`` (both sorted)."""
-    return np.union1d(touched, docs[eligible[docs]])
+                    candidates = touched[scores[touched] >= threshold - rest[i + 1]]
+    return scores, (touched if candidates is None else candidates)
 
 
 def _vocab_bytes(path: Path, words: int) -> int:

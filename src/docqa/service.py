@@ -344,9 +344,10 @@ class DocumentService:
         options = self.retrieval if hybrid is None else replace(self.retrieval, hybrid=hybrid)
         options = options if rerank is None else replace(options, rerank=rerank)
         names = [n for n in document_choice if n]
-        hits, lexical = hybrid_search(store, query, self.embedder.embed_query(query), k,
-                                      choice_filter(names), names, options)
-        hits = [h for h in hits if h.distance <= cutoff or h.id in lexical]
+        reranking = self.reranker is not None and options.rerank
+        depth = max(k, options.candidates) if reranking else k
+        hits = hybrid_search(store, query, self.embedder.embed_query(query), depth, choice_filter(names), names,
+                             options, cutoff)
         if self.reranker is not None and options.rerank and len(hits) > 1:
             head = hits[: options.candidates]
             scores = self.reranker.score(query, [indexed_text(h.content, h.metadata) for h in head])

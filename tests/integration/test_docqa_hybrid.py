@@ -7,12 +7,14 @@ rebuilt, and be consistent between two instances sharing one Chroma server.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from src.docqa.chroma_server import ChromaServer
 from src.docqa.lexical import LexicalIndex
+from src.docqa.retrieval import DEFAULT_ALPHA, convex
 from src.docqa.service import DocumentService
 from tests.chroma_server import ChromaRun
 from tests.docqa.plugin import make_service, service_in, shared_embedder
@@ -58,6 +60,35 @@ def test_an_exact_identifier_is_found_first_with_hybrid_search(docs, tmp_path: P
     dense = docs.retrieve("UserData", question, 3, None, hybrid=False)
     assert [h.distance for h in dense] == sorted(h.distance for h in dense)
     assert all(0.0 <= h.distance <= 1.0 for h in hybrid)  # lexical hits carry their true distance
+
+
+def test_only_the_lexical_hits_kept_are_fetched_and_the_ranking_is_unchanged(docs, tmp_path: Path,
+                                                                             monkeypatch) -> None:
+    """The fused ranking needs no chunk text: a k-deep search fetches from Chroma only the
+    lexical hits among its first k (not every lexical candidate), and answers the first k of
+    the whole fused ranking."""
+    docs.add_files("UserData", write_notes(tmp_path / "notes"), None)
+    docs.retrieval = replace(docs.retrieval, candidates=6)  # fewer than the 10 notes: lexical hits outside the dense 6
+    store = docs._store(docs.collection("UserData", None))
+    fetched: list[str] = []
+    get_ids = store.get_ids
+    monkeypatch.setattr(store, "get_ids", lambda ids: fetched.extend(ids) or get_ids(ids))
+    monkeypatch.setattr(docs, "_store", lambda info: store)
+    fetched_needed = 0
+    for question in ("What does recovery_min_apply_delay do?", "standby write-ahead log tuning",
+                     "archive_timeout and wal_compression during load tests"):
+        vector = docs.embedder.embed_query(question)
+        for k in (1, 8):
+            n = max(k, 6)  # each search gives max(k, candidates)
+            dense, lexical = store.query(vector, n, None), store.search_lexical(question, n)
+            fused = convex({h.id: 1.0 - h.distance for h in dense}, {h.id: h.score for h in lexical},
+                           DEFAULT_ALPHA)
+            expected = sorted(fused, key=lambda i: -fused[i])[:k]
+            fetched.clear()
+            assert [h.id for h in docs.retrieve("UserData", question, k, None, max_distance=2.0)] == expected
+            assert set(fetched) == set(expected) - {h.id for h in dense}  # not every lexical hit the dense search missed
+            fetched_needed += len(fetched)
+    assert fetched_needed  # some lexical hits in the answer were not among the dense ones
 
 
 def test_lexical_index_survives_a_restart_without_being_rebuilt(tmp_path: Path) -> None:

@@ -102,11 +102,11 @@ class IngestReport:
 
 @dataclass
 class _Loaded:
-    """A file read by a loader thread: its documents, or its final report (skipped, failed)."""
+    """A file read and split by a loader thread: its chunks, or its final report (skipped, failed)."""
 
     origin: str
     digest: str
-    parts: list[tuple[str, list[Document]]] = field(default_factory=list)
+    chunks: list[Document] = field(default_factory=list)
     failures: list[FileReport] = field(default_factory=list)
     done: list[FileReport] | None = None
 
@@ -161,9 +161,9 @@ class Ingestor:
     ) -> IngestReport:
         """Ingest ``(path on disk, source name)`` pairs; a failing file never stops the others.
 
-        Files are hashed, checked against the store and loaded (parsed, OCR'd) by
-        ``LOAD_WORKERS`` threads, a few files ahead of the one being split, embedded and
-        written, so reading and embedding overlap; results keep the order of ``files``."""
+        Files are hashed, checked against the store, loaded (parsed, OCR'd) and split by
+        ``LOAD_WORKERS`` threads, a few files ahead of the one being embedded and written, so
+        reading and splitting overlap embedding; results keep the order of ``files``."""
         report = IngestReport()
         pending: deque[tuple[str, Future[_Loaded]]] = deque()
         items = iter(files)
@@ -172,7 +172,7 @@ class Ingestor:
                 item = next(items, None)
                 if item is None:
                     return False
-                pending.append((item[1], pool.submit(self._prepare, store, Path(item[0]), item[1])))
+                pending.append((item[1], pool.submit(self._prepare, store, Path(item[0]), item[1], chunk, chunk_size)))
                 return True
 
             while len(pending) < 2 * LOAD_WORKERS and submit():
@@ -181,7 +181,7 @@ class Ingestor:
                 source, future = pending.popleft()
                 submit()
                 try:
-                    report.files.extend(self._commit(store, future.result(), chunk, chunk_size))
+                    report.files.extend(self._commit(store, future.result()))
                 except OSError as exc:
                     report.files.append(FileReport(source, "failed", reason=f"cannot read file: {exc}"))
                 if progress is not None:
@@ -196,7 +196,7 @@ class Ingestor:
         digest = hashlib.sha256(text.encode()).hexdigest()
         documents = [Document(text, metadata={"page": 0})] if text.strip() else []
         with self._lock(store):
-            result = self._write(store, source, digest, [(source, documents)], chunk, chunk_size)
+            result = self._write(store, source, digest, self._split([(source, documents)], chunk, chunk_size))
         return self._observed(IngestReport(files=result))
 
     def _observed(self, report: IngestReport) -> IngestReport:
@@ -213,8 +213,10 @@ class Ingestor:
         expected = int(first[0].metadata.get("n_chunks", -1))
         return store.count_where({"$and": [{"origin": origin}, {"hash": digest}]}) == expected
 
-    def _prepare(self, store: ChromaStore, path: Path, origin: str) -> _Loaded:
-        """Hash, skip when current, else load: the part of a file's ingestion run in parallel."""
+    def _prepare(self, store: ChromaStore, path: Path, origin: str, chunk: bool,
+                 chunk_size: int | None) -> _Loaded:
+        """Hash, skip when current, else load and split: the part of a file's ingestion run in
+        parallel."""
         digest = file_hash(path)
         if store.exists() and self.is_current(store, origin, digest):
             return _Loaded(origin, digest, done=[FileReport(origin, "skipped")])
@@ -225,16 +227,14 @@ class Ingestor:
             return _Loaded(origin, digest, done=[FileReport(origin, "failed", reason=str(exc))])
         if not parts and failures:
             return _Loaded(origin, digest, done=failures)
-        return _Loaded(origin, digest, parts=parts, failures=failures)
+        return _Loaded(origin, digest, chunks=self._split(parts, chunk, chunk_size), failures=failures)
 
-    def _commit(self, store: ChromaStore, loaded: _Loaded, chunk: bool,
-                chunk_size: int | None) -> list[FileReport]:
-        """Split, embed and write a loaded file (one writer per store)."""
+    def _commit(self, store: ChromaStore, loaded: _Loaded) -> list[FileReport]:
+        """Embed and write a loaded file (one writer per store)."""
         if loaded.done is not None:
             return loaded.done
         with self._lock(store):
-            return self._write(store, loaded.origin, loaded.digest, loaded.parts, chunk,
-                               chunk_size) + loaded.failures
+            return self._write(store, loaded.origin, loaded.digest, loaded.chunks) + loaded.failures
 
     def _load(self, path: Path, origin: str, failures: list[FileReport]) -> list[tuple[str, list[Document]]]:
         if not is_archive(origin):
@@ -252,9 +252,8 @@ class Ingestor:
                     failures.append(FileReport(source, "failed", reason=str(exc)))
         return parts
 
-    def _write(self, store: ChromaStore, origin: str, digest: str,
-               parts: list[tuple[str, list[Document]]], chunk: bool,
-               chunk_size: int | None) -> list[FileReport]:
+    def _split(self, parts: list[tuple[str, list[Document]]], chunk: bool, chunk_size: int | None) -> list[Document]:
+        """The chunks of a file's parts (each tagged with its part's ``source``)."""
         size = chunk_size or self.chunk_size
         window = self.window
         chunks: list[Document] = []
@@ -262,6 +261,9 @@ class Ingestor:
             for piece in split_documents(documents, window, size, self.chunk_overlap, chunk, source):
                 piece.metadata["source"] = source
                 chunks.append(piece)
+        return chunks
+
+    def _write(self, store: ChromaStore, origin: str, digest: str, chunks: list[Document]) -> list[FileReport]:
         if not chunks:
             return [FileReport(origin, "failed", reason="no text found in the file")]
         existed = store.exists() and bool(store.get({"origin": origin}, limit=1))

@@ -188,7 +188,7 @@ def plot(results: list[tuple[float, ...]], path: str) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("chunks in the collection")
     ax.set_ylabel("retrieve latency (ms)")
-    ax.set_title("Document retrieval: embed question + Chroma (+ BM25, fused) top-5")
+    ax.set_title("Retrieval, top 5: embed the question + Chroma (+ BM25, fused)", fontsize=10)
     ax.legend()
     ax.grid(True, alpha=0.3)
     fig.tight_layout()

@@ -11,8 +11,8 @@ VERSION=0.3.36
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/h2ogpt/llama.cpp/$VERSION"
 bin="$cache/bin/llama-server"
 if [[ "${H2OGPT_SKIP_LLAMACPP:-0}" == "1" ]]; then echo "llama.cpp: skipped"; exit 0; fi
-# -march=native, but without ggml's AMX kernels: on a CPU with AMX (seen on a Sapphire Rapids
-# VM, 2026-12-03) llama-server built with them crashes (SIGSEGV in ggml_backend_amx_mul_mat)
+# -march=native, but without ggml's AMX kernels: on a CPU with AMX (seen on an Intel Xeon VM,
+# 2026-12-03) llama-server built with them crashes (SIGSEGV in ggml_backend_amx_mul_mat)
 # on its first decode, for the default model and any other. -U drops the macro -march sets.
 flags="-U__AMX_INT8__"
 amx_cpu=0; grep -qw amx_int8 /proc/cpuinfo 2>/dev/null && amx_cpu=1

@@ -344,13 +344,13 @@ class DocumentService:
         options = self.retrieval if hybrid is None else replace(self.retrieval, hybrid=hybrid)
         options = options if rerank is None else replace(options, rerank=rerank)
         names = [n for n in document_choice if n]
-        reranking = self.reranker is not None and options.rerank
-        depth = max(k, options.candidates) if reranking else k
+        reranker = self.reranker if options.rerank else None
+        depth = max(k, options.candidates) if reranker is not None else k
         hits = hybrid_search(store, query, self.embedder.embed_query(query), depth, choice_filter(names), names,
                              options, cutoff)
-        if self.reranker is not None and options.rerank and len(hits) > 1:
+        if reranker is not None and len(hits) > 1:
             head = hits[: options.candidates]
-            scores = self.reranker.score(query, [indexed_text(h.content, h.metadata) for h in head])
+            scores = reranker.score(query, [indexed_text(h.content, h.metadata) for h in head])
             order = sorted(range(len(head)), key=lambda i: -scores[i])
             hits = [head[i] for i in order] + hits[options.candidates:]
         return hits[:k]

@@ -18,6 +18,7 @@ PDF metadata), else its first top-level heading, else the file name.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -119,28 +120,16 @@ def sections(document: Document, name: str) -> list[Document]:
     return out
 
 
-def remembered(count_tokens: Callable[[str], int]) -> Callable[[str], int]:
-    """``count_tokens`` that tokenizes each distinct text once: the recursive splitter measures
-    every piece of a section, words included, about 2.5 times over (259,170 tokenizer calls
-    for 512 chunks in bench/docqa.py, 11 % of an ingestion), and a section repeats its words."""
-    counts: dict[str, int] = {}
-
-    def count(text: str) -> int:
-        found = counts.get(text)
-        if found is None:
-            found = counts[text] = count_tokens(text)
-        return found
-
-    return count
-
-
 def make_splitter(count_tokens: Callable[[str], int], chunk_size: int = DEFAULT_CHUNK_SIZE,
                   chunk_overlap: int = DEFAULT_CHUNK_OVERLAP) -> RecursiveCharacterTextSplitter:
-    """A splitter of one section (its token counts are remembered while it lives)."""
+    """A splitter of one section. Its token counts are cached while it lives: the recursive
+    splitter measures every piece of a section, words included, about 2.5 times over (259,170
+    tokenizer calls for 512 chunks in bench/docqa.py, 11 % of an ingestion), and a section
+    repeats its words."""
     return RecursiveCharacterTextSplitter(
         chunk_size=chunk_size,
         chunk_overlap=min(chunk_overlap, chunk_size // 4),
-        length_function=remembered(count_tokens),
+        length_function=functools.cache(count_tokens),
         separators=["\n\n", "\n", ". ", " ", ""],
         keep_separator="end",
     )

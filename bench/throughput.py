@@ -142,7 +142,8 @@ def _plot(rows: list[dict[str, float]], path: Path) -> None:
 
 def main(tokens: int = 96, streams: str = "1,2,4,8,16", baseline: str = BASELINE, runs: int = 5,
          flags: str = "", plot: str = "docs/images/throughput.png") -> None:
-    counts = [int(s) for s in str(streams).split(",")]
+    # fire reads --streams=1,8 as a tuple and --streams=8 as an int
+    counts = [int(s) for s in (streams if isinstance(streams, (tuple, list)) else str(streams).split(","))]
     extra = [f for f in str(flags).split() if f]
     with tempfile.TemporaryDirectory() as tmp:
         with RemoteServer(Path(tmp) / "new", *extra) as new:

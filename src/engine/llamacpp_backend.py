@@ -43,6 +43,7 @@ from src.engine.context_fit import fitted, prompt_tokens_at_most
 from src.engine.handle import RequestHandle
 from src.engine.kv_budget import budget_tokens, cache_type_bytes, kv_bytes_per_token
 from src.engine.llamacpp_process import LlamaServer
+from src.engine.llamacpp_slots import SlotPool
 from src.engine.loopback_http import post_stream
 from src.engine.model_source import ModelSource
 from src.engine.next_token import llamacpp_probs
@@ -216,6 +217,7 @@ class LlamaCppBackend(RemoteBackend):
         super().__init__(RemoteSpec("llamacpp", self.server.url + "/v1"), name=name, remote_model=name,
                          context_window=per_sequence, concurrency=parallel, read_timeout=read_timeout)
         self.parallel = parallel
+        self.slots = SlotPool(parallel)
 
     def wire_dialect(self, spec: RemoteSpec) -> WireDialect:
         return LlamaCppDialect(spec)
@@ -290,10 +292,19 @@ class LlamaCppBackend(RemoteBackend):
         return post_stream(self.spec.base_url, path, body, self.read_timeout)
 
     def _generate(self, handle: RequestHandle, path: str, body: dict[str, Any]) -> Iterator[TokenEvent]:
-        minimum = handle.request.options.min_new_tokens
-        if not minimum:
-            return super()._generate(handle, path, body)
-        return self._at_least(handle, path, body, minimum)
+        """The answer, decoded in the lowest free slot (src/engine/llamacpp_slots.py says why)."""
+        slot = self.slots.acquire()
+        try:
+            if slot is not None:
+                body = {**body, "id_slot": slot}
+            minimum = handle.request.options.min_new_tokens
+            if not minimum:
+                yield from super()._generate(handle, path, body)
+            else:
+                yield from self._at_least(handle, path, body, minimum)
+        finally:
+            if slot is not None:
+                self.slots.release(slot)
 
     def _at_least(self, handle: RequestHandle, path: str, body: dict[str, Any], minimum: int
                   ) -> Iterator[TokenEvent]:
@@ -318,8 +329,10 @@ class LlamaCppBackend(RemoteBackend):
         rest = dataclasses.replace(request, messages=(), prompt_ids=(), prompt=prompt + progress.text,
                                    options=dataclasses.replace(request.options, min_new_tokens=0,
                                                                max_new_tokens=total - minimum))
-        path, body = self.dialect.request_body(rest, self.remote_model)
-        yield from self._stream(handle, path, body, False, Progress(started=True, prompt_tokens=progress.prompt_tokens,
+        path, second = self.dialect.request_body(rest, self.remote_model)
+        if "id_slot" in body:  # the same slot: its cache holds the prompt and the text so far
+            second["id_slot"] = body["id_slot"]
+        yield from self._stream(handle, path, second, False, Progress(started=True, prompt_tokens=progress.prompt_tokens,
                                                                     offset=progress.completion_tokens))
 
     def describe(self) -> ModelInfo:

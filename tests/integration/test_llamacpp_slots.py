@@ -69,3 +69,24 @@ def test_answers_in_flight_take_the_lowest_free_slots(backend):
             events.close()
     assert settled(backend, set()) == set()
     assert backend.slots.free == 4
+
+
+
+def read_in_slot_0(backend: LlamaCppBackend, messages: list[dict[str, str]]) -> tuple[str, int, int]:
+    """(answer, prompt tokens, prompt tokens llama-server read rather than took from a cache)
+    of a short answer decoded in slot 0, as the backend names it (``id_slot``)."""
+    body = {"model": "m", "messages": messages, "max_tokens": 8, "temperature": 0, "id_slot": 0}
+    reply = httpx.post(backend.server.url + "/v1/chat/completions", json=body, timeout=120, trust_env=False).json()
+    return reply["choices"][0]["message"]["content"], reply["usage"]["prompt_tokens"], reply["timings"]["prompt_n"]
+
+
+def test_a_conversation_keeps_its_cached_prompt_when_another_answer_took_its_slot(backend):
+    """What naming slots relies on: when another prompt takes the slot between two turns of a
+    conversation, llama-server saves the slot's prompt to its RAM prompt cache and reads the
+    next turn from there, not again from the start."""
+    lighthouse = [{"role": "user", "content": "Here is a long document about lighthouses. " * 60}]
+    reply, _, _ = read_in_slot_0(backend, lighthouse)
+    read_in_slot_0(backend, [{"role": "user", "content": "Here is another text, about storms at sea. " * 60}])
+    _, prompt, read = read_in_slot_0(backend, [*lighthouse, {"role": "assistant", "content": reply},
+                                               {"role": "user", "content": "Summarise it."}])
+    assert prompt > 600 and read < 0.1 * prompt  # measured: 17 of 655

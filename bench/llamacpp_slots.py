@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -56,12 +57,12 @@ async def busy_slots(url: str) -> set[int]:
     return {int(s["id"]) for s in slots if s["is_processing"]}
 
 
-async def load(server: LlamaServer, target: Target, client: object, slots: list[int | None], prompt0: int,
+async def load(server: LlamaServer, target: Target, client: Any, slots: list[int | None], prompt0: int,
                tokens: int) -> tuple[float, set[int]]:
     """(aggregate tokens/s, the slots in use half-way) of one load of len(slots) streams."""
     def one(slot: int | None) -> Target:
-        extra = {"ignore_eos": True} if slot is None else {"ignore_eos": True, "id_slot": slot}
-        return Target(target.name, target.base_url, target.model, extra)
+        named = {} if slot is None else {"id_slot": slot}
+        return Target(target.name, target.base_url, target.model, {**target.fixed_length, **named})
 
     start = time.perf_counter()
     answers = asyncio.gather(*(stream(one(s), client, PROMPTS[(prompt0 + i) % 64], tokens)
@@ -76,11 +77,10 @@ async def measure(server: LlamaServer, streams: int, tokens: int, repeats: int, 
                   ) -> dict[str, tuple[list[float], list[int]]]:
     target = Target("bare", server.url + "/v1", "m", {"ignore_eos": True})
     client = target.client()
-    patterns: dict[str, list[int | None]] = {
-        "llama-server's choice (least recently used)": [None] * streams,
-        "lowest free slots (the backend's id_slot)": list(range(streams)),
-        "every other slot": list(range(0, 2 * streams, 2))[:streams],
-    }
+    lowest: list[int | None] = list(range(streams))
+    every_other: list[int | None] = list(range(0, 2 * streams, 2))
+    patterns = {"llama-server's choice (least recently used)": [None] * streams,
+                "lowest free slots (the backend's id_slot)": lowest, "every other slot": every_other}
     found: dict[str, tuple[list[float], list[int]]] = {name: ([], []) for name in patterns}
     await stream(target, client, PROMPTS[0], 4)  # warm-up
     for r in range(repeats):
@@ -91,7 +91,7 @@ async def measure(server: LlamaServer, streams: int, tokens: int, repeats: int, 
             rate, in_use = await load(server, target, client, slots, r * streams, tokens)
             found[name][0].append(rate)
             found[name][1].append(runs_of_neighbours(in_use))
-    await client.close()  # type: ignore[attr-defined]
+    await client.close()
     return found
 
 

@@ -1,7 +1,8 @@
 """The llama.cpp backend keeps the answers in flight in llama-server's lowest slots
 (src/engine/llamacpp_slots.py): llama-server's own choice, the least recently used slot,
 scatters them, and it decodes scattered slots in one forward pass per run of neighbours.
-Read off llama-server's own /slots monitor, on the default model's packaged GGUF."""
+Read off llama-server's own /slots monitor and its answers' timings, on the default model's
+packaged GGUF."""
 
 from __future__ import annotations
 
@@ -69,7 +70,6 @@ def test_answers_in_flight_take_the_lowest_free_slots(backend):
             events.close()
     assert settled(backend, set()) == set()
     assert backend.slots.free == 4
-
 
 
 def read_in_slot_0(backend: LlamaCppBackend, messages: list[dict[str, str]]) -> tuple[str, int, int]:

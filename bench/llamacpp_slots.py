@@ -79,8 +79,11 @@ async def measure(server: LlamaServer, streams: int, tokens: int, repeats: int, 
     client = target.client()
     lowest: list[int | None] = list(range(streams))
     every_other: list[int | None] = list(range(0, 2 * streams, 2))
-    patterns = {"llama-server's choice (least recently used)": [None] * streams,
-                "lowest free slots (the backend's id_slot)": lowest, "every other slot": every_other}
+    patterns: dict[str, list[int | None]] = {
+        "llama-server's choice (least recently used)": [None] * streams,
+        "lowest free slots (the backend's id_slot)": lowest,
+        "every other slot": every_other,
+    }
     found: dict[str, tuple[list[float], list[int]]] = {name: ([], []) for name in patterns}
     await stream(target, client, PROMPTS[0], 4)  # warm-up
     for r in range(repeats):
